@@ -1,0 +1,1 @@
+"""Cante to text."""

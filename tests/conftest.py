@@ -1,0 +1,62 @@
+"""Shared fixtures: real speech, and openai-whisper's reference assets."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flamenco_lib import audio as A
+from flamenco_lib.data import speech
+from flamenco_lib.paths import cache_dir
+
+OPENAI_WHISPER_SDIST = "openai-whisper==20250625"
+
+
+@pytest.fixture(scope="session")
+def speech_prompts():
+    """The real Spanish prompts (Debian's asterisk corpus, installed by `make setup`)."""
+    return speech.prompts()
+
+
+@pytest.fixture(scope="session")
+def real_speech(speech_prompts):
+    """One long real utterance, 16 kHz mono float32."""
+    item = next(p for p in speech_prompts if p["id"] == "conf-adminmenu-18")
+    return A.load_audio(item["path"])
+
+
+@pytest.fixture(scope="session")
+def whisper_assets() -> Path:
+    """openai-whisper's ``assets/`` folder (mel_filters.npz, multilingual.tiktoken): from an
+    installed package, else from its sdist fetched once with pip into data/cache/."""
+    spec = importlib.util.find_spec("whisper")
+    if spec and spec.submodule_search_locations:
+        assets = Path(list(spec.submodule_search_locations)[0]) / "assets"
+        if (assets / "mel_filters.npz").exists():
+            return assets
+    root = cache_dir() / "openai-whisper"
+    assets = root / "whisper" / "assets"
+    if not (assets / "multilingual.tiktoken").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", OPENAI_WHISPER_SDIST, "-d", str(root)],
+            check=True,
+        )
+        sdist = next(root.glob("openai_whisper-*.tar.gz"))
+        with tarfile.open(sdist) as tar:
+            for member in tar.getmembers():
+                if "/whisper/assets/" in member.name and member.isfile():
+                    member.name = "whisper/assets/" + Path(member.name).name
+                    tar.extract(member, root, filter="data")
+    return assets
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

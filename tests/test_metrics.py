@@ -1,0 +1,74 @@
+"""flamenco_lib.metrics against jiwer, and the properties of its bootstrap and indicators."""
+
+import jiwer
+import numpy as np
+import pytest
+
+from flamenco_lib import metrics as M
+from flamenco_lib.text import normalize
+
+REFS = ["Mi mare, la de Triana", "¿Dónde vas, gitana?", "Fatigas de la fragua", "El yunque y la luna"]
+HYPS = ["mi madre la de triana", "donde vas gitana", "fatigas de fragua fragua", ""]
+
+
+def test_wer_cer_equal_jiwer_on_normalised_text():
+    r, h = [normalize(x) for x in REFS], [normalize(x) for x in HYPS]
+    assert M.wer(REFS, HYPS) == pytest.approx(jiwer.wer(r, h))
+    assert M.cer(REFS, HYPS) == pytest.approx(jiwer.cer(r, h))
+    assert M.wer(REFS, HYPS, normalize=False) == pytest.approx(jiwer.wer(REFS, [x or "" for x in HYPS]))
+    assert M.wer(REFS, REFS) == 0.0
+
+
+def test_score_breakdown_matches_jiwer():
+    s = M.score(REFS, HYPS, groups={"palo": ["soleá", "bulería", "soleá", "martinete"]})
+    out = jiwer.process_words([normalize(x) for x in REFS], [normalize(x) for x in HYPS])
+    assert (s.substitutions, s.deletions, s.insertions, s.hits) == (
+        out.substitutions, out.deletions, out.insertions, out.hits)
+    assert s.wer == pytest.approx(out.wer)
+    assert s.ref_words == s.hits + s.substitutions + s.deletions
+    assert s.wer_ci[0] <= s.wer <= s.wer_ci[1]
+    soleá = s.per_group.query("group == 'soleá'").iloc[0]
+    sub = jiwer.wer([normalize(REFS[0]), normalize(REFS[2])], [normalize(HYPS[0]), normalize(HYPS[2])])
+    assert soleá["n"] == 2 and soleá["wer"] == pytest.approx(sub)
+    assert s.wer_raw > s.wer  # case and punctuation count as errors before normalising
+    assert set(s.to_dict()) >= {"wer", "cer", "wer_ci", "per_group", "loops"}
+
+
+def test_bootstrap_is_seeded_and_tightens_with_data(rng):
+    errors = rng.integers(0, 4, size=400)
+    lengths = rng.integers(5, 12, size=400)
+    a = M.bootstrap_ci(errors, lengths, seed=1)
+    assert a == M.bootstrap_ci(errors, lengths, seed=1)
+    small = M.bootstrap_ci(errors[:20], lengths[:20], seed=1)
+    assert (a[1] - a[0]) < (small[1] - small[0])
+    point = errors.sum() / lengths.sum()
+    assert a[0] < point < a[1]
+
+
+def test_hallucination_indicators():
+    loop = "a mí, " * 40
+    assert M.compression_ratio(loop) > M.COMPRESSION_RATIO_THRESHOLD
+    assert M.compression_ratio("Por favor ingrese su numero de agente") < M.COMPRESSION_RATIO_THRESHOLD
+    assert M.repeated_ngram_rate("la luna la luna la luna la luna") > 0.5
+    assert M.repeated_ngram_rate("la luna de plata sobre Triana") == 0.0
+    s = M.score(["la luna sale"], [loop])
+    assert s.loops == 1 and s.insertions > 50
+
+
+@pytest.mark.parametrize(
+    "refs,hyps,needle",
+    [([], [], "empty"), (["a"], ["a", "b"], "1 references but 2"), (["¿?", "..."], ["a", "b"], "empty after normalisation")],
+)
+def test_errors_are_clear(refs, hyps, needle):
+    with pytest.raises(ValueError, match=needle):
+        M.score(refs, hyps)
+
+
+def test_group_length_mismatch():
+    with pytest.raises(ValueError, match="group 'palo'"):
+        M.score(["a b"], ["a b"], groups={"palo": ["x", "y"]})
+
+
+def test_single_string_is_rejected():
+    with pytest.raises(TypeError):
+        M.wer("una frase", "una frase")
