@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .audio import AudioError
+from .models import ChecksumError, ModelNotAvailable
 
 
 def _figures(args) -> int:
@@ -28,6 +29,45 @@ def _report(args) -> int:
     return 0
 
 
+def _models(args) -> int:
+    from . import models
+
+    if args.models_command == "install":
+        if args.name != "base":
+            print(models.resolve(args.name))
+        else:
+            print(models.build_offline_base(force=args.force))
+    elif args.models_command == "list":
+        base = models.offline_base_dir()
+        state = "built" if (base / "conversion.json").exists() else "not built (python -m flamenco_lib models install base)"
+        print(f"base\t{base}\t{state}")
+        for m in models.list_models():
+            if m["path"] != str(base):
+                print(f"{m['name']}\t{m['path']}\tlocal checkpoint")
+        print(f"hub\t{'reachable' if models.hub_reachable() else 'unreachable'}\topenai/whisper-<size> loads from the hub when reachable")
+    elif args.models_command == "export-ct2":
+        print(models.export_ct2(args.checkpoint, args.out, quantization=args.quantization))
+    return 0
+
+
+def _transcribe(args) -> int:
+    from transformers.utils import logging as hf_logging
+
+    from .audio import load_audio
+    from .models import load_whisper
+    from .transcription import transcribe
+
+    hf_logging.set_verbosity_error()
+    audios = [load_audio(p) for p in args.audio]  # fail on bad input before loading the model
+    model, processor = load_whisper(args.model)
+    prompts = [args.prompt] * len(audios) if args.prompt else None
+    texts = transcribe(model, processor, audios, language=args.language, prompts=prompts,
+                       batch_size=args.batch_size, num_beams=args.beams)
+    for path, text in zip(args.audio, texts):
+        print(f"{path}\t{text}", flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m flamenco_lib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -36,6 +76,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio", help="audio file (default: a real Spanish prompt from the asterisk corpus)")
     p.add_argument("--out", help="output folder (default: report/figures)")
     p.set_defaults(func=_figures)
+
+    p = sub.add_parser("models", help="install, list and export Whisper checkpoints")
+    msub = p.add_subparsers(dest="models_command", required=True)
+    q = msub.add_parser("install", help="build the offline whisper-base checkpoint (or resolve another); prints its folder")
+    q.add_argument("name", nargs="?", default="base")
+    q.add_argument("--force", action="store_true", help="rebuild even if present")
+    msub.add_parser("list", help="checkpoints available here")
+    q = msub.add_parser("export-ct2", help="convert a Hugging Face Whisper checkpoint to CTranslate2 (faster-whisper)")
+    q.add_argument("checkpoint")
+    q.add_argument("out")
+    q.add_argument("--quantization", default="float16", help="float16 (default), int8, int8_float16, float32")
+    p.set_defaults(func=_models)
+
+    p = sub.add_parser("transcribe", help="print <file>\\t<transcript> for each audio file")
+    p.add_argument("audio", nargs="+")
+    p.add_argument("--model", default="base", help="size, hub id or checkpoint folder (default: base)")
+    p.add_argument("--language", default="es")
+    p.add_argument("--prompt", help="text prompt (previous-text slot)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--beams", type=int, default=1)
+    p.set_defaults(func=_transcribe)
 
     p = sub.add_parser("report", help="regenerate the report's figures and tables")
     p.add_argument("--profile", default="auto", choices=["auto", "smoke", "cpu", "gpu"])
@@ -47,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (AudioError, FileNotFoundError, ValueError) as err:
+    except (AudioError, FileNotFoundError, ValueError, ModelNotAvailable, ChecksumError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
