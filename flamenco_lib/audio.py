@@ -73,13 +73,7 @@ def load_audio(
         Missing, empty, undecodable or truncated files, and segments outside the file or empty.
         Silence is valid audio and is returned as zeros.
     """
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: file not found")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a folder, not an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file (0 bytes); re-export or re-download it")
+    path = _check_file(path)
     if start is not None and start < 0:
         raise AudioError(f"{path}: segment start {start} s is negative")
     if start is not None and end is not None and end <= start:
@@ -113,12 +107,23 @@ def audio_duration(path: str | Path) -> float:
     """Duration of an audio file in seconds (header only where libsndfile can read it)."""
     import soundfile as sf
 
-    path = Path(path)
+    path = _check_file(path)
     try:
         return float(sf.info(str(path)).duration)
     except Exception:  # noqa: BLE001 - fall back to decoding, which raises AudioError
         audio, file_sr = _decode(path)
         return len(audio) / file_sr
+
+
+def _check_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: file not found")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes); re-export or re-download it")
+    return path
 
 
 def _decode(path: Path) -> tuple[np.ndarray, int]:

@@ -68,6 +68,26 @@ def _transcribe(args) -> int:
     return 0
 
 
+def _data(args) -> int:
+    if args.data_command == "speech":
+        from .data.corpus import build_speech_corpus
+
+        print(build_speech_corpus(args.out, seed=args.seed))
+        return 0
+    if args.data_command == "validate":
+        from .data.manifest import validate_manifest
+
+        problems = validate_manifest(args.manifest, check_audio=not args.no_audio)
+        for p in problems:
+            print(p)
+        if problems:
+            print(f"{args.manifest}: {len(problems)} problem(s)", file=sys.stderr)
+            return 2
+        print(f"{args.manifest}: valid")
+        return 0
+    raise AssertionError(args.data_command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m flamenco_lib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--beams", type=int, default=1)
     p.set_defaults(func=_transcribe)
+
+    p = sub.add_parser("data", help="build and check corpora")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    q = dsub.add_parser("speech", help="real Spanish speech (Debian's asterisk prompts) as FLAC + manifest")
+    q.add_argument("--out", required=True, help="output folder")
+    q.add_argument("--seed", type=int, default=0, help="seed of the fixed train/dev/test split")
+    q = dsub.add_parser("validate", help="check a manifest; exit 2 and list every problem by line")
+    q.add_argument("manifest")
+    q.add_argument("--no-audio", action="store_true", help="skip decoding the audio files")
+    p.set_defaults(func=_data)
 
     p = sub.add_parser("report", help="regenerate the report's figures and tables")
     p.add_argument("--profile", default="auto", choices=["auto", "smoke", "cpu", "gpu"])

@@ -13,6 +13,8 @@ import hashlib
 import re
 from pathlib import Path
 
+from ..text import normalize
+
 SOUNDS_DIR = Path("/usr/share/asterisk/sounds/es")
 TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-es/core-sounds-es.txt.gz")
 DEBIAN_PACKAGES = ("asterisk-core-sounds-es-g722", "asterisk-core-sounds-es")
@@ -43,9 +45,10 @@ def read_transcripts(path: Path = TRANSCRIPTS) -> dict[str, str]:
     return out
 
 
-def split_of(item_id: str, *, seed: int = 0) -> str:
-    """A fixed split from a hash of the id and seed: stable whatever the order or the subset."""
-    h = int(hashlib.sha1(f"{seed}:{item_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+def split_of(key: str, *, seed: int = 0) -> str:
+    """A fixed split from a hash of ``key`` and the seed: stable whatever the order or the subset.
+    Keyed by the normalised transcript, so prompts with the same words share a split."""
+    h = int(hashlib.sha1(f"{seed}:{key}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     edge = 0.0
     for split, frac in SPLIT_FRACTIONS.items():
         edge += frac
@@ -62,5 +65,6 @@ def prompts(*, sounds_dir: Path = SOUNDS_DIR, transcripts: Path = TRANSCRIPTS, s
     for name, text in sorted(read_transcripts(transcripts).items()):
         path = sounds_dir / f"{name}.g722"
         if path.exists():
-            items.append({"id": name.replace("/", "-"), "path": path, "text": text, "split": split_of(name, seed=seed)})
+            split = split_of(normalize(text), seed=seed)
+            items.append({"id": name.replace("/", "-"), "path": path, "text": text, "split": split})
     return items

@@ -1,0 +1,151 @@
+"""Corpora as manifests and as ``datasets`` objects the training code can use.
+
+- :func:`build_speech_corpus` — the real Spanish speech corpus (asterisk prompts) as 16 kHz FLAC
+  files and a manifest (``python -m flamenco_lib data speech --out DIR``);
+- :func:`load_corpus` — any manifest as a ``DatasetDict`` by split, audio decoded lazily;
+- :func:`load_common_voice` — the official Common Voice download folder, or a hub dataset id.
+
+Audio is decoded by :func:`flamenco_lib.audio.load_audio` (libsndfile, ffmpeg for the rest), on
+access, never all at once: a corpus of hundreds of hours costs only its metadata in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import N_SAMPLES, SAMPLE_RATE, load_audio
+from .manifest import SPLITS, ManifestError, read_manifest, write_manifest
+from . import speech
+
+CV_SPLITS = ("train", "dev", "test", "validated", "other", "invalidated")
+_META_COLUMNS = ("id", "audio_path", "start", "end", "text", "text_canonical", "palo", "singer", "split", "source")
+
+
+def build_speech_corpus(out: str | Path, *, seed: int = 0, progress: bool = True) -> Path:
+    """Decode the asterisk prompts into ``out/audio/<id>.flac`` (16 kHz) and write
+    ``out/manifest.jsonl``. Prompts over 30 s (Whisper's window) are left out. Resumable:
+    finished files are kept. Returns the manifest path."""
+    import soundfile as sf
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    rows = []
+    items = speech.prompts(seed=seed)
+    for item in tqdm(items, desc="speech corpus", unit="prompt", disable=not progress):
+        rel = f"audio/{item['id']}.flac"
+        dest = out / rel
+        if not dest.exists():
+            y = load_audio(item["path"])
+            if len(y) > N_SAMPLES:
+                continue
+            tmp = dest.with_suffix(".tmp.flac")
+            sf.write(tmp, y, SAMPLE_RATE, subtype="PCM_16")
+            tmp.replace(dest)
+        rows.append({
+            "id": item["id"], "audio": rel, "start": None, "end": None,
+            "text": item["text"], "text_canonical": item["text"], "palo": None,
+            "singer": "asterisk-es-MX-f", "split": item["split"], "source": "asterisk-core-sounds-es",
+        })
+    return write_manifest(rows, out / "manifest.jsonl")
+
+
+def _decode(batch: dict) -> dict:
+    """``datasets`` transform: add the decoded waveform of each row (lazily, on access)."""
+    batch = dict(batch)
+    batch["audio"] = [
+        {"array": load_audio(p, start=s, end=e), "sampling_rate": SAMPLE_RATE}
+        for p, s, e in zip(batch["audio_path"], batch["start"], batch["end"])
+    ]
+    return batch
+
+
+def rows_to_dataset(rows: list[dict]):
+    """A ``datasets.Dataset`` of manifest rows whose ``audio`` column decodes on access."""
+    from datasets import Dataset
+
+    extra = sorted({k for r in rows for k in r} - set(_META_COLUMNS) - {"audio", "_line"})
+    table = {c: [r.get(c) for r in rows] for c in (*_META_COLUMNS, *extra)}
+    for c in ("start", "end"):
+        table[c] = [None if v is None else float(v) for v in table[c]]
+    ds = Dataset.from_dict(table)
+    ds.set_transform(_decode)
+    return ds
+
+
+def load_corpus(manifest: str | Path, *, splits: tuple[str, ...] | None = None):
+    """A manifest as a ``datasets.DatasetDict`` keyed by split.
+
+    Each row has the manifest's fields, ``audio_path`` and ``audio`` =
+    ``{"array": float32 16 kHz mono, "sampling_rate": 16000}``, decoded (and cut by
+    ``start``/``end``) when the row is read.
+    """
+    from datasets import DatasetDict
+
+    rows = read_manifest(manifest)
+    if not rows:
+        raise ManifestError(f"{manifest}: no segments")
+    wanted = splits or tuple(s for s in SPLITS if any(r["split"] == s for r in rows))
+    return DatasetDict({s: rows_to_dataset([r for r in rows if r["split"] == s]) for s in wanted})
+
+
+def load_common_voice(path_or_id: str | Path, *, split: str, max_items: int | None = None, language: str = "es"):
+    """Common Voice as a ``datasets.Dataset`` with the manifest's columns.
+
+    ``path_or_id`` is the official download folder (``train.tsv``, ``dev.tsv``, ``test.tsv``,
+    ``validated.tsv``, ``clips/*.mp3``) or, when the hub is reachable, a dataset id such as
+    ``mozilla-foundation/common_voice_17_0`` (streamed, ``language`` config).
+    """
+    path = Path(path_or_id).expanduser()
+    if path.is_dir():
+        tsv = path / f"{split}.tsv"
+        if split not in CV_SPLITS or not tsv.exists():
+            raise ManifestError(f"{path}: no {split}.tsv; a Common Voice folder has {', '.join(s + '.tsv' for s in CV_SPLITS[:4])}")
+        rows = []
+        with open(tsv, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            for need in ("path", "sentence"):
+                if need not in (reader.fieldnames or []):
+                    raise ManifestError(f"{tsv}: column {need!r} missing (columns: {reader.fieldnames})")
+            for r in reader:
+                clip = path / "clips" / r["path"]
+                rows.append({
+                    "id": Path(r["path"]).stem, "audio_path": str(clip), "start": None, "end": None,
+                    "text": r["sentence"], "text_canonical": r["sentence"], "palo": None,
+                    "singer": r.get("client_id"), "split": "dev" if split == "dev" else split,
+                    "source": "common_voice",
+                })
+                if max_items and len(rows) >= max_items:
+                    break
+        return rows_to_dataset(rows)
+    from ..models import hub_reachable
+
+    if not hub_reachable():
+        raise ManifestError(
+            f"{path_or_id}: not a folder, and the Hugging Face Hub is unreachable; download Common Voice "
+            "(https://commonvoice.mozilla.org/es/datasets) and pass the extracted folder"
+        )
+    return _load_common_voice_hub(str(path_or_id), split=split, max_items=max_items, language=language)
+
+
+def _load_common_voice_hub(dataset_id: str, *, split: str, max_items: int | None, language: str):
+    """A streamed ``IterableDataset`` (decoded example by example) with the manifest's columns."""
+    from datasets import Audio, load_dataset
+
+    hub_split = {"dev": "validation"}.get(split, split)
+    stream = load_dataset(dataset_id, language, split=hub_split, streaming=True)
+    stream = stream.cast_column("audio", Audio(sampling_rate=SAMPLE_RATE))
+    if max_items:
+        stream = stream.take(max_items)
+
+    def to_row(ex):
+        return {
+            "id": Path(ex.get("path") or "").stem, "text": ex["sentence"], "text_canonical": ex["sentence"],
+            "singer": ex.get("client_id"), "split": split, "source": dataset_id,
+            "audio": {"array": np.asarray(ex["audio"]["array"], np.float32), "sampling_rate": SAMPLE_RATE},
+        }
+
+    return stream.map(to_row)
