@@ -384,6 +384,11 @@ def ct2_to_hf_state_dict(ct2: CT2Model) -> tuple[dict, dict]:
             if not hf.endswith("k_proj"):
                 put(f"{hf}.bias", b[i * d : (i + 1) * d])
 
+    def self_attention(hf, ct):
+        norm(f"{hf}.self_attn_layer_norm", f"{ct}/self_attention/layer_norm")
+        fused([f"{hf}.self_attn.{p}_proj" for p in "qkv"], f"{ct}/self_attention/linear_0")
+        linear(f"{hf}.self_attn.out_proj", f"{ct}/self_attention/linear_1")
+
     def ffn(hf, ct):
         norm(f"{hf}.final_layer_norm", f"{ct}/ffn/layer_norm")
         linear(f"{hf}.fc1", f"{ct}/ffn/linear_0")
@@ -395,9 +400,7 @@ def ct2_to_hf_state_dict(ct2: CT2Model) -> tuple[dict, dict]:
     n_enc = _count_layers(v, "encoder")
     for i in range(n_enc):
         hf, ct = f"model.encoder.layers.{i}", f"encoder/layer_{i}"
-        norm(f"{hf}.self_attn_layer_norm", f"{ct}/self_attention/layer_norm")
-        fused([f"{hf}.self_attn.{p}_proj" for p in "qkv"], f"{ct}/self_attention/linear_0")
-        linear(f"{hf}.self_attn.out_proj", f"{ct}/self_attention/linear_1")
+        self_attention(hf, ct)
         ffn(hf, ct)
     norm("model.encoder.layer_norm", "encoder/layer_norm")
 
@@ -406,9 +409,7 @@ def ct2_to_hf_state_dict(ct2: CT2Model) -> tuple[dict, dict]:
     n_dec = _count_layers(v, "decoder")
     for i in range(n_dec):
         hf, ct = f"model.decoder.layers.{i}", f"decoder/layer_{i}"
-        norm(f"{hf}.self_attn_layer_norm", f"{ct}/self_attention/layer_norm")
-        fused([f"{hf}.self_attn.{p}_proj" for p in "qkv"], f"{ct}/self_attention/linear_0")
-        linear(f"{hf}.self_attn.out_proj", f"{ct}/self_attention/linear_1")
+        self_attention(hf, ct)
         norm(f"{hf}.encoder_attn_layer_norm", f"{ct}/attention/layer_norm")
         linear(f"{hf}.encoder_attn.q_proj", f"{ct}/attention/linear_0")
         fused([f"{hf}.encoder_attn.{p}_proj" for p in "kv"], f"{ct}/attention/linear_1")
