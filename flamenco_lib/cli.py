@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .audio import AudioError
+from .data.synth import SynthError
 from .models import ChecksumError, ModelNotAvailable
 
 
@@ -68,6 +69,21 @@ def _transcribe(args) -> int:
     return 0
 
 
+def _evaluate(args) -> int:
+    from transformers.utils import logging as hf_logging
+
+    from .evaluation import evaluate_manifest
+
+    hf_logging.set_verbosity_error()
+    m = evaluate_manifest(args.model, args.manifest, split=args.split, out=args.out, max_items=args.max_items,
+                          batch_size=args.batch_size, num_beams=args.beams, max_new_tokens=args.max_new_tokens)
+    lo, hi = m["wer_ci"]
+    print(f"{args.model} on {args.manifest} [{args.split}]: n={m['n_utterances']} "
+          f"WER {100 * m['wer']:.1f}% (95% CI {100 * lo:.1f}-{100 * hi:.1f}), CER {100 * m['cer']:.1f}%, "
+          f"WER vs written lyric {100 * m['canonical']['wer']:.1f}%")
+    return 0
+
+
 def _data(args) -> int:
     if args.data_command == "speech":
         from .data.corpus import build_speech_corpus
@@ -84,6 +100,20 @@ def _data(args) -> int:
             print(f"{args.manifest}: {len(problems)} problem(s)", file=sys.stderr)
             return 2
         print(f"{args.manifest}: valid")
+        return 0
+    if args.data_command == "synth":
+        from .data.cante import build_synth_corpus
+
+        voices = args.voices.split(",") if args.voices else None
+        res = build_synth_corpus(
+            args.out, lyrics=args.lyrics, speech_manifest=args.speech, n=args.n, seed=args.seed,
+            jobs=args.jobs, style=args.style, voices=voices, heldout=args.heldout_voice,
+            snr_db_range=(args.snr_min, args.snr_max),
+        )
+        print(f"{res['manifest']}: {res['clips']} clips ({res['rendered']} rendered, "
+              f"{res['skipped']} already there, {len(res['failed'])} failed)")
+        for cid, msg in sorted(res["failed"].items()):
+            print(f"  failed {cid}: {msg}", file=sys.stderr)
         return 0
     raise AssertionError(args.data_command)
 
@@ -118,11 +148,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beams", type=int, default=1)
     p.set_defaults(func=_transcribe)
 
+    p = sub.add_parser("evaluate", help="transcribe a manifest split; write predictions.jsonl and metrics.json")
+    p.add_argument("--model", default="base", help="size, hub id or checkpoint folder (default: base)")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", help="results folder (default: data/results/<model>-<corpus>-<split>)")
+    p.add_argument("--max-items", type=int, help="only the first N utterances (smoke runs)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--beams", type=int, default=1, help="1 = greedy (default)")
+    p.add_argument("--max-new-tokens", type=int, help="default: 8 per second of audio + 16")
+    p.set_defaults(func=_evaluate)
+
     p = sub.add_parser("data", help="build and check corpora")
     dsub = p.add_subparsers(dest="data_command", required=True)
     q = dsub.add_parser("speech", help="real Spanish speech (Debian's asterisk prompts) as FLAC + manifest")
     q.add_argument("--out", required=True, help="output folder")
     q.add_argument("--seed", type=int, default=0, help="seed of the fixed train/dev/test split")
+    q = dsub.add_parser("synth", help="synthetic cante: lyrics (or recorded speech) sung, with guitar and palmas")
+    q.add_argument("--out", required=True, help="output folder (a rerun resumes: finished clips are kept)")
+    src = q.add_mutually_exclusive_group()
+    src.add_argument("--lyrics", help="lyrics file, TSV or JSONL with palo and text (default: data/lyrics/coplas.tsv)")
+    src.add_argument("--speech", metavar="MANIFEST", help="sing the recorded utterances of this manifest instead of TTS")
+    q.add_argument("--n", type=int, help="number of clips (default 1200 from lyrics; every utterance from --speech)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--jobs", type=int, help="worker processes (default: all cores)")
+    q.add_argument("--style", default="sung", choices=["sung", "a-capella", "spoken"],
+                   help="sung + guitar/palmas (default), sung only, or spoken (the control)")
+    q.add_argument("--voices", help="comma-separated espeak-ng voices (default: every Spanish voice)")
+    q.add_argument("--heldout-voice", default="es-419", help="base voice kept for the test split (default es-419)")
+    q.add_argument("--snr-min", type=float, default=15.0, help="dB, voice over accompaniment")
+    q.add_argument("--snr-max", type=float, default=20.0)
     q = dsub.add_parser("validate", help="check a manifest; exit 2 and list every problem by line")
     q.add_argument("manifest")
     q.add_argument("--no-audio", action="store_true", help="skip decoding the audio files")
@@ -138,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (AudioError, FileNotFoundError, ValueError, ModelNotAvailable, ChecksumError) as err:
+    except (AudioError, SynthError, FileNotFoundError, ValueError, ModelNotAvailable, ChecksumError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
