@@ -60,3 +60,13 @@ def whisper_assets() -> Path:
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def base():
+    """The offline whisper-base checkpoint: (folder, model, processor), built once per session."""
+    from flamenco_lib import models
+
+    path = models.build_offline_base()
+    model, processor = models.load_whisper(str(path))
+    return path, model, processor

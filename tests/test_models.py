@@ -46,13 +46,6 @@ SPANISH = [
 
 
 @pytest.fixture(scope="session")
-def base():
-    path = models.build_offline_base()
-    model, processor = models.load_whisper(str(path))
-    return path, model, processor
-
-
-@pytest.fixture(scope="session")
 def tiktoken_encoding(whisper_assets):
     import tiktoken
 

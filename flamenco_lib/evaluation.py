@@ -1,0 +1,211 @@
+"""The evaluation runner: transcribe a dataset, score it, and write the results files.
+
+Every stage of the thesis is evaluated here, with the same normaliser and decoding settings:
+:func:`evaluate` writes ``predictions.jsonl`` (one line per utterance) and ``metrics.json``
+(WER/CER raw and normalised against ``text`` and ``text_canonical``, bootstrap CIs, S/D/I,
+per-group tables, hallucination indicators, decoding settings, model, git revision) into
+``data/results/<run>/``. Notebooks and the report only read those files.
+
+CLI: ``python -m flamenco_lib evaluate --model MODEL --manifest MANIFEST --split test --out DIR``.
+Notebooks: ``06_zero_shot.ipynb`` onwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+from .paths import project_root, results_dir
+from .transcription import transcribe
+
+GROUP_FIELDS = ("palo", "voice", "base_voice", "voice_heldout", "style", "source", "singer")
+DEFAULT_BATCH_SIZE = 8
+
+
+def git_revision() -> str | None:
+    """The project's git revision (with ``-dirty`` when the tree has changes), or None."""
+    try:
+        root = project_root()
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _rows(dataset) -> list[dict]:
+    """Rows of a ``datasets.Dataset`` (decoded lazily) or a list of dicts, without the audio."""
+    if hasattr(dataset, "column_names"):
+        plain = dataset.with_format(None)  # without the decoding transform: metadata only
+        cols = [c for c in plain.column_names if c != "audio"]
+        return [dict(zip(cols, vals)) for vals in zip(*(plain[c] for c in cols))] if len(plain) else []
+    return [{k: v for k, v in r.items() if k != "audio"} for r in dataset]
+
+
+def transcribe_dataset(
+    model,
+    processor,
+    dataset,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    language: str | None = "es",
+    num_beams: int = 1,
+    max_new_tokens: int | None = None,
+    prompts: list[str | None] | None = None,
+    guard: bool = True,
+    progress: bool = True,
+) -> list[str]:
+    """Transcripts of every row of ``dataset`` (its ``audio`` column: ``{"array", "sampling_rate"}``).
+
+    Audio is decoded a few batches at a time (a large corpus never sits in memory at once) and
+    passed to :func:`flamenco_lib.transcription.transcribe` (batched ``generate``, long-form past
+    30 s, per-utterance prompts, the repetition guard).
+    """
+    from tqdm.auto import tqdm
+
+    n = len(dataset)
+    if prompts is not None and len(prompts) != n:
+        raise ValueError(f"{len(prompts)} prompts for {n} utterances")
+    chunk = batch_size * 4
+    out: list[str] = []
+    with tqdm(total=n, desc="transcribe", unit="utt", disable=not progress) as bar:
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            rows = dataset[start:stop]["audio"] if hasattr(dataset, "column_names") else [r["audio"] for r in dataset[start:stop]]
+            audios = [np.asarray(a["array"], dtype=np.float32) for a in rows]
+            out += transcribe(
+                model, processor, audios, language=language, prompts=None if prompts is None else prompts[start:stop],
+                batch_size=batch_size, num_beams=num_beams, max_new_tokens=max_new_tokens, guard=guard,
+            )
+            bar.update(stop - start)
+    return out
+
+
+def score_predictions(rows: list[dict], hyps: list[str], *, group_fields=GROUP_FIELDS, seed: int = 0) -> dict:
+    """The metrics dictionary of ``metrics.json`` for rows (with ``text``, ``text_canonical``) and
+    their hypotheses: scores against what is sung and against the written lyric, per group."""
+    refs = [r["text"] for r in rows]
+    canon = [r.get("text_canonical") or r["text"] for r in rows]
+    groups = {f: [str(r.get(f)) for r in rows] for f in group_fields
+              if any(r.get(f) is not None for r in rows) and len({str(r.get(f)) for r in rows}) > 1}
+    sung = metrics.score(refs, hyps, groups=groups, seed=seed)
+    written = metrics.score(canon, hyps, seed=seed)
+    d = sung.to_dict()
+    d["canonical"] = {k: v for k, v in written.to_dict().items() if k != "per_group"}
+    return d
+
+
+def evaluate(
+    model,
+    processor,
+    dataset,
+    *,
+    out: str | Path,
+    model_id: str = "",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    language: str | None = "es",
+    num_beams: int = 1,
+    max_new_tokens: int | None = None,
+    prompts: list[str | None] | None = None,
+    group_fields=GROUP_FIELDS,
+    extra: dict | None = None,
+    progress: bool = True,
+) -> dict:
+    """Transcribe ``dataset``, score it, and write ``predictions.jsonl`` and ``metrics.json`` into ``out``.
+
+    Returns the metrics dictionary (also in ``metrics.json``): the fields of
+    :class:`flamenco_lib.metrics.Score` against ``text`` (what is sung), ``canonical`` (the same
+    against ``text_canonical``), ``decoding``, ``model``, ``git``, ``n_utterances``, ``seconds``
+    and whatever ``extra`` holds (e.g. the manifest and split).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = _rows(dataset)
+    if not rows:
+        raise ValueError("evaluate: the dataset is empty (check the manifest and the split)")
+    t0 = time.perf_counter()
+    hyps = transcribe_dataset(model, processor, dataset, batch_size=batch_size, language=language,
+                              num_beams=num_beams, max_new_tokens=max_new_tokens, prompts=prompts,
+                              progress=progress)
+    seconds = time.perf_counter() - t0
+    tmp = out / "predictions.jsonl.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for i, (r, h) in enumerate(zip(rows, hyps)):
+            rec = {"id": r.get("id"), "reference": r["text"], "reference_canonical": r.get("text_canonical") or r["text"],
+                   "hypothesis": h, "prompt": None if prompts is None else prompts[i]}
+            rec.update({f: r.get(f) for f in group_fields if f in r})
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    os.replace(tmp, out / "predictions.jsonl")
+    m = score_predictions(rows, hyps, group_fields=group_fields)
+    m.update(
+        model=model_id, git=git_revision(), seconds=seconds,
+        decoding={"language": language, "task": "transcribe", "num_beams": num_beams,
+                  "max_new_tokens": max_new_tokens, "batch_size": batch_size, "prompts": prompts is not None},
+        **(extra or {}),
+    )
+    tmp = out / "metrics.json.tmp"
+    tmp.write_text(json.dumps(m, ensure_ascii=False, indent=1, default=_jsonable), encoding="utf-8")
+    os.replace(tmp, out / "metrics.json")
+    return m
+
+
+def _jsonable(x):
+    if isinstance(x, (np.integer, np.floating, np.bool_)):
+        return x.item()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON-serialisable: {type(x).__name__}")
+
+
+def evaluate_manifest(
+    model_name: str,
+    manifest: str | Path,
+    *,
+    split: str = "test",
+    out: str | Path | None = None,
+    max_items: int | None = None,
+    model=None,
+    processor=None,
+    **kwargs,
+) -> dict:
+    """Load a model (unless given) and a manifest's split, and :func:`evaluate` it.
+
+    ``out`` defaults to ``data/results/<model folder>-<manifest folder>-<split>``; ``max_items``
+    keeps the first rows (smoke runs).
+    """
+    from .data.corpus import load_corpus
+    from .data.manifest import ManifestError
+
+    ds = load_corpus(manifest)
+    if split not in ds:
+        raise ManifestError(f"{manifest}: no rows in split {split!r} (splits here: {sorted(ds)})")
+    ds = ds[split]
+    if max_items is not None:
+        ds = ds.select(range(min(int(max_items), len(ds))))
+    if model is None:
+        from .models import load_whisper
+
+        model, processor = load_whisper(model_name)
+    if out is None:
+        out = results_dir() / f"{Path(str(model_name)).name}-{Path(manifest).parent.name}-{split}"
+    extra = {"manifest": str(manifest), "split": split, **kwargs.pop("extra", {})}
+    return evaluate(model, processor, ds, out=out, model_id=str(model_name), extra=extra, **kwargs)
+
+
+def load_metrics(run: str | Path) -> dict:
+    """``metrics.json`` of a run folder (a path, or a name under ``data/results``)."""
+    path = Path(run)
+    if not path.exists():
+        path = results_dir() / str(run)
+    f = path / "metrics.json" if path.is_dir() else path
+    if not f.exists():
+        raise FileNotFoundError(f"{f}: no metrics.json; run `python -m flamenco_lib evaluate ... --out {path}` first")
+    return json.loads(f.read_text(encoding="utf-8"))
