@@ -84,6 +84,23 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    from .training import load_config, train_stage
+
+    profile = args.profile
+    if profile is None:
+        import torch
+
+        profile = "gpu" if torch.cuda.is_available() else "cpu"
+    cfg = load_config(args.config, profile=profile)
+    summary = train_stage(cfg, resume=args.resume)
+    if "final" in summary:
+        wer = summary.get("eval_wer")
+        print(f"{cfg.name}: {summary['steps']} steps in {summary['train_seconds']:.0f} s -> {summary['final']}"
+              + (f"; eval WER {100 * wer:.1f}%" if wer is not None else ""))
+    return 0
+
+
 def _data(args) -> int:
     if args.data_command == "speech":
         from .data.corpus import build_speech_corpus
@@ -158,6 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beams", type=int, default=1, help="1 = greedy (default)")
     p.add_argument("--max-new-tokens", type=int, help="default: 8 per second of audio + 16")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("train", help="run one fine-tuning stage from its YAML config")
+    p.add_argument("--config", required=True, help="e.g. configs/stage1.yaml")
+    p.add_argument("--profile", choices=["smoke", "cpu", "gpu"],
+                   help="apply the config's profile overrides (default: gpu with CUDA, else cpu)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
+    p.set_defaults(func=_train)
 
     p = sub.add_parser("data", help="build and check corpora")
     dsub = p.add_subparsers(dest="data_command", required=True)

@@ -1,0 +1,552 @@
+"""Fine-tuning stages: one config per stage, one entry point, checkpoints and resume.
+
+``python -m flamenco_lib train --config configs/stage1.yaml [--profile cpu|gpu|smoke] [--resume]``
+calls :func:`train_stage`. The pieces, in the order a step uses them:
+
+- :class:`StageConfig` — a YAML file in ``configs/`` (model, data sources and mixing weights,
+  optimiser and schedule, steps, batch, precision, freezing, evaluation interval, seed, output),
+  with per-profile overrides; a bad key or value is a :class:`ConfigError` naming it.
+- **The frozen, cached lower encoder** (``cached_layers: k``). Whisper's encoder is a conv stem and
+  a stack of layers. The stem and the first ``k`` layers are frozen and run once per clip
+  (:func:`encoder_prefix`); their output (1500 x d_model per clip) is cached on disk, and training
+  runs only the upper layers and the decoder (:class:`UpperWhisper`). On 2 CPU cores this is
+  what makes real progress in minutes (see ``configs/README.md`` for the measurements);
+  ``cached_layers: 0`` is ordinary full fine-tuning on log-Mel features (the ``gpu`` profile).
+- :func:`collate_labels` — Whisper's decoder layout: ``decoder_input_ids`` =
+  ``<|startoftranscript|><|es|><|transcribe|><|notimestamps|> text`` and ``labels`` = the same
+  shifted left, ending in ``<|endoftext|>``, padded with -100 (no loss on padding).
+- **Batches** are a pure function of (seed, step): each slot draws a source by its weight and an
+  item uniformly from it (with replacement). A resumed run therefore sees exactly the batches an
+  uninterrupted run sees, and stage 2's replay share is just a weight.
+- **Evaluation during training** calls the evaluation runner (:mod:`flamenco_lib.evaluation`) on the
+  full model with the generation config that is saved with the checkpoint (language and task set
+  there), so the WER logged during training is the WER ``evaluate`` reports for the checkpoint.
+- **Multi-process**: the same code runs under ``torchrun``/``accelerate launch`` (DDP; gloo on CPU,
+  NCCL on GPU): each process takes its share of every global batch.
+
+Notebooks: ``07_stage1_flamenco.ipynb``, ``08_stage2_common_voice.ipynb``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .paths import cache_dir, project_root
+
+PROFILES = ("smoke", "cpu", "gpu")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+class ConfigError(ValueError):
+    """A stage config that cannot be used; the message names the file and the key."""
+
+
+# ----------------------------------------------------------------------------------- config
+
+
+@dataclass
+class Source:
+    manifest: str
+    split: str = "train"
+    weight: float = 1.0
+    max_items: int | None = None
+
+
+@dataclass
+class StageConfig:
+    name: str
+    model: str = "base"  # size, hub id, checkpoint folder, or a previous stage's output_dir
+    train: list = field(default_factory=list)  # of Source
+    eval: Source | None = None
+    steps: int = 100
+    batch_size: int = 8
+    lr: float = 3e-5
+    weight_decay: float = 0.0
+    warmup_steps: int = 10
+    schedule: str = "linear"  # linear | constant
+    max_grad_norm: float = 1.0
+    precision: str = "fp32"
+    cached_layers: int = 2  # frozen + cached lower encoder layers (0 = full fine-tuning)
+    gradient_checkpointing: bool = False
+    eval_every: int = 0  # steps; 0 = only at the end
+    eval_batch_size: int = 8
+    save_every: int = 50
+    seed: int = 0
+    output_dir: str = "data/checkpoints/stage"
+    label_field: str = "text"  # what is sung
+    language: str = "es"
+    log_every: int = 10
+    source_file: str | None = None
+
+
+_SOURCE_KEYS = {f.name for f in fields(Source)}
+_CONFIG_KEYS = {f.name for f in fields(StageConfig)} - {"source_file"}
+
+
+def _resolve_path(p: str, base: Path) -> str:
+    """Paths in a config are relative to the project root (or absolute, or a model name)."""
+    q = Path(p)
+    return str(q if q.is_absolute() else base / q)
+
+
+def _source(d, where: str, file: str) -> Source:
+    if isinstance(d, str):
+        d = {"manifest": d}
+    if not isinstance(d, dict):
+        raise ConfigError(f"{file}: {where} must be a mapping with 'manifest' (and split, weight)")
+    unknown = set(d) - _SOURCE_KEYS
+    if unknown:
+        raise ConfigError(f"{file}: unknown key {where}.{sorted(unknown)[0]} (allowed: {sorted(_SOURCE_KEYS)})")
+    if "manifest" not in d:
+        raise ConfigError(f"{file}: {where}.manifest is missing")
+    s = Source(**d)
+    if not (isinstance(s.weight, (int, float)) and s.weight > 0):
+        raise ConfigError(f"{file}: {where}.weight must be a positive number, got {s.weight!r}")
+    return s
+
+
+def load_config(path: str | Path, *, profile: str | None = None, overrides: dict | None = None) -> StageConfig:
+    """Read a stage config YAML, apply ``profiles: {<profile>: {...}}`` and ``overrides``, validate.
+
+    Raises :class:`ConfigError` naming the file and the key for an unknown key, a wrong type, a
+    value out of range or a missing manifest.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: config not found (the stage configs are in configs/)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values")
+    profiles = raw.pop("profiles", {}) or {}
+    if profile is not None:
+        if profile not in PROFILES:
+            raise ConfigError(f"{path}: unknown profile {profile!r} (choose one of {PROFILES})")
+        raw = _merge(raw, profiles.get(profile, {}) or {})
+    raw = _merge(raw, overrides or {})
+    unknown = set(raw) - _CONFIG_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {sorted(unknown)[0]!r} (allowed: {sorted(_CONFIG_KEYS)})")
+    if "name" not in raw:
+        raise ConfigError(f"{path}: 'name' is missing")
+    cfg = StageConfig(**{k: v for k, v in raw.items() if k not in ("train", "eval")}, source_file=str(path))
+    train = raw.get("train")
+    if not train:
+        raise ConfigError(f"{path}: 'train' needs at least one source (manifest, split, weight)")
+    cfg.train = [_source(d, f"train[{i}]", str(path)) for i, d in enumerate(train if isinstance(train, list) else [train])]
+    cfg.eval = _source(raw["eval"], "eval", str(path)) if raw.get("eval") else None
+    _check(cfg, str(path))
+    return cfg
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _check(cfg: StageConfig, file: str) -> None:
+    ints = {"steps": 1, "batch_size": 1, "warmup_steps": 0, "cached_layers": 0, "eval_every": 0,
+            "eval_batch_size": 1, "save_every": 1, "seed": 0, "log_every": 1}
+    for key, lo in ints.items():
+        v = getattr(cfg, key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ConfigError(f"{file}: {key} must be an integer >= {lo}, got {v!r}")
+    for key in ("lr", "weight_decay", "max_grad_norm"):
+        v = getattr(cfg, key)
+        if isinstance(v, str):
+            try:
+                v = float(v)  # YAML reads 3e-5 as a string
+            except ValueError:
+                raise ConfigError(f"{file}: {key} must be a number, got {v!r}") from None
+            setattr(cfg, key, v)
+        if not isinstance(v, (int, float)) or v < 0:
+            raise ConfigError(f"{file}: {key} must be a non-negative number, got {v!r}")
+    if cfg.precision not in PRECISIONS:
+        raise ConfigError(f"{file}: precision must be one of {PRECISIONS}, got {cfg.precision!r}")
+    if cfg.schedule not in ("linear", "constant"):
+        raise ConfigError(f"{file}: schedule must be 'linear' or 'constant', got {cfg.schedule!r}")
+    if cfg.label_field not in ("text", "text_canonical"):
+        raise ConfigError(f"{file}: label_field must be 'text' or 'text_canonical', got {cfg.label_field!r}")
+    root = project_root()
+    for i, s in enumerate([*cfg.train, *([cfg.eval] if cfg.eval else [])]):
+        s.manifest = _resolve_path(s.manifest, root)
+        if not Path(s.manifest).exists():
+            where = "eval" if s is cfg.eval else f"train[{i}]"
+            raise ConfigError(f"{file}: {where}.manifest {s.manifest} not found; build it first "
+                              "(python -m flamenco_lib data synth|speech --out DIR, see README)")
+    cfg.output_dir = _resolve_path(cfg.output_dir, root)
+    if Path(_resolve_path(cfg.model, root)).exists():
+        cfg.model = _resolve_path(cfg.model, root)
+        final = Path(cfg.model) / "final"  # a previous stage's output_dir means its final model
+        if (final / "config.json").exists():
+            cfg.model = str(final)
+
+
+# ----------------------------------------------------------------------------------- model parts
+
+
+def encoder_prefix(encoder, features: torch.Tensor, k: int) -> torch.Tensor:
+    """The frozen part: conv stem, positions, and the first ``k`` encoder layers.
+
+    features : (batch, n_mels, 3000) -> (batch, 1500, d_model)
+    """
+    h = nn.functional.gelu(encoder.conv1(features))
+    h = nn.functional.gelu(encoder.conv2(h)).permute(0, 2, 1)
+    h = h + encoder.embed_positions.weight[: h.shape[1]]
+    for layer in encoder.layers[:k]:
+        out = layer(h, None)
+        h = out[0] if isinstance(out, tuple) else out
+    return h
+
+
+def encoder_suffix(encoder, hidden: torch.Tensor, k: int) -> torch.Tensor:
+    """The trained part: encoder layers ``k...`` and the final layer norm. (batch, 1500, d) -> same."""
+    for layer in encoder.layers[k:]:
+        out = layer(hidden, None)
+        hidden = out[0] if isinstance(out, tuple) else out
+    return encoder.layer_norm(hidden)
+
+
+class UpperWhisper(nn.Module):
+    """Whisper from encoder layer ``k`` up: inputs are cached activations (``k > 0``) or log-Mel
+    features (``k == 0``, the whole model). ``forward`` returns the mean token loss."""
+
+    def __init__(self, model, k: int):
+        super().__init__()
+        self.model, self.k = model, int(k)
+
+    def forward(self, inputs: torch.Tensor, decoder_input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        from transformers.modeling_outputs import BaseModelOutput
+
+        if self.k == 0:
+            enc = self.model.model.encoder(inputs).last_hidden_state
+        else:
+            enc = encoder_suffix(self.model.model.encoder, inputs, self.k)
+        out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=enc),
+                         decoder_input_ids=decoder_input_ids, labels=labels)
+        return out.loss
+
+
+def freeze_lower(model, k: int) -> tuple[int, int]:
+    """Freeze the conv stem, positions and first ``k`` encoder layers (k > 0). Returns
+    (trainable, total) parameter counts."""
+    for p in model.parameters():
+        p.requires_grad_(True)
+    if k > 0:
+        enc = model.model.encoder
+        for m in (enc.conv1, enc.conv2, enc.embed_positions, *enc.layers[:k]):
+            for p in m.parameters():
+                p.requires_grad_(False)
+    model.model.encoder.embed_positions.requires_grad_(False)  # sinusoidal, never trained
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------------- labels
+
+
+def prefix_ids(tokenizer, *, language: str = "es", task: str = "transcribe") -> list[int]:
+    """``<|startoftranscript|><|lang|><|task|><|notimestamps|>`` as ids."""
+    return tokenizer.convert_tokens_to_ids(
+        ["<|startoftranscript|>", f"<|{language}|>", f"<|{task}|>", "<|notimestamps|>"]
+    )
+
+
+def label_ids(tokenizer, text: str) -> list[int]:
+    """The text's token ids (a leading space, as Whisper writes a transcript after the prefix)."""
+    return tokenizer.encode(" " + text.strip(), add_special_tokens=False)
+
+
+def collate_labels(tokenizer, texts: list[str], *, language: str = "es", max_len: int = 448) -> dict:
+    """Decoder inputs and labels for a batch of transcripts.
+
+    For each text: ``decoder_input_ids`` = prefix + text tokens, ``labels`` = the same shifted left
+    by one + ``<|endoftext|>``, so position ``t`` predicts token ``t + 1``. Padding: decoder
+    inputs with ``<|endoftext|>``, labels with -100 (no loss).
+
+    Returns ``{"decoder_input_ids": (B, L) long, "labels": (B, L) long}``.
+    """
+    eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    pre = prefix_ids(tokenizer, language=language)
+    seqs = []
+    for t in texts:
+        ids = pre + label_ids(tokenizer, t) + [eot]
+        if len(ids) > max_len:
+            raise ValueError(f"label of {len(ids)} tokens > {max_len} (Whisper's context): {t[:60]!r}...")
+        seqs.append(ids)
+    width = max(len(s) for s in seqs) - 1
+    dec = torch.full((len(seqs), width), eot, dtype=torch.long)
+    lab = torch.full((len(seqs), width), -100, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        dec[i, : len(s) - 1] = torch.tensor(s[:-1])
+        lab[i, : len(s) - 1] = torch.tensor(s[1:])
+    return {"decoder_input_ids": dec, "labels": lab}
+
+
+# ----------------------------------------------------------------------------------- data
+
+
+def _features(processor, audios: list[np.ndarray]) -> torch.Tensor:
+    return processor.feature_extractor(audios, sampling_rate=16000, return_tensors="pt").input_features
+
+
+@torch.no_grad()
+def cache_activations(model, processor, rows: list[dict], k: int, *, batch_size: int = 8,
+                      cache: Path | None = None, progress: bool = True) -> np.ndarray:
+    """Encoder-prefix activations of every row, (n, 1500, d_model) float16, cached on disk.
+
+    The cache file is keyed by the model's weights of the frozen part, ``k`` and the rows' audio
+    (path, segment) — reused across runs and after an interruption, rebuilt when anything changes.
+    """
+    from tqdm.auto import tqdm
+
+    from .audio import load_audio
+
+    enc = model.model.encoder
+    h = hashlib.sha1(f"{k}".encode())
+    for name, p in enc.named_parameters():
+        if name.startswith(("conv", "embed_positions")) or any(name.startswith(f"layers.{i}.") for i in range(k)):
+            h.update(name.encode())
+            h.update(p.detach().float().cpu().numpy()[..., :4].tobytes())
+    for r in rows:
+        h.update(f"{r['audio_path']}|{r.get('start')}|{r.get('end')}|{os.path.getsize(r['audio_path'])}".encode())
+    cache = Path(cache or cache_dir() / "activations")
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"{h.hexdigest()[:16]}.npy"
+    if path.exists():
+        return np.load(path, mmap_mode="r")
+    d = model.config.d_model
+    tmp = path.with_suffix(".tmp.npy")
+    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(rows), 1500, d))
+    dtype = next(model.parameters()).dtype
+    for b in tqdm(range(0, len(rows), batch_size), desc=f"cache encoder layers <{k}", unit="batch", disable=not progress):
+        chunk = rows[b : b + batch_size]
+        audios = [load_audio(r["audio_path"], start=r.get("start"), end=r.get("end")) for r in chunk]
+        x = _features(processor, audios).to(model.device, dtype)
+        arr[b : b + len(chunk)] = encoder_prefix(enc, x, k).float().cpu().numpy().astype(np.float16)
+    arr.flush()
+    del arr
+    os.replace(tmp, path)
+    return np.load(path, mmap_mode="r")
+
+
+def batch_indices(seed: int, step: int, weights: list[float], sizes: list[int], batch_size: int) -> list[tuple[int, int]]:
+    """The global batch of one step: ``batch_size`` (source, item) pairs, a pure function of
+    (seed, step) — each slot draws a source with probability proportional to its weight, then an
+    item uniformly. Resuming at any step reproduces the batches exactly."""
+    rng = np.random.default_rng([int(seed), int(step), 7])
+    p = np.asarray(weights, dtype=float) / np.sum(weights)
+    src = rng.choice(len(sizes), size=batch_size, p=p)
+    return [(int(s), int(rng.integers(sizes[s]))) for s in src]
+
+
+# ----------------------------------------------------------------------------------- training
+
+
+def _lr_at(cfg: StageConfig, step: int) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    rest = max(cfg.steps - cfg.warmup_steps, 1)
+    return cfg.lr * max(0.0, 1.0 - (step - cfg.warmup_steps) / rest)
+
+
+def _checkpoints(out: Path) -> list[Path]:
+    return sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+
+
+def _save_checkpoint(out: Path, step: int, model, optimizer, log: list, *, keep: int = 1) -> Path:
+    """Trainable weights, optimiser state, step and log; written to a temporary folder, then renamed."""
+    dest = out / f"checkpoint-{step:06d}"
+    tmp = out / f".tmp-checkpoint-{step:06d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    state = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
+    torch.save(state, tmp / "trainable.pt")
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    (tmp / "state.json").write_text(json.dumps({"step": step, "log": log}, indent=1))
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    for old in _checkpoints(out)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return dest
+
+
+def _eval_dataset(cfg: StageConfig):
+    from .data.corpus import load_corpus
+
+    ds = load_corpus(cfg.eval.manifest, splits=(cfg.eval.split,))[cfg.eval.split]
+    if cfg.eval.max_items is not None:
+        ds = ds.select(range(min(cfg.eval.max_items, len(ds))))
+    return ds
+
+
+def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | None = None, progress: bool = True) -> dict:
+    """Run one fine-tuning stage; returns its summary (also ``<output_dir>/train_log.json``).
+
+    ``resume`` continues from the newest checkpoint in ``output_dir`` (the same final weights and
+    metrics as an uninterrupted run with the same seed). ``stop_after`` ends the run after that
+    many steps, as an interruption would (tests). The final model, processor and generation
+    config go to ``<output_dir>/final`` (a folder ``load_whisper`` and ``evaluate`` accept).
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+    from transformers.utils import logging as hf_logging
+
+    from . import evaluation
+    from .data.manifest import read_manifest
+    from .models import load_whisper
+
+    hf_logging.set_verbosity_error()
+    mp = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[cfg.precision]
+    acc = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
+    set_seed(cfg.seed)
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    world, rank = acc.num_processes, acc.process_index
+    if cfg.batch_size % world:
+        raise ConfigError(f"{cfg.source_file}: batch_size {cfg.batch_size} is not divisible by {world} processes")
+
+    model, processor = load_whisper(cfg.model, device=acc.device, dtype=torch.float32)
+    gc = model.generation_config
+    gc.language, gc.task = cfg.language, "transcribe"  # saved with the model: evaluate decodes the same way
+    gc.forced_decoder_ids = None
+    tok = processor.tokenizer
+    k = cfg.cached_layers
+    if k > model.config.encoder_layers:
+        raise ConfigError(f"{cfg.source_file}: cached_layers {k} > the model's {model.config.encoder_layers} encoder layers")
+    trainable, total = freeze_lower(model, k)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    model.train()
+
+    # data: rows of every source; inputs are cached activations (k > 0) or features on the fly
+    sources = []
+    for s in cfg.train:
+        rows = [r for r in read_manifest(s.manifest) if r["split"] == s.split]
+        if s.max_items is not None:
+            rows = rows[: s.max_items]
+        if not rows:
+            raise ConfigError(f"{cfg.source_file}: {s.manifest} has no rows in split {s.split!r}")
+        acts = None
+        if k > 0:
+            with acc.main_process_first():
+                acts = cache_activations(model, processor, rows, k, progress=progress and acc.is_main_process)
+        sources.append((rows, acts))
+    sizes, weights = [len(r) for r, _ in sources], [s.weight for s in cfg.train]
+
+    def inputs_of(pairs):
+        if k > 0:
+            return torch.from_numpy(np.stack([sources[s][1][i] for s, i in pairs]).astype(np.float32))
+        from .audio import load_audio
+
+        rows = [sources[s][0][i] for s, i in pairs]
+        return _features(processor, [load_audio(r["audio_path"], start=r.get("start"), end=r.get("end")) for r in rows])
+
+    wrapped = UpperWhisper(model, k)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start, log = 0, []
+    if resume and _checkpoints(out):
+        ck = _checkpoints(out)[-1]
+        state = torch.load(ck / "trainable.pt", map_location="cpu")
+        named = dict(model.named_parameters())
+        with torch.no_grad():
+            for n, v in state.items():
+                named[n].copy_(v)
+        optimizer.load_state_dict(torch.load(ck / "optimizer.pt", map_location="cpu"))
+        st = json.loads((ck / "state.json").read_text())
+        start, log = st["step"], st["log"]
+        if acc.is_main_process:
+            print(f"resuming {cfg.name} from {ck} (step {start})", flush=True)
+    wrapped, optimizer = acc.prepare(wrapped, optimizer)
+
+    eval_ds = _eval_dataset(cfg) if cfg.eval else None
+
+    def run_eval(step):
+        if eval_ds is None or not acc.is_main_process:
+            return None
+        model.eval()
+        m = evaluation.evaluate(model, processor, eval_ds, out=out / "eval" / f"step-{step:06d}",
+                                model_id=f"{cfg.name}@{step}", batch_size=cfg.eval_batch_size,
+                                language=None, progress=False)
+        model.train()
+        return {"step": step, "eval_wer": m["wer"], "eval_cer": m["cer"]}
+
+    t0 = time.perf_counter()
+    per_rank = cfg.batch_size // world
+    bar = tqdm(total=cfg.steps, initial=start, desc=cfg.name, unit="step", disable=not (progress and acc.is_main_process))
+    losses = []
+    for step in range(start, cfg.steps):
+        pairs = batch_indices(cfg.seed, step, weights, sizes, cfg.batch_size)[rank * per_rank : (rank + 1) * per_rank]
+        texts = [sources[s][0][i][cfg.label_field] or sources[s][0][i]["text"] for s, i in pairs]
+        lab = collate_labels(tok, texts, language=cfg.language)
+        x = inputs_of(pairs).to(acc.device)
+        for g in optimizer.param_groups:
+            g["lr"] = _lr_at(cfg, step)
+        with acc.autocast():
+            loss = wrapped(x, lab["decoder_input_ids"].to(acc.device), lab["labels"].to(acc.device))
+        acc.backward(loss)
+        if cfg.max_grad_norm:
+            acc.clip_grad_norm_(params, cfg.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_all = acc.gather(loss.detach().reshape(1)).mean().item()
+        losses.append(loss_all)
+        done = step + 1
+        bar.update()
+        bar.set_postfix(loss=f"{loss_all:.3f}")
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            log.append({"step": done, "loss": float(np.mean(losses)), "lr": _lr_at(cfg, step),
+                        "seconds": time.perf_counter() - t0})
+            losses = []
+        if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
+            e = run_eval(done)
+            if e:
+                log.append(e)
+        if (done % cfg.save_every == 0 or done == cfg.steps) and acc.is_main_process:
+            _save_checkpoint(out, done, model, optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer, log)
+        acc.wait_for_everyone()
+        if stop_after is not None and done >= stop_after and done < cfg.steps:
+            bar.close()
+            return {"stopped_at": done, "log": log}
+    bar.close()
+    summary = {"name": cfg.name, "steps": cfg.steps, "trainable_params": trainable, "total_params": total,
+               "world_size": world, "train_seconds": time.perf_counter() - t0, "log": log}
+    if acc.is_main_process:
+        final = out / "final"
+        tmp = out / ".tmp-final"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.eval()
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        e = run_eval(cfg.steps)
+        if e:
+            log.append(e)
+            summary["eval_wer"], summary["eval_cer"] = e["eval_wer"], e["eval_cer"]
+        summary["final"] = str(final)
+        (out / "train_log.json").write_text(json.dumps(summary, indent=1))
+    acc.wait_for_everyone()
+    return summary

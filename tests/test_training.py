@@ -1,0 +1,191 @@
+"""Training: label layout, config validation, batches, the cached encoder split, resume, the WER
+equality with the evaluation runner, and a 2-process (gloo) run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from flamenco_lib import evaluation, training
+from flamenco_lib.data import cante
+from flamenco_lib.paths import project_root
+
+
+@pytest.fixture(scope="module")
+def tokenizer(base):
+    return base[2].tokenizer
+
+
+@pytest.mark.model
+def test_collate_labels_layout(tokenizer):
+    texts = ["Ay, la luna de Triana", "fragua"]
+    b = training.collate_labels(tokenizer, texts)
+    dec, lab = b["decoder_input_ids"], b["labels"]
+    assert dec.shape == lab.shape and dec.dtype == lab.dtype == torch.long
+    sot, es, tr, nots, eot = tokenizer.convert_tokens_to_ids(
+        ["<|startoftranscript|>", "<|es|>", "<|transcribe|>", "<|notimestamps|>", "<|endoftext|>"])
+    for i, text in enumerate(texts):
+        n = int((lab[i] != -100).sum())
+        assert dec[i, :4].tolist() == [sot, es, tr, nots]
+        # labels are the decoder inputs shifted left by one, ending with <|endoftext|>
+        assert lab[i, : n - 1].tolist() == dec[i, 1:n].tolist() and lab[i, n - 1] == eot
+        assert (lab[i, n:] == -100).all()
+        assert tokenizer.decode(lab[i, 3 : n - 1]).strip() == text
+    assert (lab[1] == -100).sum() > 0  # the shorter one is padded, without loss
+    with pytest.raises(ValueError, match="448"):
+        training.collate_labels(tokenizer, ["la " * 500])
+
+
+def test_batches_are_a_function_of_seed_and_step():
+    a = training.batch_indices(0, 17, [1.0, 1.0], [10, 20], 8)
+    assert a == training.batch_indices(0, 17, [1.0, 1.0], [10, 20], 8)
+    assert a != training.batch_indices(0, 18, [1.0, 1.0], [10, 20], 8)
+    assert all(0 <= i < (10, 20)[s] for s, i in a)
+    many = training.batch_indices(1, 0, [3.0, 1.0], [5, 5], 4000)
+    share = np.mean([s == 0 for s, _ in many])
+    assert abs(share - 0.75) < 0.03  # weights are mixing proportions (the replay share of stage 2)
+
+
+# ----------------------------------------------------------------------------- configs
+
+
+def _write_config(path, **kw):
+    path.write_text(yaml.safe_dump(kw, allow_unicode=True))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cante")
+    coplas = tmp_path_factory.mktemp("lyrics") / "coplas.tsv"
+    coplas.write_text(
+        "palo\ttext\n"
+        "soleá\tLa luna de Triana / se asoma a la ventana\n"
+        "tangos\tPor la calle del Pozo / va mi gitana cantando\n"
+        "bulería\tQue me lleven a Cádiz / que allí me quiero morir\n"
+        "fandango\tMi mare me lo decía / no te vayas a la fragua\n"
+        "seguiriya\tDe noche yo me levanto / con las fatigas de siempre\n"
+        "alegrías\tA la orillita del mar / se peina mi morena\n",
+        encoding="utf-8",
+    )
+    res = cante.build_synth_corpus(out, lyrics=coplas, n=6, seed=0, jobs=2, progress=False)
+    assert not res["failed"]
+    return res["manifest"]
+
+
+def _smoke(tmp, manifest, **over):
+    split = "train"
+    cfg = dict(name="smoke", model="base", train=[{"manifest": str(manifest), "split": split}],
+               eval={"manifest": str(manifest), "split": split, "max_items": 2}, steps=4, batch_size=2,
+               warmup_steps=1, save_every=2, log_every=1, cached_layers=4, lr=1e-4, seed=0,
+               output_dir=str(tmp / "out"))
+    cfg.update(over)
+    return _write_config(tmp / "smoke.yaml", **cfg)
+
+
+@pytest.mark.parametrize(
+    "change,needle",
+    [({"stepz": 3}, "unknown key 'stepz'"), ({"steps": "many"}, "steps must be an integer"),
+     ({"precision": "fp8"}, "precision must be one of"), ({"lr": "fast"}, "lr must be a number"),
+     ({"train": [{"manifest": "nowhere.jsonl"}]}, "train\\[0\\].manifest .*nowhere.jsonl not found"),
+     ({"train": [{"manifest": "x", "wieght": 2}]}, "unknown key train\\[0\\].wieght"),
+     ({"train": []}, "'train' needs at least one source")],
+)
+def test_bad_config_names_the_key(tmp_path, tiny_corpus, change, needle):
+    path = _smoke(tmp_path, tiny_corpus, **change)
+    with pytest.raises(training.ConfigError, match=needle) as info:
+        training.load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_profiles_override_and_project_configs_are_valid(tmp_path, tiny_corpus):
+    path = _smoke(tmp_path, tiny_corpus, profiles={"smoke": {"steps": 2, "eval": {"max_items": 1}}})
+    cfg = training.load_config(path, profile="smoke")
+    assert cfg.steps == 2 and cfg.eval.max_items == 1 and cfg.eval.split == "train"  # nested keys merge
+    assert training.load_config(path, profile="cpu").steps == 4
+    with pytest.raises(training.ConfigError, match="unknown profile"):
+        training.load_config(path, profile="tpu")
+    # the project's stage configs parse (their manifests may not be built yet: that is the only error allowed)
+    for f in sorted((project_root() / "configs").glob("stage*.yaml")):
+        for profile in training.PROFILES:
+            try:
+                training.load_config(f, profile=profile)
+            except training.ConfigError as err:
+                assert "not found; build it first" in str(err), err
+
+
+# ----------------------------------------------------------------------------- model
+
+
+@pytest.mark.model
+def test_encoder_prefix_then_suffix_is_the_encoder(base, real_speech):
+    _, model, processor = base
+    x = processor.feature_extractor(real_speech[: 16000 * 5], sampling_rate=16000, return_tensors="pt").input_features
+    with torch.no_grad():
+        full = model.model.encoder(x).last_hidden_state
+        for k in (0, 2, 6):
+            split = training.encoder_suffix(model.model.encoder, training.encoder_prefix(model.model.encoder, x, k), k)
+            torch.testing.assert_close(split, full, rtol=1e-4, atol=1e-4)
+
+
+def _trainable(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+@pytest.mark.model
+def test_resume_reaches_the_same_model_and_the_logged_wer_is_evaluates(tmp_path, tiny_corpus):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = training.train_stage(training.load_config(_smoke(tmp_path / "a", tiny_corpus)), progress=False)
+    cfg_b = training.load_config(_smoke(tmp_path / "b", tiny_corpus))
+    stopped = training.train_stage(cfg_b, stop_after=2, progress=False)
+    assert stopped["stopped_at"] == 2 and not (tmp_path / "b" / "out" / "final").exists()
+    assert (tmp_path / "b" / "out" / "checkpoint-000002").exists()
+    b = training.train_stage(cfg_b, resume=True, progress=False)
+
+    wa, wb = _trainable(tmp_path / "a" / "out" / "final"), _trainable(tmp_path / "b" / "out" / "final")
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], rtol=0, atol=0, msg=name)
+    assert [x["loss"] for x in a["log"] if "loss" in x] == [x["loss"] for x in b["log"] if "loss" in x]
+    assert a["eval_wer"] == b["eval_wer"]
+    # training changed the model: the frozen part did not move, the trained part did
+    from flamenco_lib.models import build_offline_base
+    from safetensors.torch import load_file
+
+    orig = load_file(str(build_offline_base(verbose=False) / "model.safetensors"))
+    key = "model.encoder.layers.0.fc1.weight"
+    torch.testing.assert_close(wa[key], orig[key], rtol=0, atol=0)
+    assert not torch.equal(wa["model.encoder.layers.5.fc1.weight"], orig["model.encoder.layers.5.fc1.weight"])
+
+    # the WER logged by training is what the evaluation runner reports for the saved model
+    m = evaluation.evaluate_manifest(str(tmp_path / "a" / "out" / "final"), tiny_corpus, split="train",
+                                     out=tmp_path / "eval", max_items=2, progress=False)
+    assert m["wer"] == a["eval_wer"]
+    saved = json.loads((tmp_path / "a" / "out" / "train_log.json").read_text())
+    assert saved["eval_wer"] == a["eval_wer"] and saved["steps"] == 4
+
+
+@pytest.mark.model
+def test_two_processes_with_gloo(tmp_path, tiny_corpus):
+    cfg = _smoke(tmp_path, tiny_corpus, steps=2, save_every=2)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(project_root())}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+         "-m", "flamenco_lib", "train", "--config", str(cfg)],
+        capture_output=True, text=True, env=env, timeout=600, cwd=project_root(),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = json.loads((tmp_path / "out" / "train_log.json").read_text())
+    assert log["world_size"] == 2 and log["steps"] == 2
+    assert all(np.isfinite(x["loss"]) for x in log["log"] if "loss" in x)
+    assert (tmp_path / "out" / "final" / "model.safetensors").exists()
