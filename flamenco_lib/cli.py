@@ -101,6 +101,18 @@ def _train(args) -> int:
     return 0
 
 
+def _results(args) -> int:
+    from transformers.utils import logging as hf_logging
+
+    from .results import evaluate_stages, markdown, results_table
+
+    hf_logging.set_verbosity_error()
+    if args.evaluate:
+        evaluate_stages(max_items=args.max_items, force=args.force)
+    print(markdown(results_table()))
+    return 0
+
+
 def _data(args) -> int:
     if args.data_command == "speech":
         from .data.corpus import build_speech_corpus
@@ -182,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="apply the config's profile overrides (default: gpu with CUDA, else cpu)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("results", help="the stage comparison table (zero-shot, stage 1, control, stage 2)")
+    p.add_argument("--evaluate", action="store_true", help="first evaluate every trained model on every built test set")
+    p.add_argument("--max-items", type=int, help="only the first N utterances of each test set (smoke runs)")
+    p.add_argument("--force", action="store_true", help="re-evaluate even where results are up to date")
+    p.set_defaults(func=_results)
 
     p = sub.add_parser("data", help="build and check corpora")
     dsub = p.add_subparsers(dest="data_command", required=True)

@@ -1,0 +1,140 @@
+"""The stage comparison: every model evaluated on every test set, and the table the report shows.
+
+Rows are models (zero-shot Whisper, stage 1, its spoken control, stage 2, ...), columns the test
+sets of DESIGN.md: the cante test set (held-out lyrics, half of it a held-out voice), the sung
+real-voice test set (real recorded speech sung by the same transform) and the speech test set
+(forgetting). :func:`evaluate_stages` runs what is missing (each run is a folder
+``data/results/<row>__<test set>/`` written by :mod:`flamenco_lib.evaluation`);
+:func:`results_table` only reads those folders.
+
+CLI: ``python -m flamenco_lib results [--evaluate]``. Notebook: ``10_results.ipynb``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .paths import data_dir, results_dir
+
+# (row label, model: a size or a stage's output_dir relative to the data folder)
+STAGES = (
+    ("zero-shot", "base"),
+    ("stage 1", "checkpoints/stage1"),
+    ("stage 1, spoken control", "checkpoints/stage1_spoken"),
+    ("stage 2", "checkpoints/stage2"),
+)
+# (column key, manifest relative to the data folder, split)
+TEST_SETS = (
+    ("cante", "corpora/cante/manifest.jsonl", "test"),
+    ("cante_real", "corpora/cante-real/manifest.jsonl", "test"),
+    ("speech", "corpora/speech/manifest.jsonl", "test"),
+)
+
+
+def _slug(label: str) -> str:
+    return label.replace(",", "").replace(" ", "-")
+
+
+def run_dir(row: str, test_set: str, *, root: Path | None = None) -> Path:
+    """Where the evaluation of one row on one test set lives."""
+    return (root or results_dir()) / f"{_slug(row)}__{test_set}"
+
+
+def _model_path(model: str) -> str:
+    p = data_dir() / model
+    if (p / "final" / "config.json").exists():
+        return str(p / "final")
+    return model
+
+
+def evaluate_stages(stages=STAGES, test_sets=TEST_SETS, *, max_items: int | None = None, force: bool = False,
+                    progress: bool = True, **eval_kwargs) -> list[Path]:
+    """Evaluate every available model on every available test set; a run whose ``metrics.json``
+    is newer than its model is kept (reruns pick up where they stopped). Models or test sets that
+    are not built yet are skipped with a message. Returns the run folders written or kept."""
+    from .evaluation import evaluate_manifest
+    from .models import load_whisper
+
+    done = []
+    for label, model in stages:
+        path = _model_path(model)
+        local = Path(path)
+        if model != "base" and not local.exists():
+            print(f"results: {label}: {data_dir() / model} not trained yet, skipped")
+            continue
+        loaded = None
+        for key, manifest, split in test_sets:
+            man = data_dir() / manifest
+            if not man.exists():
+                print(f"results: test set {key}: {man} not built yet, skipped")
+                continue
+            out = run_dir(label, key)
+            metrics = out / "metrics.json"
+            newer = metrics.exists() and (not local.exists() or metrics.stat().st_mtime > local.stat().st_mtime)
+            if newer and not force:
+                done.append(out)
+                continue
+            if loaded is None:
+                loaded = load_whisper(path)
+            if progress:
+                print(f"results: evaluating {label} on {key}", flush=True)
+            evaluate_manifest(path, man, split=split, out=out, max_items=max_items, model=loaded[0],
+                              processor=loaded[1], progress=progress,
+                              extra={"row": label, "test_set": key}, **eval_kwargs)
+            done.append(out)
+    return done
+
+
+def results_table(stages=STAGES, test_sets=TEST_SETS, *, root: Path | None = None) -> pd.DataFrame:
+    """One row per model with results: WER/CER and 95% CIs (percent) per test set, plus the WER
+    against the written lyric on the cante set. Reads ``metrics.json`` files only."""
+    rows = []
+    for label, _ in stages:
+        row = {"model": label}
+        for key, _, _ in test_sets:
+            f = run_dir(label, key, root=root) / "metrics.json"
+            if not f.exists():
+                continue
+            m = json.loads(f.read_text(encoding="utf-8"))
+            row[f"{key}_wer"] = 100 * m["wer"]
+            row[f"{key}_wer_lo"], row[f"{key}_wer_hi"] = (100 * x for x in m["wer_ci"])
+            row[f"{key}_cer"] = 100 * m["cer"]
+            row[f"{key}_n"] = m["n_utterances"]
+            if key == "cante":
+                row["cante_wer_written"] = 100 * m["canonical"]["wer"]
+                for g in m.get("per_group", []):
+                    if g["field"] == "voice_heldout":
+                        name = "heldout_voice" if str(g["group"]) == "True" else "seen_voice"
+                        row[f"cante_wer_{name}"] = 100 * g["wer"]
+        if len(row) > 1:
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The table as Markdown, WERs as ``value [lo, hi]``."""
+    if table.empty:
+        return "(no results yet: python -m flamenco_lib results --evaluate)"
+    out = pd.DataFrame({"model": table["model"]})
+    for key, _, _ in TEST_SETS:
+        if f"{key}_wer" in table:
+            out[f"{key} WER % [95% CI]"] = [
+                "" if pd.isna(w) else f"{w:.1f} [{lo:.1f}, {hi:.1f}]"
+                for w, lo, hi in zip(table[f"{key}_wer"], table[f"{key}_wer_lo"], table[f"{key}_wer_hi"])
+            ]
+            out[f"{key} CER %"] = table[f"{key}_cer"].map(lambda x: "" if pd.isna(x) else f"{x:.1f}")
+    for col, name in (("cante_wer_heldout_voice", "cante WER, held-out voice"), ("cante_wer_seen_voice", "cante WER, seen voices")):
+        if col in table:
+            out[name] = table[col].map(lambda x: "" if pd.isna(x) else f"{x:.1f}")
+    return to_markdown(out)
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub Markdown table (no extra dependency)."""
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)

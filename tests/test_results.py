@@ -1,0 +1,35 @@
+"""The stage comparison table reads the evaluation runner's metrics files."""
+
+from __future__ import annotations
+
+import json
+
+from flamenco_lib import evaluation, results
+
+
+def _run(root, row, key, refs, hyps, voices=None):
+    rows = [{"text": r, "text_canonical": r, "voice_heldout": v} for r, v in zip(refs, voices or [None] * len(refs))]
+    m = evaluation.score_predictions(rows, hyps)
+    d = results.run_dir(row, key, root=root)
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text(json.dumps(m))
+    return m
+
+
+def test_table_has_a_row_per_model_and_a_column_per_test_set(tmp_path):
+    refs = ["la luna de triana", "mi mare en la fragua", "por la calle del pozo", "que me lleven a cadiz"]
+    zs = _run(tmp_path, "zero-shot", "cante", refs, ["la lula de triana", "mi madre en la fragua", "por la calle",
+                                                     "que me lleven a cadiz"], voices=[True, True, False, False])
+    _run(tmp_path, "zero-shot", "speech", refs, refs)
+    s1 = _run(tmp_path, "stage 1", "cante", refs, refs, voices=[True, True, False, False])
+    table = results.results_table(root=tmp_path)
+    assert list(table["model"]) == ["zero-shot", "stage 1"]  # rows without results are left out
+    z = table.set_index("model").loc["zero-shot"]
+    assert z["cante_wer"] == 100 * zs["wer"] and z["speech_wer"] == 0
+    assert z["cante_wer_lo"] <= z["cante_wer"] <= z["cante_wer_hi"]
+    assert z["cante_wer_heldout_voice"] == 100 * 2 / 9 and z["cante_wer_seen_voice"] == 100 * 2 / 10
+    assert table.set_index("model").loc["stage 1", "cante_wer"] == 100 * s1["wer"] == 0
+    md = results.markdown(table)
+    assert md.splitlines()[0].startswith("| model | cante WER % [95% CI]")
+    assert f"| zero-shot | {100 * zs['wer']:.1f} [" in md
+    assert "cante_real" not in md  # no column for a test set nobody evaluated
