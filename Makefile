@@ -5,7 +5,7 @@ PROFILE ?= auto
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup report test smoke figures clean-report
+.PHONY: setup report test smoke figures corpora stages results clean-report
 
 setup: $(STAMP)
 
@@ -24,6 +24,23 @@ test: $(STAMP)
 ## make smoke: the fast unit tests only (no model download, no notebooks)
 smoke: $(STAMP)
 	$(PY) -m pytest -q -m "not model and not notebook" $(PYTEST_ARGS)
+
+## make corpora: the offline corpora under data/corpora (resumable; about 10 min on 2 cores)
+corpora: $(STAMP)
+	$(PY) -m flamenco_lib data speech --out data/corpora/speech
+	$(PY) -m flamenco_lib data synth --out data/corpora/cante
+	$(PY) -m flamenco_lib data synth --out data/corpora/cante-spoken --style spoken
+	$(PY) -m flamenco_lib data synth --out data/corpora/cante-real --speech data/corpora/speech/manifest.jsonl
+
+## make stages: stage 1, its spoken control and stage 2 on the profile that fits (PROFILE=smoke|cpu|gpu)
+stages: corpora
+	$(PY) -m flamenco_lib train --config configs/stage1.yaml $(if $(filter-out auto,$(PROFILE)),--profile $(PROFILE))
+	$(PY) -m flamenco_lib train --config configs/stage1_spoken.yaml $(if $(filter-out auto,$(PROFILE)),--profile $(PROFILE))
+	$(PY) -m flamenco_lib train --config configs/stage2.yaml $(if $(filter-out auto,$(PROFILE)),--profile $(PROFILE))
+
+## make results: evaluate every trained model on every test set and print the table
+results: $(STAMP)
+	$(PY) -m flamenco_lib results --evaluate
 
 figures: $(STAMP)
 	$(PY) -m flamenco_lib figures
