@@ -120,3 +120,165 @@ def plot_cepstrum(ceps, *, sr: int = 16000, ax=None, max_quefrency_ms: float = 2
         ax.legend(loc="upper right")
     ax.set(xlabel="quefrency (ms)", ylabel="cepstrum")
     return ax
+
+
+# --------------------------------------------------------------------------------------------
+# Theory notebooks 01-03: the steps of the log-Mel recipe, pitch, CTC
+# --------------------------------------------------------------------------------------------
+
+
+def plot_frames(audio, *, sr: int = 16000, frame_length: int = 400, hop_length: int = 160,
+                n_frames: int = 4, start: int = 0, ax=None, title: str | None = None):
+    """A stretch of waveform with ``n_frames`` consecutive analysis frames drawn as shaded,
+    overlapping spans (each ``frame_length`` samples, ``hop_length`` apart) and a Hann window
+    over each."""
+    ax = _ax(ax)
+    audio = np.asarray(audio)
+    stop = min(len(audio), start + (n_frames - 1) * hop_length + frame_length)
+    t_ms = np.arange(start, stop) / sr * 1000
+    ax.plot(t_ms, audio[start:stop], lw=0.7, color="0.3")
+    peak = np.abs(audio[start:stop]).max() or 1.0
+    window = np.hanning(frame_length) * peak
+    for k, c in zip(range(n_frames), sns.color_palette("deep", n_frames)):
+        a = start + k * hop_length
+        span = np.arange(a, a + frame_length) / sr * 1000
+        ax.axvspan(span[0], span[-1], color=c, alpha=0.12)
+        ax.plot(span, window[: len(span)], color=c, lw=1.0, ls="--")
+    ax.set(xlabel="time (ms)", ylabel="amplitude", xlim=(t_ms[0], t_ms[-1]))
+    ax.set_title(title or f"{n_frames} frames of {frame_length} samples, hop {hop_length}")
+    return ax
+
+
+def plot_spectrum(freq_hz, values, *, ax=None, label: str | None = None, title: str | None = None,
+                  ylabel: str = "log magnitude", **kw):
+    """One spectrum (a line over frequency in Hz); call again on the same ``ax`` to overlay."""
+    ax = _ax(ax)
+    ax.plot(freq_hz, values, lw=kw.pop("lw", 0.8), label=label, **kw)
+    ax.set(xlabel="frequency (Hz)", ylabel=ylabel, xlim=(0, float(np.max(freq_hz))))
+    if label:
+        ax.legend(loc="upper right")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_mel_scale(*, fmax: float = 8000.0, ax=None):
+    """The mel scale (Slaney) against frequency: linear below 1 kHz, logarithmic above."""
+    from .audio import hz_to_mel
+
+    ax = _ax(ax)
+    hz = np.linspace(0, fmax, 500)
+    ax.plot(hz, hz_to_mel(hz), lw=1.5)
+    ax.axvline(1000, color="C3", ls="--", lw=0.8, label="1 kHz: linear → logarithmic")
+    ax.set(xlabel="frequency (Hz)", ylabel="mel", title="The mel scale", xlim=(0, fmax))
+    ax.legend(loc="lower right")
+    return ax
+
+
+def plot_histogram(values, *, ax=None, bins: int = 80, title: str | None = None, xlabel: str = "value",
+                   mark: float | None = None, mark_label: str | None = None):
+    """Histogram of all entries of an array; ``mark`` draws a vertical line (e.g. a clamp)."""
+    ax = _ax(ax)
+    ax.hist(np.asarray(values).ravel(), bins=bins, color="C0", alpha=0.8)
+    if mark is not None:
+        ax.axvline(mark, color="C3", ls="--", lw=1.0, label=mark_label)
+        if mark_label:
+            ax.legend(loc="upper left")
+    ax.set(xlabel=xlabel, ylabel="count")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_pitch_track(times_s, f0_hz, *, ax=None, label: str | None = None, title: str | None = None,
+                     notes=None, **kw):
+    """F0 against time; unvoiced frames (NaN or 0) leave gaps. ``notes``: ``[(start_s, end_s, hz)]``
+    target notes (e.g. ``held_notes`` of :func:`flamenco_lib.data.synth.sing`), drawn dashed."""
+    ax = _ax(ax)
+    f0 = np.asarray(f0_hz, dtype=float).copy()
+    f0[~(f0 > 0)] = np.nan
+    ax.plot(times_s, f0, marker=kw.pop("marker", "."), ms=kw.pop("ms", 2), lw=kw.pop("lw", 0.6), label=label, **kw)
+    for k, (a, b, hz) in enumerate(notes or []):
+        ax.hlines(hz, a, b, colors="C3", linestyles="--", lw=1.2, label="target notes" if k == 0 else None)
+    if notes:
+        ax.legend(loc="upper right")
+    ax.set(xlabel="time (s)", ylabel="F0 (Hz)")
+    if label:
+        ax.legend(loc="upper right")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_ctc_posteriors(log_probs, *, vocab, frame_s: float = 0.02, top: int = 12, ax=None,
+                        title: str | None = None):
+    """Frame posteriors of a CTC model (``T x C`` log-probabilities) as an image of the ``top``
+    classes that peak highest (blank shown as ``∅``, space as ``␣``), time in seconds on x."""
+    ax = _ax(ax)
+    p = np.exp(np.asarray(log_probs, dtype=float))
+    keep = np.sort(np.argsort(p.max(axis=0))[::-1][:top])
+    names = ["∅" if i == 0 else ("␣" if vocab[i] == " " else vocab[i]) for i in keep]
+    im = ax.imshow(p[:, keep].T, origin="lower", aspect="auto", cmap="Blues", vmin=0, vmax=1,
+                   extent=(0, len(p) * frame_s, -0.5, len(keep) - 0.5), interpolation="nearest")
+    ax.set_yticks(range(len(keep)), names)
+    ax.set(xlabel="time (s)", ylabel="class")
+    ax.figure.colorbar(im, ax=ax, pad=0.01, label="posterior")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_ctc_trellis(alpha, *, states, ax=None, title: str | None = None, path=None,
+                     path_label: str = "likeliest state per frame"):
+    """The CTC forward variables ``alpha`` (``T x (2S+1)`` log-probabilities) as an image over
+    time and extended-label state; ``states`` names the rows (blank ``∅``); ``path`` (one state
+    per frame) is drawn on top with ``path_label``."""
+    ax = _ax(ax)
+    a = np.asarray(alpha, dtype=float)
+    a = np.where(a < -1e20, np.nan, a)
+    im = ax.imshow(a.T, origin="lower", aspect="auto", cmap="viridis", interpolation="nearest")
+    if path is not None:
+        ax.plot(np.arange(len(path)), path, color="C3", marker="o", ms=3, lw=1.2, label=path_label)
+        ax.legend(loc="upper left")
+    ax.set_yticks(range(len(states)), ["∅" if s == "" else ("␣" if s == " " else s) for s in states])
+    ax.set(xlabel="frame t", ylabel="state s of y'")
+    ax.figure.colorbar(im, ax=ax, pad=0.01, label="log α")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_training_curve(history, *, x: str = "epoch", y: str = "loss", ax=None, title: str | None = None,
+                        label: str | None = None):
+    """A training history (list of dicts or a DataFrame) as a line of ``y`` against ``x``."""
+    import pandas as pd
+
+    ax = _ax(ax)
+    df = pd.DataFrame(history)
+    ax.plot(df[x], df[y], marker="o", ms=3, lw=1.2, label=label)
+    ax.set(xlabel=x, ylabel=y)
+    if label:
+        ax.legend()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_wer_bars(table, *, x: str = "system", y: str = "wer", hue: str | None = None, ax=None,
+                  title: str | None = None, percent: bool = True):
+    """Seaborn bars of an error rate per system (a DataFrame or records), each bar labelled."""
+    import pandas as pd
+
+    ax = _ax(ax)
+    df = pd.DataFrame(table).copy()
+    if percent:
+        df[y] = 100 * df[y]
+    sns.barplot(data=df, x=x, y=y, hue=hue, ax=ax, palette="deep" if hue else None,
+                color=None if hue else "C0")
+    for container in ax.containers:
+        ax.bar_label(container, fmt="%.0f" if percent else "%.2f", padding=2, fontsize=8)
+    ax.set(xlabel="", ylabel=f"{y.upper()} (%)" if percent else y)
+    ax.tick_params(axis="x", rotation=15)
+    if title:
+        ax.set_title(title)
+    return ax
