@@ -275,29 +275,43 @@ def label_ids(tokenizer, text: str) -> list[int]:
     return tokenizer.encode(" " + text.strip(), add_special_tokens=False)
 
 
-def collate_labels(tokenizer, texts: list[str], *, language: str = "es", max_len: int = 448) -> dict:
-    """Decoder inputs and labels for a batch of transcripts.
+def collate_labels(tokenizer, texts: list[str], *, language: str = "es", max_len: int = 448,
+                   prompts: list[str | None] | None = None) -> dict:
+    """Decoder inputs and labels for a batch of transcripts, optionally after a text prompt.
 
-    For each text: ``decoder_input_ids`` = prefix + text tokens, ``labels`` = the same shifted left
-    by one + ``<|endoftext|>``, so position ``t`` predicts token ``t + 1``. Padding: decoder
-    inputs with ``<|endoftext|>``, labels with -100 (no loss).
+    For each text: ``decoder_input_ids`` = [prompt] + prefix + text tokens, ``labels`` = the same
+    shifted left by one + ``<|endoftext|>``, so position ``t`` predicts token ``t + 1``. With a
+    prompt (:func:`flamenco_lib.prompts.prompt_token_ids`: ``<|startofprev|>`` + its tokens) the
+    labels of every prompt position, and of the position that predicts
+    ``<|startoftranscript|>``, are -100: no loss on the prompt, the model is never taught to
+    produce it. Padding: decoder inputs with ``<|endoftext|>``, labels with -100.
+
+    The layout equals what ``generate(prompt_ids=...)`` feeds the decoder (tests/test_prompts.py).
 
     Returns ``{"decoder_input_ids": (B, L) long, "labels": (B, L) long}``.
     """
+    from .prompts import prompt_token_ids
+
     eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     pre = prefix_ids(tokenizer, language=language)
-    seqs = []
-    for t in texts:
-        ids = pre + label_ids(tokenizer, t) + [eot]
+    prompts = prompts or [None] * len(texts)
+    if len(prompts) != len(texts):
+        raise ValueError(f"{len(prompts)} prompts for {len(texts)} texts")
+    seqs, masked = [], []
+    for t, pr in zip(texts, prompts):
+        pids = prompt_token_ids(tokenizer, pr)
+        ids = pids + pre + label_ids(tokenizer, t) + [eot]
         if len(ids) > max_len:
             raise ValueError(f"label of {len(ids)} tokens > {max_len} (Whisper's context): {t[:60]!r}...")
         seqs.append(ids)
+        masked.append(len(pids))
     width = max(len(s) for s in seqs) - 1
     dec = torch.full((len(seqs), width), eot, dtype=torch.long)
     lab = torch.full((len(seqs), width), -100, dtype=torch.long)
-    for i, s in enumerate(seqs):
+    for i, (s, m) in enumerate(zip(seqs, masked)):
         dec[i, : len(s) - 1] = torch.tensor(s[:-1])
         lab[i, : len(s) - 1] = torch.tensor(s[1:])
+        lab[i, :m] = -100  # positions 0..m-1 predict prompt tokens and <|startoftranscript|>
     return {"decoder_input_ids": dec, "labels": lab}
 
 

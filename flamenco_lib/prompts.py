@@ -1,0 +1,66 @@
+"""Text prompts for Whisper's previous-text slot (stage 3).
+
+Whisper was trained with the text of the previous window in front of the current one,
+``<|startofprev|> previous text <|startoftranscript|><|es|><|transcribe|><|notimestamps|> text``,
+with no loss on the previous text. Stage 3 puts a flamenco prompt there:
+
+- the palo (``"Soleá."``), which names the form and its vocabulary;
+- the previous verse of the same copla/song, when there is one;
+- a flamenco lexicon: words the corpus uses that general Spanish rarely does (``pena``,
+  ``fatigas``, ``mare``, ``fragua``...), the way one would prime the spelling of names.
+
+The prompt is capped (:data:`MAX_PROMPT_TOKENS`): Whisper's prompt slot holds at most half of the
+448-token context (``max_target_positions // 2 - 1`` = 223 tokens, ``<|startofprev|>`` included);
+a longer prompt keeps its *last* tokens, as Whisper keeps the most recent context.
+``generate(prompt_ids=...)`` builds exactly the same layout (tests/test_prompts.py).
+
+Notebook: ``09_stage3_prompts.ipynb``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from .text import normalize
+
+MAX_PROMPT_TOKENS = 223  # Whisper: max_target_positions // 2 - 1, <|startofprev|> included
+STOPWORDS = frozenset(
+    "a al ante con de del desde el en entre es ha hay la las le lo los me mi mis ni no o para pero por "
+    "que qué se si sin su sus te tu tus un una uno y ya yo él ella como cuando donde más muy nos os "
+    "era fue soy son está están tengo tiene ay".split()
+)
+
+
+def lexicon(texts, *, size: int = 40, min_count: int = 2) -> list[str]:
+    """The corpus's own vocabulary: its most frequent content words (no stopwords, 3+ letters),
+    most frequent first — e.g. from the training lyrics only, never the test ones."""
+    counts = Counter(w for t in texts for w in normalize(t).split() if len(w) >= 3 and w not in STOPWORDS)
+    return [w for w, c in counts.most_common() if c >= min_count][:size]
+
+
+def build_prompt(
+    *, palo: str | None = None, previous: str | None = None, words: list[str] | None = None
+) -> str | None:
+    """A prompt from the palo, the previous verse and lexicon words; None when all are empty.
+
+    >>> build_prompt(palo="soleá", previous="Le pregunté a la luna", words=["pena", "fragua"])
+    'Soleá. Le pregunté a la luna. pena, fragua.'
+    """
+    parts = []
+    if palo:
+        parts.append(palo[:1].upper() + palo[1:] + ".")
+    if previous:
+        parts.append(previous.strip().rstrip(".,;") + ".")
+    if words:
+        parts.append(", ".join(words) + ".")
+    return " ".join(parts) or None
+
+
+def prompt_token_ids(tokenizer, prompt: str | None, *, max_tokens: int = MAX_PROMPT_TOKENS) -> list[int]:
+    """``<|startofprev|>`` + the prompt's tokens (with a leading space, as
+    ``WhisperProcessor.get_prompt_ids``), keeping the last ``max_tokens - 1``; [] for no prompt."""
+    if not prompt or not prompt.strip():
+        return []
+    sop = tokenizer.convert_tokens_to_ids("<|startofprev|>")
+    ids = tokenizer.encode(" " + prompt.strip(), add_special_tokens=False)
+    return [sop] + ids[-(max_tokens - 1) :]
