@@ -76,7 +76,8 @@ def _evaluate(args) -> int:
 
     hf_logging.set_verbosity_error()
     m = evaluate_manifest(args.model, args.manifest, split=args.split, out=args.out, max_items=args.max_items,
-                          batch_size=args.batch_size, num_beams=args.beams, max_new_tokens=args.max_new_tokens)
+                          batch_size=args.batch_size, num_beams=args.beams, max_new_tokens=args.max_new_tokens,
+                          prompt_kinds=args.prompt_kinds.split(",") if args.prompt_kinds else None)
     lo, hi = m["wer_ci"]
     print(f"{args.model} on {args.manifest} [{args.split}]: n={m['n_utterances']} "
           f"WER {100 * m['wer']:.1f}% (95% CI {100 * lo:.1f}-{100 * hi:.1f}), CER {100 * m['cer']:.1f}%, "
@@ -186,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--beams", type=int, default=1, help="1 = greedy (default)")
     p.add_argument("--max-new-tokens", type=int, help="default: 8 per second of audio + 16")
+    p.add_argument("--prompt-kinds", help="prompt every utterance: comma-separated palo,previous,lexicon (stage 3)")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("train", help="run one fine-tuning stage from its YAML config")

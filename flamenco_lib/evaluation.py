@@ -174,20 +174,24 @@ def evaluate_manifest(
     max_items: int | None = None,
     model=None,
     processor=None,
+    prompt_kinds: list[str] | None = None,
+    lexicon_size: int = 40,
     **kwargs,
 ) -> dict:
     """Load a model (unless given) and a manifest's split, and :func:`evaluate` it.
 
     ``out`` defaults to ``data/results/<model folder>-<manifest folder>-<split>``; ``max_items``
-    keeps the first rows (smoke runs).
+    keeps the first rows (smoke runs). ``prompt_kinds`` (some of ``palo``, ``previous``,
+    ``lexicon``) prompts every utterance (:func:`flamenco_lib.prompts.prompts_for`); the lexicon
+    comes from the manifest's *train* split.
     """
     from .data.corpus import load_corpus
     from .data.manifest import ManifestError
 
-    ds = load_corpus(manifest)
-    if split not in ds:
-        raise ManifestError(f"{manifest}: no rows in split {split!r} (splits here: {sorted(ds)})")
-    ds = ds[split]
+    corpus = load_corpus(manifest)
+    if split not in corpus:
+        raise ManifestError(f"{manifest}: no rows in split {split!r} (splits here: {sorted(corpus)})")
+    ds = corpus[split]
     if max_items is not None:
         ds = ds.select(range(min(int(max_items), len(ds))))
     if model is None:
@@ -197,6 +201,13 @@ def evaluate_manifest(
     if out is None:
         out = results_dir() / f"{Path(str(model_name)).name}-{Path(manifest).parent.name}-{split}"
     extra = {"manifest": str(manifest), "split": split, **kwargs.pop("extra", {})}
+    if prompt_kinds:
+        from . import prompts as P
+
+        train = _rows(corpus["train"]) if "train" in corpus else []
+        words = P.lexicon([r["text"] for r in train if r.get("palo")], size=lexicon_size)
+        kwargs["prompts"] = P.prompts_for(_rows(ds), kinds=prompt_kinds, words=words)
+        extra["prompt_kinds"], extra["lexicon"] = list(prompt_kinds), words
     return evaluate(model, processor, ds, out=out, model_id=str(model_name), extra=extra, **kwargs)
 
 

@@ -64,3 +64,23 @@ def prompt_token_ids(tokenizer, prompt: str | None, *, max_tokens: int = MAX_PRO
     sop = tokenizer.convert_tokens_to_ids("<|startofprev|>")
     ids = tokenizer.encode(" " + prompt.strip(), add_special_tokens=False)
     return [sop] + ids[-(max_tokens - 1) :]
+
+
+KINDS = ("palo", "previous", "lexicon")
+
+
+def prompts_for(rows, *, kinds, words: list[str] | None = None) -> list[str | None]:
+    """One prompt per manifest row from the requested ``kinds`` (see :data:`KINDS`): the row's
+    ``palo``, its ``previous_text`` (the verse sung before it, when the corpus has one) and the
+    lexicon ``words``."""
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise ValueError(f"prompt kinds {sorted(unknown)}: expected some of {KINDS}")
+    return [
+        build_prompt(
+            palo=r.get("palo") if "palo" in kinds else None,
+            previous=r.get("previous_text") if "previous" in kinds else None,
+            words=words if "lexicon" in kinds else None,
+        )
+        for r in rows
+    ]

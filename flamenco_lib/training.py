@@ -88,6 +88,9 @@ class StageConfig:
     label_field: str = "text"  # what is sung
     language: str = "es"
     log_every: int = 10
+    prompt_kinds: list = field(default_factory=list)  # stage 3: some of palo, previous, lexicon
+    prompt_drop: float = 0.5  # probability that a training example gets no prompt
+    lexicon_size: int = 40
     source_file: str | None = None
 
 
@@ -163,7 +166,7 @@ def _merge(a: dict, b: dict) -> dict:
 
 
 def _check(cfg: StageConfig, file: str) -> None:
-    ints = {"steps": 1, "batch_size": 1, "warmup_steps": 0, "cached_layers": 0, "eval_every": 0,
+    ints = {"lexicon_size": 1, "steps": 1, "batch_size": 1, "warmup_steps": 0, "cached_layers": 0, "eval_every": 0,
             "eval_batch_size": 1, "save_every": 1, "seed": 0, "log_every": 1}
     for key, lo in ints.items():
         v = getattr(cfg, key)
@@ -179,6 +182,12 @@ def _check(cfg: StageConfig, file: str) -> None:
             setattr(cfg, key, v)
         if not isinstance(v, (int, float)) or v < 0:
             raise ConfigError(f"{file}: {key} must be a non-negative number, got {v!r}")
+    from .prompts import KINDS
+
+    if not isinstance(cfg.prompt_kinds, list) or set(cfg.prompt_kinds) - set(KINDS):
+        raise ConfigError(f"{file}: prompt_kinds must be a list of {KINDS}, got {cfg.prompt_kinds!r}")
+    if not (isinstance(cfg.prompt_drop, (int, float)) and 0 <= cfg.prompt_drop <= 1):
+        raise ConfigError(f"{file}: prompt_drop must be a probability in [0, 1], got {cfg.prompt_drop!r}")
     if cfg.precision not in PRECISIONS:
         raise ConfigError(f"{file}: precision must be one of {PRECISIONS}, got {cfg.precision!r}")
     if cfg.schedule not in ("linear", "constant"):
@@ -468,6 +477,20 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
                 acts = cache_activations(model, processor, rows, k, progress=progress and acc.is_main_process)
         sources.append((rows, acts))
     sizes, weights = [len(r) for r, _ in sources], [s.weight for s in cfg.train]
+    from . import prompts as P
+
+    # the lexicon: flamenco training text only (rows with a palo), never dev or test
+    words = P.lexicon([r["text"] for rows, _ in sources for r in rows if r.get("palo")], size=cfg.lexicon_size)
+
+    def prompts_of(rows, *, step=None):
+        """Prompts of a batch; during training each is dropped with probability prompt_drop."""
+        if not cfg.prompt_kinds:
+            return None
+        out = P.prompts_for(rows, kinds=cfg.prompt_kinds, words=words)
+        if step is not None:
+            keep = np.random.default_rng([int(cfg.seed), int(step), 11]).random(len(out)) >= cfg.prompt_drop
+            out = [p if k else None for p, k in zip(out, keep)]
+        return out
 
     def inputs_of(pairs):
         if k > 0:
@@ -503,7 +526,7 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
         model.eval()
         m = evaluation.evaluate(model, processor, eval_ds, out=out / "eval" / f"step-{step:06d}",
                                 model_id=f"{cfg.name}@{step}", batch_size=cfg.eval_batch_size,
-                                language=None, progress=False)
+                                language=None, progress=False, prompts=prompts_of(evaluation._rows(eval_ds)))
         model.train()
         return {"step": step, "eval_wer": m["wer"], "eval_cer": m["cer"]}
 
@@ -513,8 +536,9 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
     losses = []
     for step in range(start, cfg.steps):
         pairs = batch_indices(cfg.seed, step, weights, sizes, cfg.batch_size)[rank * per_rank : (rank + 1) * per_rank]
-        texts = [sources[s][0][i][cfg.label_field] or sources[s][0][i]["text"] for s, i in pairs]
-        lab = collate_labels(tok, texts, language=cfg.language)
+        rows_b = [sources[s][0][i] for s, i in pairs]
+        texts = [r[cfg.label_field] or r["text"] for r in rows_b]
+        lab = collate_labels(tok, texts, language=cfg.language, prompts=prompts_of(rows_b, step=step))
         x = inputs_of(pairs).to(acc.device)
         for g in optimizer.param_groups:
             g["lr"] = _lr_at(cfg, step)
@@ -545,7 +569,7 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
             bar.close()
             return {"stopped_at": done, "log": log}
     bar.close()
-    summary = {"name": cfg.name, "steps": cfg.steps, "trainable_params": trainable, "total_params": total,
+    summary = {"name": cfg.name, "steps": cfg.steps, "prompt_kinds": cfg.prompt_kinds, "lexicon": words, "trainable_params": trainable, "total_params": total,
                "world_size": world, "train_seconds": time.perf_counter() - t0, "log": log}
     if acc.is_main_process:
         final = out / "final"

@@ -189,3 +189,23 @@ def test_two_processes_with_gloo(tmp_path, tiny_corpus):
     assert log["world_size"] == 2 and log["steps"] == 2
     assert all(np.isfinite(x["loss"]) for x in log["log"] if "loss" in x)
     assert (tmp_path / "out" / "final" / "model.safetensors").exists()
+
+
+@pytest.mark.model
+def test_prompted_stage_trains_and_evaluates_with_prompts(tmp_path, tiny_corpus, capsys):
+    from flamenco_lib.cli import main
+
+    cfg = training.load_config(_smoke(tmp_path, tiny_corpus, steps=2, save_every=2,
+                                      prompt_kinds=["palo", "lexicon"], prompt_drop=0.5))
+    summary = training.train_stage(cfg, progress=False)
+    assert summary["prompt_kinds"] == ["palo", "lexicon"] and summary["lexicon"]  # words of the training lyrics
+    preds = [json.loads(x) for x in (tmp_path / "out" / "eval" / "step-000002" / "predictions.jsonl").read_text().splitlines()]
+    assert all(p["prompt"] and p["prompt"].startswith(p["palo"][:1].upper()) for p in preds)
+    # the prompt is not part of the transcript
+    assert not any(p["hypothesis"].startswith(p["prompt"]) for p in preds)
+    with pytest.raises(training.ConfigError, match="prompt_kinds must be a list"):
+        training.load_config(_smoke(tmp_path, tiny_corpus, prompt_kinds=["rhyme"]))
+    assert main(["evaluate", "--model", str(tmp_path / "out" / "final"), "--manifest", str(tiny_corpus),
+                 "--split", "train", "--max-items", "2", "--prompt-kinds", "palo", "--out", str(tmp_path / "ev")]) == 0
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["decoding"]["prompts"] and m["prompt_kinds"] == ["palo"]
