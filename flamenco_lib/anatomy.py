@@ -21,11 +21,11 @@ SAMPLES_PER_STATE = 2 * HOP_LENGTH  # 320 samples per encoder state
 # width d_model, layers per stack (encoder = decoder), attention heads; the feed-forward
 # layer is 4 x d_model wide. large-v3 reads 128 mel bands and has one more token (<|yue|>).
 WHISPER_DIMS = {
-    "tiny": dict(d_model=384, layers=4, heads=6, n_mels=80, vocab=51865),
-    "base": dict(d_model=512, layers=6, heads=8, n_mels=80, vocab=51865),
-    "small": dict(d_model=768, layers=12, heads=12, n_mels=80, vocab=51865),
-    "medium": dict(d_model=1024, layers=24, heads=16, n_mels=80, vocab=51865),
-    "large-v3": dict(d_model=1280, layers=32, heads=20, n_mels=128, vocab=51866),
+    "tiny": {"d_model": 384, "layers": 4, "heads": 6, "n_mels": 80, "vocab": 51865},
+    "base": {"d_model": 512, "layers": 6, "heads": 8, "n_mels": 80, "vocab": 51865},
+    "small": {"d_model": 768, "layers": 12, "heads": 12, "n_mels": 80, "vocab": 51865},
+    "medium": {"d_model": 1024, "layers": 24, "heads": 16, "n_mels": 80, "vocab": 51865},
+    "large-v3": {"d_model": 1280, "layers": 32, "heads": 20, "n_mels": 128, "vocab": 51866},
 }
 
 
@@ -88,7 +88,7 @@ def size_table(sizes=tuple(WHISPER_DIMS)) -> list[dict]:
 def place_in_window(audio: np.ndarray, *, offset_s: float = 0.0, length: int = N_SAMPLES) -> np.ndarray:
     """The clip inside a window of ``length`` samples (30 s) of digital silence, starting at
     ``offset_s`` seconds: ``offset_s`` of leading zeros, the rest trailing. Shape = (length,)."""
-    start = int(round(offset_s * SAMPLE_RATE))
+    start = round(offset_s * SAMPLE_RATE)
     if start < 0 or start + len(audio) > length:
         raise ValueError(f"a {len(audio) / SAMPLE_RATE:.2f} s clip at {offset_s} s does not fit in "
                          f"{length / SAMPLE_RATE:.0f} s")
@@ -131,9 +131,9 @@ class Step:
 def prefix_ids(processor, *, language: str = "es", task: str = "transcribe") -> list[int]:
     """The decoder prompt of transcription without timestamps:
     ``<|startoftranscript|> <|es|> <|transcribe|> <|notimestamps|>``."""
-    tok = processor.tokenizer
-    return [tok.convert_tokens_to_ids(t) for t in
-            ("<|startoftranscript|>", f"<|{language}|>", f"<|{task}|>", "<|notimestamps|>")]
+    from .training import prefix_ids as _prefix
+
+    return _prefix(processor.tokenizer, language=language, task=task)
 
 
 @torch.no_grad()

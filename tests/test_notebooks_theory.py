@@ -1,4 +1,4 @@
-"""The theory notebooks 01-03 run end to end (smoke profile) and draw their figures; every
+"""The theory notebooks 01-04 run end to end (smoke profile) and draw their figures; every
 notebook in git is clean (no outputs)."""
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ EXPECTED_FIGURES = {
     "03_ctc_vs_deep_fusion.ipynb": [
         "03_ctc_trellis", "03_ctc_training", "03_ctc_posteriors", "03_wer",
     ],
+    "04_whisper_anatomy.ipynb": [
+        "04_pipeline", "04_model_sizes", "04_padding", "04_cross_attention",
+    ],
 }
 
 
@@ -46,6 +49,12 @@ def test_theory_notebook_runs_and_draws_its_figures(name, tmp_path, monkeypatch)
         executed = nbformat.read(out, as_version=4)
         text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
         assert "CTC greedy" in text and "Whisper" in text
+    if name.startswith("04"):
+        executed = nbformat.read(out, as_version=4)
+        text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
+        assert "the loaded model: 72,593,920" in text  # base's row of the size table = the real model
+        assert "loop == generate, token for token: True" in text
+        assert "transcripts identical: True" in text  # the clip moved inside the 30 s window
 
 
 def test_every_notebook_is_committed_clean():
