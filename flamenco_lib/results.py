@@ -3,7 +3,8 @@
 Rows are models (zero-shot Whisper, stage 1, its spoken control, stage 2, ...), columns the test
 sets of DESIGN.md: the cante test set (held-out lyrics, half of it a held-out voice), the sung
 real-voice test set (real recorded speech sung by the same transform) and the speech test set
-(forgetting). :func:`evaluate_stages` runs what is missing (each run is a folder
+(forgetting), plus the cante test clips *spoken* (the same words and voices, not sung: how much
+of the difficulty is the singing). :func:`evaluate_stages` runs what is missing (each run is a folder
 ``data/results/<row>__<test set>/`` written by :mod:`flamenco_lib.evaluation`);
 :func:`results_table` only reads those folders.
 
@@ -30,6 +31,7 @@ STAGES = (
 TEST_SETS = (
     ("cante", "corpora/cante/manifest.jsonl", "test"),
     ("cante_real", "corpora/cante-real/manifest.jsonl", "test"),
+    ("cante_spoken", "corpora/cante-spoken/manifest.jsonl", "test"),  # the same clips, spoken
     ("speech", "corpora/speech/manifest.jsonl", "test"),
 )
 

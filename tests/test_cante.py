@@ -50,6 +50,10 @@ def test_plan_splits_by_lyric_and_holds_out_a_base_voice():
     test = [c for c in clips if c.split == "test"]
     share = np.mean([c.voice_heldout for c in test])
     assert 0.3 < share < 0.7, share  # both held-out and seen voices in the test split
+    # and the test split hears (nearly) every voice of both pools, not a subset tied to the coin
+    train_pool, held_pool = cante.voice_pools(None)
+    assert len({c.voice for c in test if c.voice_heldout}) >= 0.8 * len(held_pool)
+    assert len({c.voice for c in test if not c.voice_heldout}) >= 0.8 * len(train_pool)
     # a variant of a training voice is a training voice, never held out
     assert any("+" in c.voice for c in clips if not c.voice_heldout)
 
@@ -104,6 +108,12 @@ def test_build_is_deterministic_parallel_and_resumable(tmp_path, my_lyrics):
     audio3, rows3 = _audio_of(tmp_path / "one")
     assert strip(rows3) == strip(rows1)
     np.testing.assert_array_equal(audio3[lost], audio1[lost])
+
+    # a clip whose files no longer match the plan (another voice) is rendered again
+    side = tmp_path / "one" / "audio" / f"{lost}.json"
+    side.write_text(side.read_text().replace(f'"voice": "{rows1[2]["voice"]}"', '"voice": "es+m9"'))
+    again = cante.build_synth_corpus(tmp_path / "one", lyrics=my_lyrics, n=6, seed=3, jobs=1, progress=False)
+    assert again["rendered"] == 1 and strip(_audio_of(tmp_path / "one")[1]) == strip(rows1)
 
     # another seed, other samples
     cante.build_synth_corpus(tmp_path / "three", lyrics=my_lyrics, n=2, seed=4, jobs=1, progress=False)

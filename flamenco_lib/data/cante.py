@@ -131,7 +131,8 @@ def plan_clips(
         clip_id = f"{_slug(copla.id)}-r{rendering:02d}"
         split = split_of(normalize(copla.text), seed=seed)
         cseed = clip_seed(seed, clip_id)
-        heldout_clip = split == "test" and (cseed + rendering) % 2 == 0
+        # the held-out coin has its own hash: tied to cseed, it would pick only even (or odd) voice indices
+        heldout_clip = split == "test" and clip_seed(seed, clip_id + ":heldout") % 2 == 0
         pool = held_voices if heldout_clip else train_voices
         voice = pool[cseed % len(pool)]
         clips.append(
@@ -222,9 +223,19 @@ def _render_to_disk(clip_dict: dict, out: str, style: str, snr_db_range) -> tupl
     return clip.id, None
 
 
-def _finished(out: Path, clip: Clip) -> bool:
+def _finished(out: Path, clip: Clip, style: str) -> bool:
+    """A clip is finished when its audio and metadata exist *and* match the plan (a changed plan,
+    e.g. another voice or style, renders the clip again)."""
     wav = out / "audio" / f"{clip.id}.flac"
-    return wav.exists() and wav.with_suffix(".json").exists()
+    side = wav.with_suffix(".json")
+    if not (wav.exists() and side.exists()):
+        return False
+    try:
+        row = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return (row.get("voice"), row.get("clip_seed"), row.get("style"), row.get("split")) == (
+        clip.voice, clip.seed, style, clip.split)
 
 
 def build_synth_corpus(
@@ -285,7 +296,7 @@ def build_synth_corpus(
     else:
         coplas = read_lyrics(lyrics)
         clips = plan_clips(coplas, n=DEFAULT_N if n is None else n, seed=seed, voices=voices, heldout=heldout)
-    todo = [c for c in clips if not _finished(out, c)]
+    todo = [c for c in clips if not _finished(out, c, style)]
     failed: dict[str, str] = {}
     jobs = max(1, int(jobs or os.cpu_count() or 1))
     bar = tqdm(total=len(clips), initial=len(clips) - len(todo), desc=f"synth {style}", unit="clip", disable=not progress)
