@@ -26,7 +26,13 @@ def _report(args) -> int:
         import torch
 
         profile = "gpu" if torch.cuda.is_available() else "cpu"
-    build(profile=profile)
+    from .report import NotebookFailed
+
+    try:
+        build(profile=profile)
+    except NotebookFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

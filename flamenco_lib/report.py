@@ -1,7 +1,9 @@
 """The project's main job (``make report``): regenerate the thesis figures and tables.
 
-Today it draws the feature figures of notebooks 01-02 (waveform, mel filterbank, log-Mel
-spectrogram, cepstrum, MFCC) for one real recording; the experiment notebooks extend it.
+It draws the feature figures of one real recording, then executes the notebooks in order with
+papermill on the profile (:func:`run_notebooks`): executed copies go to ``report/executed/``,
+their figures to ``report/figures/``. A failing notebook stops the run with an error naming the
+notebook and the cell; its executed copy is kept for inspection.
 """
 
 from __future__ import annotations
@@ -78,9 +80,47 @@ def feature_figures(audio_path: str | Path | None = None, *, outdir: str | Path 
     return written
 
 
+class NotebookFailed(RuntimeError):
+    """A notebook of the report failed; the message names it, the cell and the executed copy."""
+
+
+def run_notebooks(notebooks, *, profile: str, outdir: str | Path | None = None, progress: bool = True) -> list[Path]:
+    """Execute notebooks in order with papermill (``profile`` injected as a parameter) into
+    ``<report>/executed/``. Raises :class:`NotebookFailed` at the first failure."""
+    import papermill as pm
+
+    from .paths import report_dir, project_root
+
+    out = Path(outdir) if outdir else report_dir() / "executed"
+    out.mkdir(parents=True, exist_ok=True)
+    done = []
+    for nb in notebooks:
+        nb = Path(nb)
+        dest = out / nb.name
+        t0 = time.perf_counter()
+        if progress:
+            print(f"report [{profile}]: running {nb.name}", flush=True)
+        try:
+            pm.execute_notebook(str(nb), str(dest), parameters={"profile": profile}, kernel_name="python3",
+                                cwd=str(project_root()), progress_bar=False)
+        except pm.PapermillExecutionError as err:
+            raise NotebookFailed(
+                f"{nb}: cell In [{err.exec_count}] (numbered as in the executed copy) failed with {err.ename}: {err.evalue}; "
+                f"the executed copy is kept at {dest}"
+            ) from None
+        if progress:
+            print(f"report [{profile}]: {nb.name} done in {time.perf_counter() - t0:.0f} s", flush=True)
+        done.append(dest)
+    return done
+
+
 def build(*, profile: str = "cpu", outdir: str | Path | None = None) -> list[Path]:
     """Everything ``make report`` regenerates on ``profile``; returns the written files."""
+    from .paths import project_root
+
     t0 = time.perf_counter()
     written = feature_figures(outdir=outdir)
+    notebooks = sorted((project_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    written += run_notebooks(notebooks, profile=profile)
     print(f"report [{profile}]: {len(written)} files in {time.perf_counter() - t0:.1f} s")
     return written

@@ -1,0 +1,34 @@
+"""make report's notebook runner: order, injected profile, and a failure that names the notebook and cell."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from flamenco_lib import report
+
+
+def _nb(path, *cells):
+    nb = new_notebook(cells=[new_code_cell('profile = "cpu"', metadata={"tags": ["parameters"]}),
+                             *(new_code_cell(c) for c in cells)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.notebook
+def test_notebooks_run_in_order_with_the_profile_and_failures_name_the_cell(tmp_path):
+    log = tmp_path / "order.txt"
+    a = _nb(tmp_path / "01_a.ipynb", f"open({str(log)!r}, 'a').write('a:' + profile + ' ')")
+    b = _nb(tmp_path / "02_b.ipynb", f"open({str(log)!r}, 'a').write('b:' + profile + ' ')")
+    out = tmp_path / "executed"
+    done = report.run_notebooks([a, b], profile="smoke", outdir=out, progress=False)
+    assert done == [out / "01_a.ipynb", out / "02_b.ipynb"]
+    assert log.read_text() == "a:smoke b:smoke "
+
+    bad = _nb(tmp_path / "03_bad.ipynb", "x = 1", "raise ValueError('no such palo')")
+    with pytest.raises(report.NotebookFailed, match=r"03_bad.ipynb: cell In \[4\] .* failed with ValueError: no such palo") as info:
+        report.run_notebooks([bad, a], profile="smoke", outdir=out, progress=False)
+    assert str(out / "03_bad.ipynb") in str(info.value) and (out / "03_bad.ipynb").exists()  # kept for inspection
+    assert log.read_text() == "a:smoke b:smoke "  # the run stopped at the failure
