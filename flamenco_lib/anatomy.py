@@ -158,17 +158,15 @@ def greedy_steps(model, states: torch.Tensor, prefix: list[int], *, max_new_toke
     -------
     list of Step, the last one ``<|endoftext|>`` unless ``max_new_tokens`` ran out.
     """
+    from .transcription import suppress
+
     gc = model.generation_config
     eot = gc.eos_token_id
-    suppress = torch.tensor(list(gc.suppress_tokens or []), dtype=torch.long)
-    begin = torch.tensor(list(gc.begin_suppress_tokens or []), dtype=torch.long)
     ids = torch.tensor([prefix], device=states.device)
     steps: list[Step] = []
     for i in range(max_new_tokens):
         logits = model(encoder_outputs=(states,), decoder_input_ids=ids, use_cache=False).logits[0, -1].float()
-        logits[suppress] = -torch.inf
-        if i == 0:
-            logits[begin] = -torch.inf
+        suppress(logits, gc, first_step=i == 0)
         probs = logits.softmax(-1)
         top = probs.topk(top_k)
         token = int(top.indices[0])

@@ -77,6 +77,7 @@ def greedy_decode(model, tokenizer, input_features: torch.Tensor, soft: SoftProm
     """Greedy transcription with a soft prompt (or none): the generated token ids of each clip,
     without special tokens. Applies the generation config's suppress lists as ``generate`` does."""
     from .training import prefix_ids
+    from .transcription import suppress
 
     eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     gc = model.generation_config
@@ -88,18 +89,12 @@ def greedy_decode(model, tokenizer, input_features: torch.Tensor, soft: SoftProm
         embeds = soft.decoder_embeds(model, tokenizer, prefix)
     else:
         embeds = model.get_decoder().embed_tokens(prefix)
-    suppress = torch.tensor(list(gc.suppress_tokens or []), dtype=torch.long, device=device)
-    begin = torch.tensor(list(gc.begin_suppress_tokens or []), dtype=torch.long, device=device)
     out = model(encoder_outputs=(enc,), decoder_inputs_embeds=embeds, use_cache=True)
     past, logits = out.past_key_values, out.logits[:, -1]
     tokens = [[] for _ in range(b)]
     done = torch.zeros(b, dtype=torch.bool, device=device)
     for step in range(max_new_tokens):
-        logits = logits.clone()
-        if len(suppress):
-            logits[:, suppress] = -float("inf")
-        if step == 0 and len(begin):
-            logits[:, begin] = -float("inf")
+        logits = suppress(logits.clone(), gc, first_step=step == 0)
         logits[:, tokenizer.convert_tokens_to_ids("<|notimestamps|>")] = -float("inf")
         nxt = logits.argmax(-1)
         nxt = torch.where(done, torch.full_like(nxt, eot), nxt)

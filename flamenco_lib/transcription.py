@@ -29,6 +29,19 @@ def trim_repetition(text: str) -> str:
     return _REPEAT.sub(r"\1", text).strip()
 
 
+def suppress(logits: torch.Tensor, generation_config, *, first_step: bool) -> torch.Tensor:
+    """Mask (in place, to -inf) the tokens ``generate`` never emits: the generation config's
+    ``suppress_tokens`` always, its ``begin_suppress_tokens`` at the first step. ``logits``:
+    (..., vocab). For hand-written greedy loops that must equal ``generate`` token for token."""
+    always = list(generation_config.suppress_tokens or [])
+    if always:
+        logits[..., always] = -torch.inf
+    begin = list(generation_config.begin_suppress_tokens or [])
+    if first_step and begin:
+        logits[..., begin] = -torch.inf
+    return logits
+
+
 def prompt_ids(processor, prompt: str | None):
     """Token ids of a text prompt for ``generate(prompt_ids=...)`` (``<|startofprev|>`` + text)."""
     if not prompt:
