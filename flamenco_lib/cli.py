@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .audio import AudioError
-from .data.synth import SynthError
+from .data.synth import SNR_DB_RANGE, SynthError
 from .models import ChecksumError, ModelNotAvailable
 
 
@@ -226,8 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sung + guitar/palmas (default), sung only, or spoken (the control)")
     q.add_argument("--voices", help="comma-separated espeak-ng voices (default: every Spanish voice)")
     q.add_argument("--heldout-voice", default="es-419", help="base voice kept for the test split (default es-419)")
-    q.add_argument("--snr-min", type=float, default=15.0, help="dB, voice over accompaniment")
-    q.add_argument("--snr-max", type=float, default=20.0)
+    q.add_argument("--snr-min", type=float, default=SNR_DB_RANGE[0],
+                   help=f"dB, voice over accompaniment (default {SNR_DB_RANGE[0]:g})")
+    q.add_argument("--snr-max", type=float, default=SNR_DB_RANGE[1],
+                   help=f"(default {SNR_DB_RANGE[1]:g})")
     q = dsub.add_parser("validate", help="check a manifest; exit 2 and list every problem by line")
     q.add_argument("manifest")
     q.add_argument("--no-audio", action="store_true", help="skip decoding the audio files")

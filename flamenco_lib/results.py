@@ -55,7 +55,7 @@ def _model_path(model: str) -> str:
 def evaluate_stages(stages=STAGES, test_sets=TEST_SETS, *, max_items: int | None = None, force: bool = False,
                     progress: bool = True, **eval_kwargs) -> list[Path]:
     """Evaluate every available model on every available test set; a run whose ``metrics.json``
-    is newer than its model is kept (reruns pick up where they stopped). Models or test sets that
+    is newer than its model and its test set's manifest is kept (reruns pick up where they stopped). Models or test sets that
     are not built yet are skipped with a message. Returns the run folders written or kept."""
     from .evaluation import evaluate_manifest
     from .models import load_whisper
@@ -75,7 +75,9 @@ def evaluate_stages(stages=STAGES, test_sets=TEST_SETS, *, max_items: int | None
                 continue
             out = run_dir(label, key)
             metrics = out / "metrics.json"
-            newer = metrics.exists() and (not local.exists() or metrics.stat().st_mtime > local.stat().st_mtime)
+            # kept only if newer than both the model and the test set (a rebuilt corpus is rerun)
+            inputs = [man.stat().st_mtime] + ([local.stat().st_mtime] if local.exists() else [])
+            newer = metrics.exists() and metrics.stat().st_mtime > max(inputs)
             if newer and not force:
                 done.append(out)
                 continue

@@ -96,7 +96,7 @@ def test_build_is_deterministic_parallel_and_resumable(tmp_path, my_lyrics):
         assert r["source"] == "synth-sung" and r["style"] == "sung"
         assert r["text_canonical"].lower().replace(",", "") in r["text"].lower().replace(",", "")
         assert r["singer"] == r["voice"] and r["base_voice"] == synth.base_voice(r["voice"])
-        assert r["accompaniment"] and 15 <= r["snr_db"] <= 20
+        assert r["accompaniment"] and synth.SNR_DB_RANGE[0] <= r["snr_db"] <= synth.SNR_DB_RANGE[1]
 
     # resume: nothing to do, then only the clip whose files went missing
     again = cante.build_synth_corpus(tmp_path / "one", lyrics=my_lyrics, n=6, seed=3, jobs=1, progress=False)
@@ -114,6 +114,16 @@ def test_build_is_deterministic_parallel_and_resumable(tmp_path, my_lyrics):
     side.write_text(side.read_text().replace(f'"voice": "{rows1[2]["voice"]}"', '"voice": "es+m9"'))
     again = cante.build_synth_corpus(tmp_path / "one", lyrics=my_lyrics, n=6, seed=3, jobs=1, progress=False)
     assert again["rendered"] == 1 and strip(_audio_of(tmp_path / "one")[1]) == strip(rows1)
+
+    # another generator setting (here the SNR range) renders every clip again
+    again = cante.build_synth_corpus(tmp_path / "one", lyrics=my_lyrics, n=6, seed=3, jobs=1,
+                                     snr_db_range=(30.0, 31.0), progress=False)
+    assert again["rendered"] == 6 and again["skipped"] == 0
+    rows5 = _audio_of(tmp_path / "one")[1]
+    assert all(30.0 <= r["snr_db"] <= 31.0 for r in rows5)
+    assert {r["synth_settings"] for r in rows5} == {synth.settings_id("sung", (30.0, 31.0))}
+    assert synth.settings_id("sung", (30.0, 31.0)) != synth.settings_id("sung")
+    assert synth.settings_id("spoken", (30.0, 31.0)) == synth.settings_id("spoken")
 
     # another seed, other samples
     cante.build_synth_corpus(tmp_path / "three", lyrics=my_lyrics, n=2, seed=4, jobs=1, progress=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from flamenco_lib import evaluation, results
 
@@ -33,3 +34,33 @@ def test_table_has_a_row_per_model_and_a_column_per_test_set(tmp_path):
     assert md.splitlines()[0].startswith("| model | cante WER % [95% CI]")
     assert f"| zero-shot | {100 * zs['wer']:.1f} [" in md
     assert "cante_real" not in md  # no column for a test set nobody evaluated
+
+
+def test_evaluate_stages_reruns_what_is_older_than_its_model_or_test_set(tmp_path, monkeypatch):
+    import os
+
+    from flamenco_lib import models
+
+    monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path))
+    man = tmp_path / "corpora" / "cante" / "manifest.jsonl"
+    man.parent.mkdir(parents=True)
+    man.write_text("")
+    calls = []
+
+    def fake_evaluate(model_name, manifest, *, out, **kw):  # records which runs were (re)done
+        calls.append(Path(out).name)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "metrics.json").write_text("{}")
+
+    monkeypatch.setattr(evaluation, "evaluate_manifest", fake_evaluate)
+    monkeypatch.setattr(models, "load_whisper", lambda path: (None, None))
+    sets = (("cante", "corpora/cante/manifest.jsonl", "test"), ("speech", "corpora/speech/manifest.jsonl", "test"))
+    stages = (("zero-shot", "base"), ("stage 1", "checkpoints/stage1"))
+    results.evaluate_stages(stages, sets, progress=False)
+    assert calls == ["zero-shot__cante"]  # stage 1 is not trained, the speech set not built
+    results.evaluate_stages(stages, sets, progress=False)
+    assert calls == ["zero-shot__cante"]  # up to date: kept
+    later = (tmp_path / "results" / "zero-shot__cante" / "metrics.json").stat().st_mtime + 10
+    os.utime(man, (later, later))  # the corpus was rebuilt after the evaluation
+    results.evaluate_stages(stages, sets, progress=False)
+    assert calls == ["zero-shot__cante"] * 2

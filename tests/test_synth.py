@@ -99,13 +99,14 @@ def test_sing_lengthens_the_nuclei_only(spoken, sung):
     y, meta = sung
     assert y.dtype == np.float32 and np.isclose(np.abs(y).max(), S.PEAK, atol=1e-3)
     factor = len(y) / len(spoken)
-    assert 1.3 < factor < 3.5, factor
+    assert 1.3 < factor < S.STRETCH[1] + 1, factor
     assert meta["duration_s"] == pytest.approx(len(y) / SR)
     # one nucleus per syllable or so: 3 lines of 7-9 syllables
     assert 15 <= meta["n_nuclei"] <= 35
     assert meta["n_lines"] == 3
     # every nucleus is stretched, the line ends most
-    assert 2.0 <= meta["stretch_mean"] <= meta["stretch_max"] <= 3.0 * S.FINAL_EXTRA[1]
+    assert S.STRETCH[0] <= meta["stretch_mean"] <= meta["stretch_max"]
+    assert meta["stretch_max"] <= S.STRETCH[1] * S.FINAL_EXTRA[1]
     # the time added is the nuclei's lengthening: far less than a uniform stretch would add
     added = len(y) / SR - len(spoken) / SR
     assert added < 0.6 * (meta["stretch_mean"] - 1) * len(spoken) / SR
@@ -126,10 +127,13 @@ def test_sing_follows_the_melody_within_range(spoken, sung):
     errors = np.abs(errors)
     assert len(errors) >= 0.8 * meta["n_nuclei"]
     assert np.mean(errors < 0.33) > 0.9, errors
-    # the whole sung F0 stays within -5..+8 semitones of the speaking median
+    # several notes on one vowel (melismas): more held notes than nuclei, each sung in tune
+    assert meta["n_melismas"] > 0
+    assert len(meta["held_notes"]) > meta["n_nuclei"]
+    # the whole sung F0 stays within the range around the speaking median
     st = 12 * np.log2(f0[f0 > 0] / median)
     lo, hi = np.percentile(st, [1, 99])
-    assert -5.5 < lo and hi < 8.5, (lo, hi)
+    assert S.RANGE_SEMITONES[0] - 0.5 < lo and hi < S.RANGE_SEMITONES[1] + 0.5, (lo, hi)
     # ... and the notes are those of the mode (Phrygian over the tonic)
     degrees = {round(12 * np.log2(hz / meta["tonic_hz"])) % 12 for _, _, hz in meta["held_notes"]}
     assert degrees <= set(S.MODES["phrygian"])
@@ -166,6 +170,7 @@ def test_sing_has_vibrato_at_the_requested_rate(spoken):
         final_extra=(3.0, 3.0),
         vibrato_hz=(5.5, 5.5),
         vibrato_cents=(60, 60),
+        melisma=0.0,
     )
     t, f0 = _f0(y)
     a, b, hz = max(meta["held_notes"], key=lambda n: n[1] - n[0])
@@ -182,6 +187,53 @@ def test_sing_has_vibrato_at_the_requested_rate(spoken):
     assert cents.std() * np.sqrt(2) == pytest.approx(60, rel=0.3)  # a sine of 60 cents
 
 
+def test_without_melisma_each_nucleus_holds_one_note(spoken):
+    _, meta = S.sing(spoken, palo="soleá", rng=np.random.default_rng(0), melisma=0.0)
+    assert meta["n_melismas"] == 0 and len(meta["held_notes"]) == meta["n_nuclei"]
+
+
+def _centroid(x: np.ndarray) -> float:
+    """Centroid (Hz) of the long-term power spectrum in 200-5000 Hz: moves with the formants."""
+    import librosa
+
+    power = (np.abs(librosa.stft(np.asarray(x, np.float32), n_fft=1024)) ** 2).mean(axis=1)
+    f = librosa.fft_frequencies(sr=SR, n_fft=1024)
+    band = (f > 200) & (f < 5000)
+    return float((f[band] * power[band]).sum() / power[band].sum())
+
+
+def test_formant_shift_moves_formants_and_keeps_pitch_and_timing(spoken):
+    up = S._shift_formants(spoken, 1.15, sr=SR, seed=1)
+    down = S._shift_formants(spoken, 0.88, sr=SR, seed=1)
+    assert len(up) == len(down) == len(spoken)
+    # (Praat's formant tracker mislabels shifted formants; the spectral centroid does not)
+    assert _centroid(up) / _centroid(down) == pytest.approx(1.15 / 0.88, rel=0.1)
+    assert _centroid(down) < _centroid(spoken) < _centroid(up)
+    _, f_up = _f0(up)
+    _, f_sp = _f0(spoken)
+    assert np.median(f_up[f_up > 0]) == pytest.approx(np.median(f_sp[f_sp > 0]), rel=0.03)
+
+
+def test_consonants_are_sung_softer_than_vowels(spoken):
+    kw = dict(palo="soleá", melisma=0.0, formant_ratio=(1.0, 1.0))
+    hard, m = S.sing(spoken, rng=np.random.default_rng(2), consonant_db=(0.0, 0.0), **kw)
+    soft, m2 = S.sing(spoken, rng=np.random.default_rng(2), consonant_db=(12.0, 12.0), **kw)
+    assert m2["consonant_db"] == 12.0 and len(hard) == len(soft)
+    # frames well inside a note against frames well away from every note
+    t = np.arange(len(hard)) / SR
+    inside = np.zeros(len(hard), bool)
+    near = np.zeros(len(hard), bool)
+    for a, b, _ in m["held_notes"]:
+        inside |= (t >= a) & (t <= b)
+        near |= (t >= a - 0.1) & (t <= b + 0.1)
+    away = ~near & (np.abs(hard) > 1e-3 * np.abs(hard).max())
+
+    def db(x):
+        return 10 * np.log10(np.mean(x[away] ** 2) / np.mean(x[inside] ** 2))
+
+    assert db(hard) - db(soft) == pytest.approx(12.0, abs=1.5)
+
+
 def test_sing_is_deterministic_and_works_on_real_speech(real_speech):
     x = real_speech[: 6 * SR]
     y1, m1 = S.sing(x, palo="tangos", rng=np.random.default_rng(5))
@@ -190,7 +242,7 @@ def test_sing_is_deterministic_and_works_on_real_speech(real_speech):
     np.testing.assert_array_equal(y1, y2)
     assert m1 == m2
     assert len(y1) != len(y3) or not np.array_equal(y1, y3)
-    assert 1.3 < len(y1) / len(x) < 3.5
+    assert 1.3 < len(y1) / len(x) < S.STRETCH[1] + 1
     t, f0 = _f0(y1)
     hits = [
         abs(12 * np.log2(np.median(f0[(t >= a) & (t <= b) & (f0 > 0)]) / hz)) < 0.33
@@ -380,7 +432,7 @@ def test_render_clip_is_deterministic_per_seed():
         assert key in m1
     assert m1["text_canonical"] == "Ay de mí, la luna sale"
     assert m1["base_voice"] == "es-419" and m1["palo"] == "bulería" and m1["seed"] == 7
-    assert 15.0 <= m1["snr_db"] <= 20.0 and m1["accompaniment"] is True
+    assert S.SNR_DB_RANGE[0] <= m1["snr_db"] <= S.SNR_DB_RANGE[1] and m1["accompaniment"] is True
     assert m1["duration_s"] == pytest.approx(len(a1) / SR)
     lo, hi = S.PALO_TEMPO_BPM["bulería"]
     assert lo <= m1["tempo_bpm"] <= hi
@@ -425,6 +477,6 @@ def test_long_copla_stays_within_30_s():
     assert len(spoken) / SR > 15  # long enough that the default stretch would pass 30 s
     assert len(audio) / SR <= S.MAX_CLIP_S
     assert len(audio) > len(spoken)  # less lengthening, but no word cut
-    assert meta["stretch_mean"] < 2.0  # the stretch was reduced
+    assert meta["stretch_mean"] < S.STRETCH[0]  # the stretch was reduced
     with pytest.raises(S.SynthError, match="split it"):
         S.render_clip(["x"], palo="soleá", voice="es", seed=0, speech=np.zeros(31 * SR, np.float32))

@@ -162,7 +162,7 @@ def plan_real_clips(speech_manifest: str | Path, *, n: int | None = None, seed: 
     return clips
 
 
-def render(clip: Clip, *, style: str = "sung", snr_db_range=(15.0, 20.0)) -> tuple[np.ndarray, dict]:
+def render(clip: Clip, *, style: str = "sung", snr_db_range=synth.SNR_DB_RANGE) -> tuple[np.ndarray, dict]:
     """Render one planned clip in a style; returns (audio 16 kHz float32, metadata)."""
     if style not in STYLES:
         raise ValueError(f"style {style!r}: expected one of {STYLES}")
@@ -188,7 +188,7 @@ def render(clip: Clip, *, style: str = "sung", snr_db_range=(15.0, 20.0)) -> tup
     return audio, meta
 
 
-def _row(clip: Clip, meta: dict, style: str, audio_rel: str) -> dict:
+def _row(clip: Clip, meta: dict, style: str, audio_rel: str, settings: str) -> dict:
     row = {
         "id": clip.id, "audio": audio_rel, "start": None, "end": None,
         "text": meta["text"], "text_canonical": meta["text_canonical"], "palo": clip.palo,
@@ -196,6 +196,7 @@ def _row(clip: Clip, meta: dict, style: str, audio_rel: str) -> dict:
         "source": f"synth-{style}" + ("-real" if clip.speech_path else ""),
         "copla_id": clip.copla_id, "voice": clip.voice, "base_voice": synth.base_voice(clip.voice),
         "voice_heldout": clip.voice_heldout, "style": style, "clip_seed": clip.seed,
+        "synth_settings": settings,
     }
     skip = {"text", "text_canonical", "palo", "voice", "base_voice", "seed", "source"}
     row.update({k: v for k, v in meta.items() if k not in skip})
@@ -216,16 +217,17 @@ def _render_to_disk(clip_dict: dict, out: str, style: str, snr_db_range) -> tupl
     tmp = wav.with_name(wav.stem + ".tmp.flac")
     sf.write(tmp, audio, synth.SAMPLE_RATE, subtype="PCM_16")
     os.replace(tmp, wav)
-    row = _row(clip, meta, style, f"audio/{wav.name}")
+    row = _row(clip, meta, style, f"audio/{wav.name}", synth.settings_id(style, snr_db_range))
     tmp = side.with_name(side.stem + ".tmp.json")
     tmp.write_text(json.dumps(row, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, side)
     return clip.id, None
 
 
-def _finished(out: Path, clip: Clip, style: str) -> bool:
-    """A clip is finished when its audio and metadata exist *and* match the plan (a changed plan,
-    e.g. another voice or style, renders the clip again)."""
+def _finished(out: Path, clip: Clip, style: str, settings: str) -> bool:
+    """A clip is finished when its audio and metadata exist *and* match the plan and the
+    generator's settings (another voice, style, SNR range or generator version renders the
+    clip again)."""
     wav = out / "audio" / f"{clip.id}.flac"
     side = wav.with_suffix(".json")
     if not (wav.exists() and side.exists()):
@@ -234,8 +236,8 @@ def _finished(out: Path, clip: Clip, style: str) -> bool:
         row = json.loads(side.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return False
-    return (row.get("voice"), row.get("clip_seed"), row.get("style"), row.get("split")) == (
-        clip.voice, clip.seed, style, clip.split)
+    got = (row.get("voice"), row.get("clip_seed"), row.get("style"), row.get("split"), row.get("synth_settings"))
+    return got == (clip.voice, clip.seed, style, clip.split, settings)
 
 
 def build_synth_corpus(
@@ -249,7 +251,7 @@ def build_synth_corpus(
     style: str = "sung",
     voices: list[str] | None = None,
     heldout: str = HELDOUT_BASE_VOICE,
-    snr_db_range: tuple[float, float] = (15.0, 20.0),
+    snr_db_range: tuple[float, float] = synth.SNR_DB_RANGE,
     progress: bool = True,
 ) -> dict:
     """Render a synthetic cante corpus into ``out`` (``audio/*.flac`` + ``manifest.jsonl``).
@@ -296,7 +298,8 @@ def build_synth_corpus(
     else:
         coplas = read_lyrics(lyrics)
         clips = plan_clips(coplas, n=DEFAULT_N if n is None else n, seed=seed, voices=voices, heldout=heldout)
-    todo = [c for c in clips if not _finished(out, c, style)]
+    settings = synth.settings_id(style, snr_db_range)
+    todo = [c for c in clips if not _finished(out, c, style, settings)]
     failed: dict[str, str] = {}
     jobs = max(1, int(jobs or os.cpu_count() or 1))
     bar = tqdm(total=len(clips), initial=len(clips) - len(todo), desc=f"synth {style}", unit="clip", disable=not progress)

@@ -47,7 +47,7 @@ NUCLEUS_DROP_DB = 6.0  # dB: a nucleus extends while the energy stays within thi
 NUCLEUS_MAX_HALF_S = 0.12  # s: a nucleus extends at most this far either side of its peak
 NUCLEUS_MIN_S = 0.03  # s: shortest nucleus
 PAUSE_S = 0.12  # s: a silent, unvoiced run this long ends a sung line
-STRETCH = (2.0, 3.0)  # lengthening factors of a syllable nucleus (vowel)
+STRETCH = (2.5, 4.0)  # lengthening factors of a syllable nucleus (vowel)
 FINAL_EXTRA = (2.0, 3.0)  # extra lengthening (times the stretch) of the last nucleus of a line
 
 # The melody (times in the sung, i.e. output, time axis).
@@ -57,6 +57,16 @@ VIBRATO_DELAY_S = 0.08  # s: a held note starts plain ...
 VIBRATO_RAMP_S = 0.15  # s: ... and its vibrato reaches full depth after this ramp
 CONTOUR_STEP_S = 0.01  # s: spacing of the PitchTier points
 RAMP_S = 0.005  # s: DurationTier ramps between 1.0 and a nucleus' stretch
+RANGE_SEMITONES = (-2.0, 14.0)  # the melody around the speaking median F0: cantaores sing high
+# Melisma: a held note this long may become an ornament of 2-4 notes of the scale on one vowel.
+MELISMA_P = 1.0  # probability that a long enough held note is ornamented
+MELISMA_MIN_S = 0.3  # s: shortest held note that is ornamented
+MELISMA_GLIDE_S = 0.05  # s: portamento between the notes of an ornament (at most)
+# Ornaments as scale steps relative to the held note; each ends on the note itself.
+MELISMA_PATTERNS = ((1, 0), (-1, 0), (0, 1, 0), (1, 0, -1, 0), (2, 1, 0), (-1, 1, 0))
+CONSONANT_DB = (8.0, 14.0)  # dB: consonants (all but the nuclei) sung this much softer than vowels
+CONSONANT_RAMP_S = 0.03  # s: gain ramp between a nucleus and its consonants
+FORMANT_RATIO = (0.88, 1.15)  # formant shift of the singer (vocal tract length), drawn per clip
 
 # Modes as semitones above the tonic (flamenco Phrygian: E F G A B C D over a tonic E).
 MODES = {
@@ -122,6 +132,29 @@ GUITAR_ROOT_HZ = (70.0, 140.0)  # Hz: the guitar's root is the tonic moved into 
 DEFAULT_TONIC_HZ = 82.41  # Hz: E2
 PLUCK_DECAY_S = 1.2  # s: T60 of a plucked string
 QUEJIOS = ("Ay", "Ay, ay", "Ayyy")
+SNR_DB_RANGE = (5.0, 10.0)  # dB: voice over guitar, palmas and reverb
+
+
+def settings_id(style: str, snr_db_range: tuple[float, float] = SNR_DB_RANGE) -> str:
+    """A short hash of every generator setting that shapes a clip of this style.
+
+    Written into each clip's metadata, so that a rerun of ``data synth`` after the generator
+    changed renders the clips again instead of keeping stale ones.
+    """
+    import hashlib
+    import json
+
+    settings: dict = {"style": style, "quejios": QUEJIOS, "peak": PEAK}
+    if style != "spoken":
+        settings.update(
+            stretch=STRETCH, final_extra=FINAL_EXTRA, range=RANGE_SEMITONES, melisma=MELISMA_P,
+            melisma_min_s=MELISMA_MIN_S, patterns=MELISMA_PATTERNS, consonant_db=CONSONANT_DB,
+            formant_ratio=FORMANT_RATIO, glide=(GLIDE_MAX_S, MELISMA_GLIDE_S), max_clip_s=MAX_CLIP_S,
+        )
+    if style == "sung":
+        settings.update(snr_db_range=tuple(map(float, snr_db_range)), pluck_decay_s=PLUCK_DECAY_S)
+    blob = json.dumps(settings, sort_keys=True, default=str).encode()
+    return hashlib.sha1(blob).hexdigest()[:12]
 
 
 class SynthError(RuntimeError):
@@ -478,6 +511,70 @@ def _contour(
     return st
 
 
+def _melisma(
+    held: np.ndarray, notes: np.ndarray, scale: np.ndarray, *, p: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Ornament long held notes: split each into the notes of a :data:`MELISMA_PATTERNS` entry.
+
+    ``held`` (n, 2) are the notes' start and end (s), ``notes`` (n,) their semitones, ``scale``
+    the semitones the ornament may use. An ornamented note's time is shared evenly by its
+    sub-notes, each but the first starting after a short glide; the last is the note itself.
+
+    Returns
+    -------
+    held : np.ndarray, shape = (n_out, 2)
+    notes : np.ndarray, shape = (n_out,)
+    n_melismas : int
+        How many notes were ornamented.
+    """
+    out_h, out_n, count = [], [], 0
+    for (a, b), note in zip(held, notes):
+        if b - a < MELISMA_MIN_S or rng.random() >= p:
+            out_h.append((a, b))
+            out_n.append(note)
+            continue
+        pattern = MELISMA_PATTERNS[int(rng.integers(len(MELISMA_PATTERNS)))]
+        k = int(np.argmin(np.abs(scale - note)))
+        step = (b - a) / len(pattern)
+        glide = min(MELISMA_GLIDE_S, 0.3 * step)
+        for j, off in enumerate(pattern):
+            start = a + j * step + (glide if j else 0.0)
+            out_h.append((start, a + (j + 1) * step))
+            out_n.append(note if off == 0 else scale[int(np.clip(k + off, 0, len(scale) - 1))])
+        count += 1
+    return np.array(out_h, dtype=np.float64), np.array(out_n, dtype=np.float64), count
+
+
+def _vowel_gain(n: int, nuclei: np.ndarray, soft_db: float, *, sr: int) -> np.ndarray:
+    """Gain per sample: 1 over the nuclei (s, shape (k, 2)), ``-soft_db`` dB elsewhere, ramped."""
+    t = np.array([0.0])
+    g = np.array([0.0])
+    pts = [(0.0, -soft_db)]
+    for a, b in nuclei:
+        pts += [(a - CONSONANT_RAMP_S, -soft_db), (a, 0.0), (b, 0.0), (b + CONSONANT_RAMP_S, -soft_db)]
+    pts.append((n / sr, -soft_db))
+    t, g = map(np.array, zip(*sorted(pts)))
+    db = np.interp(np.arange(n) / sr, t, g)
+    return 10.0 ** (db / 20)
+
+
+def _shift_formants(speech: np.ndarray, ratio: float, *, sr: int, seed: int) -> np.ndarray:
+    """Speech with its formants moved by ``ratio``; pitch and timing kept (Praat "Change gender")."""
+    import parselmouth
+    from parselmouth.praat import call
+
+    sound = parselmouth.Sound(np.asarray(speech, dtype=np.float64), sampling_frequency=sr)
+    parselmouth.praat.run(f"random_initializeWithSeedUnsafelyButPredictably ({seed})")
+    try:
+        out = call(sound, "Change gender", PITCH_FLOOR_HZ, PITCH_CEILING_HZ, ratio, 0.0, 1.0, 1.0)
+    finally:
+        parselmouth.praat.run("random_initializeSafelyAndUnpredictably ()")
+    y = out.values[0]
+    if len(y) != len(speech):  # Praat may round the duration by a sample
+        y = np.pad(y, (0, max(0, len(speech) - len(y))))[: len(speech)]
+    return y
+
+
 def _praat_run(obj, lines: list[str]) -> None:
     import parselmouth
 
@@ -493,8 +590,11 @@ def sing(
     stretch: tuple[float, float] = STRETCH,
     vibrato_hz: tuple[float, float] = (5.0, 6.0),
     vibrato_cents: tuple[float, float] = (30, 80),
-    range_semitones: tuple[float, float] = (-5, 8),
+    range_semitones: tuple[float, float] = RANGE_SEMITONES,
     final_extra: tuple[float, float] = FINAL_EXTRA,
+    melisma: float = MELISMA_P,
+    formant_ratio: tuple[float, float] = FORMANT_RATIO,
+    consonant_db: tuple[float, float] = CONSONANT_DB,
 ) -> tuple[np.ndarray, dict]:
     """Turn speech into singing with Praat's PSOLA (``Manipulation``, overlap-add resynthesis).
 
@@ -503,7 +603,10 @@ def sing(
     so consonants stay intact. F0 is replaced by a melody in the palo's mode around a tonic
     near the speaker's median F0: one note held per nucleus, portamento between notes, vibrato
     on the held notes; held notes plus vibrato stay within ``range_semitones`` of the median.
-    Works on any speech (espeak-ng or recorded).
+    A long held note may become a melisma: 2-4 notes of the scale on the same vowel, ending on
+    the note itself (probability ``melisma``). Before all that, the formants are shifted by a
+    ratio drawn from ``formant_ratio`` (Praat's "Change gender", pitch and timing kept): another
+    vocal tract than the TTS voice's. Works on any speech (espeak-ng or recorded).
 
     Parameters
     ----------
@@ -522,14 +625,19 @@ def sing(
         The melody's range in semitones around the median speaking F0.
     final_extra : (float >= 1, float >= 1)
         Range of the extra lengthening of a line's last nucleus.
+    melisma : float in [0, 1]
+        Probability that a held note of at least :data:`MELISMA_MIN_S` is ornamented.
+    formant_ratio : (float > 0, float > 0)
+        Range of the formant shift ratio (1.0: none).
 
     Returns
     -------
     audio : np.ndarray, shape = (n_samples_out,), dtype float32, peak :data:`PEAK`
     meta : dict
         ``median_f0_hz``, ``tonic_hz``, ``mode``, ``n_nuclei``, ``n_lines``, ``stretch_mean``,
-        ``stretch_max``, ``vibrato_hz``, ``vibrato_cents``, ``duration_in_s``, ``duration_s``
-        and ``held_notes``: ``[(start_s, end_s, hz), ...]`` in the sung time axis.
+        ``stretch_max``, ``vibrato_hz``, ``vibrato_cents``, ``formant_ratio``, ``n_melismas``,
+        ``duration_in_s``, ``duration_s`` and ``held_notes``: ``[(start_s, end_s, hz), ...]``
+        in the sung time axis (an ornament gives one entry per note).
     """
     import parselmouth
     from parselmouth.praat import call
@@ -541,7 +649,12 @@ def sing(
         raise SynthError("sing: speech contains NaN or infinite samples")
     lo_st, hi_st = map(float, range_semitones)
     mode = palo_mode(palo)
-    nuc = find_nuclei(speech, sr=sr)
+    ratio = float(rng.uniform(*formant_ratio))
+    soft_db = float(rng.uniform(*consonant_db))
+    praat_seed = int(rng.integers(2**31))
+    nuc = find_nuclei(speech, sr=sr)  # (the formant shift keeps the timing: same nuclei)
+    if abs(ratio - 1.0) > 1e-6:
+        speech = _shift_formants(speech, ratio, sr=sr, seed=praat_seed)
     regions, line_end, median = nuc["regions"], nuc["line_end"], nuc["median_f0_hz"]
     n_nuc = len(regions)
 
@@ -551,7 +664,6 @@ def sing(
     factors = rng.uniform(*stretch, size=n_nuc) * np.where(
         line_end, rng.uniform(*final_extra, size=n_nuc), 1.0
     )
-    praat_seed = int(rng.integers(2**31))
     # Held notes with their vibrato stay inside the range.
     lo, hi = lo_st + vib_cents / 100, hi_st - vib_cents / 100
     first, last = int(np.ceil(lo)), int(np.floor(hi))
@@ -581,6 +693,8 @@ def sing(
 
     held = np.stack([to_out(regions[:, 0]), to_out(regions[:, 1])], axis=1)
     held[:, 0] += np.minimum(NOTE_ATTACK_S, 0.25 * (held[:, 1] - held[:, 0]))
+    scale = tonic_st + _scale(mode, lo - tonic_st, hi - tonic_st)
+    held, notes, n_melismas = _melisma(held, notes, scale, p=melisma, rng=rng)
 
     # PitchTier (original time axis) sampled evenly in sung time.
     u = np.arange(0.0, out_t[-1], CONTOUR_STEP_S)
@@ -602,6 +716,9 @@ def sing(
         sung = call(manipulation, "Get resynthesis (overlap-add)").values[0]
     finally:
         parselmouth.praat.run("random_initializeSafelyAndUnpredictably ()")
+    if soft_db > 0:
+        nuclei_out = np.stack([to_out(regions[:, 0]), to_out(regions[:, 1])], axis=1)
+        sung = sung * _vowel_gain(len(sung), nuclei_out, soft_db, sr=sr)
     peak = np.abs(sung).max()
     if not np.isfinite(peak) or peak == 0:
         raise SynthError("sing: Praat resynthesis gave silence")
@@ -617,6 +734,9 @@ def sing(
         "stretch_max": float(factors.max()),
         "vibrato_hz": vib_hz,
         "vibrato_cents": vib_cents,
+        "formant_ratio": ratio,
+        "consonant_db": soft_db,
+        "n_melismas": n_melismas,
         "duration_in_s": dur,
         "duration_s": len(audio) / sr,
         "held_notes": [
@@ -992,7 +1112,7 @@ def render_clip(
     voice: str,
     seed: int,
     accompaniment: bool = True,
-    snr_db_range: tuple[float, float] = (15.0, 20.0),
+    snr_db_range: tuple[float, float] = SNR_DB_RANGE,
     speech: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict]:
     """One synthetic cante clip: sung text -> espeak-ng -> singing -> guitar, palmas, reverb, mix.
