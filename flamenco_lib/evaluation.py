@@ -62,12 +62,13 @@ def transcribe_dataset(
     prompts: list[str | None] | None = None,
     guard: bool = True,
     progress: bool = True,
+    soft_prompt=None,
 ) -> list[str]:
     """Transcripts of every row of ``dataset`` (its ``audio`` column: ``{"array", "sampling_rate"}``).
 
     Audio is decoded a few batches at a time (a large corpus never sits in memory at once) and
     passed to :func:`flamenco_lib.transcription.transcribe` (batched ``generate``, long-form past
-    30 s, per-utterance prompts, the repetition guard).
+    30 s, per-utterance prompts, the repetition guard; or greedy decoding with ``soft_prompt``).
     """
     from tqdm.auto import tqdm
 
@@ -84,6 +85,7 @@ def transcribe_dataset(
             out += transcribe(
                 model, processor, audios, language=language, prompts=None if prompts is None else prompts[start:stop],
                 batch_size=batch_size, num_beams=num_beams, max_new_tokens=max_new_tokens, guard=guard,
+                soft_prompt=soft_prompt,
             )
             bar.update(stop - start)
     return out
@@ -118,13 +120,15 @@ def evaluate(
     group_fields=GROUP_FIELDS,
     extra: dict | None = None,
     progress: bool = True,
+    soft_prompt=None,
 ) -> dict:
     """Transcribe ``dataset``, score it, and write ``predictions.jsonl`` and ``metrics.json`` into ``out``.
 
     Returns the metrics dictionary (also in ``metrics.json``): the fields of
     :class:`flamenco_lib.metrics.Score` against ``text`` (what is sung), ``canonical`` (the same
     against ``text_canonical``), ``decoding``, ``model``, ``git``, ``n_utterances``, ``seconds``
-    and whatever ``extra`` holds (e.g. the manifest and split).
+    and whatever ``extra`` holds (e.g. the manifest and split). ``soft_prompt`` decodes with a
+    learned soft prompt (:mod:`flamenco_lib.soft_prompt`).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -134,7 +138,7 @@ def evaluate(
     t0 = time.perf_counter()
     hyps = transcribe_dataset(model, processor, dataset, batch_size=batch_size, language=language,
                               num_beams=num_beams, max_new_tokens=max_new_tokens, prompts=prompts,
-                              progress=progress)
+                              progress=progress, soft_prompt=soft_prompt)
     seconds = time.perf_counter() - t0
     tmp = out / "predictions.jsonl.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -148,7 +152,8 @@ def evaluate(
     m.update(
         model=model_id, git=git_revision(), seconds=seconds,
         decoding={"language": language, "task": "transcribe", "num_beams": num_beams,
-                  "max_new_tokens": max_new_tokens, "batch_size": batch_size, "prompts": prompts is not None},
+                  "max_new_tokens": max_new_tokens, "batch_size": batch_size, "prompts": prompts is not None,
+                  "soft_prompt": None if soft_prompt is None else soft_prompt.k},
         **(extra or {}),
     )
     tmp = out / "metrics.json.tmp"
@@ -176,6 +181,7 @@ def evaluate_manifest(
     processor=None,
     prompt_kinds: list[str] | None = None,
     lexicon_size: int = 40,
+    soft_prompt: str | Path | bool | None = "auto",
     **kwargs,
 ) -> dict:
     """Load a model (unless given) and a manifest's split, and :func:`evaluate` it.
@@ -183,7 +189,9 @@ def evaluate_manifest(
     ``out`` defaults to ``data/results/<model folder>-<manifest folder>-<split>``; ``max_items``
     keeps the first rows (smoke runs). ``prompt_kinds`` (some of ``palo``, ``previous``,
     ``lexicon``) prompts every utterance (:func:`flamenco_lib.prompts.prompts_for`); the lexicon
-    comes from the manifest's *train* split.
+    comes from the manifest's *train* split. ``soft_prompt``: ``"auto"`` decodes with the model
+    folder's ``soft_prompt.pt`` when it has one (a stage trained with ``soft_prompt: k``), a path
+    loads that soft prompt, ``None``/``False`` decodes without.
     """
     from .data.corpus import load_corpus
     from .data.manifest import ManifestError
@@ -201,6 +209,10 @@ def evaluate_manifest(
     if out is None:
         out = results_dir() / f"{Path(str(model_name)).name}-{Path(manifest).parent.name}-{split}"
     extra = {"manifest": str(manifest), "split": split, **kwargs.pop("extra", {})}
+    soft = _soft_prompt_of(model_name, soft_prompt)
+    if soft is not None:
+        kwargs["soft_prompt"] = soft
+        extra["soft_prompt_k"] = soft.k
     if prompt_kinds:
         from . import prompts as P
 
@@ -209,6 +221,17 @@ def evaluate_manifest(
         kwargs["prompts"] = P.prompts_for(_rows(ds), kinds=prompt_kinds, words=words)
         extra["prompt_kinds"], extra["lexicon"] = list(prompt_kinds), words
     return evaluate(model, processor, ds, out=out, model_id=str(model_name), extra=extra, **kwargs)
+
+
+def _soft_prompt_of(model_name, soft_prompt):
+    from .soft_prompt import FILENAME, SoftPrompt
+
+    if soft_prompt is None or soft_prompt is False:
+        return None
+    if soft_prompt == "auto":
+        folder = Path(str(model_name))
+        return SoftPrompt.load(folder) if (folder / FILENAME).exists() else None
+    return SoftPrompt.load(soft_prompt)
 
 
 def load_metrics(run: str | Path) -> dict:

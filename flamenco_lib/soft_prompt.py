@@ -34,9 +34,15 @@ class SoftPrompt(nn.Module):
         self.init_text = init_text
 
     @classmethod
-    def from_text(cls, model, tokenizer, text: str) -> SoftPrompt:
-        """A soft prompt equal to the token embeddings of ``text`` (k = its number of tokens)."""
+    def from_text(cls, model, tokenizer, text: str, *, k: int | None = None) -> SoftPrompt:
+        """A soft prompt equal to the token embeddings of ``text`` (k = its number of tokens).
+
+        With ``k``, the text's last ``k`` tokens (the text is repeated if it is shorter)."""
         ids = tokenizer.encode(" " + text.strip(), add_special_tokens=False)
+        if not ids:
+            raise ValueError("from_text: the text has no tokens")
+        if k is not None:
+            ids = (ids * (k // len(ids) + 1))[-k:]
         with torch.no_grad():
             emb = model.get_decoder().embed_tokens.weight[ids].detach().cpu()
         return cls(len(ids), emb.shape[1], init=emb, init_text=text)

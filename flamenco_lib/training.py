@@ -91,6 +91,8 @@ class StageConfig:
     prompt_kinds: list = field(default_factory=list)  # stage 3: some of palo, previous, lexicon
     prompt_drop: float = 0.5  # probability that a training example gets no prompt
     lexicon_size: int = 40
+    soft_prompt: int = 0  # k > 0: train only k soft-prompt vectors, the model frozen (stage 3, soft)
+    soft_prompt_init: str = ""  # text whose token embeddings start the soft prompt ("": the lexicon)
     source_file: str | None = None
 
 
@@ -166,7 +168,7 @@ def _merge(a: dict, b: dict) -> dict:
 
 
 def _check(cfg: StageConfig, file: str) -> None:
-    ints = {"lexicon_size": 1, "steps": 1, "batch_size": 1, "warmup_steps": 0, "cached_layers": 0, "eval_every": 0,
+    ints = {"soft_prompt": 0, "lexicon_size": 1, "steps": 1, "batch_size": 1, "warmup_steps": 0, "cached_layers": 0, "eval_every": 0,
             "eval_batch_size": 1, "save_every": 1, "seed": 0, "log_every": 1}
     for key, lo in ints.items():
         v = getattr(cfg, key)
@@ -188,6 +190,12 @@ def _check(cfg: StageConfig, file: str) -> None:
         raise ConfigError(f"{file}: prompt_kinds must be a list of {KINDS}, got {cfg.prompt_kinds!r}")
     if not (isinstance(cfg.prompt_drop, (int, float)) and 0 <= cfg.prompt_drop <= 1):
         raise ConfigError(f"{file}: prompt_drop must be a probability in [0, 1], got {cfg.prompt_drop!r}")
+    if cfg.soft_prompt and cfg.prompt_kinds:
+        raise ConfigError(f"{file}: soft_prompt and prompt_kinds both fill the prompt slot; use one of them")
+    if cfg.soft_prompt > 223 - 5:
+        raise ConfigError(f"{file}: soft_prompt must be at most 218 vectors (the prompt slot holds 223 tokens)")
+    if not isinstance(cfg.soft_prompt_init, str):
+        raise ConfigError(f"{file}: soft_prompt_init must be a text, got {cfg.soft_prompt_init!r}")
     if cfg.precision not in PRECISIONS:
         raise ConfigError(f"{file}: precision must be one of {PRECISIONS}, got {cfg.precision!r}")
     if cfg.schedule not in ("linear", "constant"):
@@ -236,11 +244,16 @@ def encoder_suffix(encoder, hidden: torch.Tensor, k: int) -> torch.Tensor:
 
 class UpperWhisper(nn.Module):
     """Whisper from encoder layer ``k`` up: inputs are cached activations (``k > 0``) or log-Mel
-    features (``k == 0``, the whole model). ``forward`` returns the mean token loss."""
+    features (``k == 0``, the whole model). ``forward`` returns the mean token loss.
 
-    def __init__(self, model, k: int):
+    With a ``soft`` prompt (:class:`flamenco_lib.soft_prompt.SoftPrompt`) the decoder input is
+    ``<|startofprev|>`` + its vectors + ``decoder_input_ids``, and the labels of those ``1 + k``
+    positions are -100 (no loss on the prompt), exactly as for a text prompt."""
+
+    def __init__(self, model, k: int, *, soft=None, tokenizer=None):
         super().__init__()
         self.model, self.k = model, int(k)
+        self.soft, self.tokenizer = soft, tokenizer
 
     def forward(self, inputs: torch.Tensor, decoder_input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         from transformers.modeling_outputs import BaseModelOutput
@@ -249,8 +262,14 @@ class UpperWhisper(nn.Module):
             enc = self.model.model.encoder(inputs).last_hidden_state
         else:
             enc = encoder_suffix(self.model.model.encoder, inputs, self.k)
+        if self.soft is None:
+            out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=enc),
+                             decoder_input_ids=decoder_input_ids, labels=labels)
+            return out.loss
+        embeds = self.soft.decoder_embeds(self.model, self.tokenizer, decoder_input_ids)
+        pad = torch.full((labels.shape[0], 1 + self.soft.k), -100, dtype=labels.dtype, device=labels.device)
         out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=enc),
-                         decoder_input_ids=decoder_input_ids, labels=labels)
+                         decoder_inputs_embeds=embeds, labels=torch.cat([pad, labels], dim=1))
         return out.loss
 
 
@@ -492,6 +511,15 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
             out = [p if k else None for p, k in zip(out, keep)]
         return out
 
+    soft = None
+    if cfg.soft_prompt:
+        from .soft_prompt import SoftPrompt
+
+        for p in model.parameters():  # only the soft prompt trains
+            p.requires_grad_(False)
+        soft = SoftPrompt.from_text(model, tok, cfg.soft_prompt_init or " ".join(words), k=cfg.soft_prompt)
+        trainable = soft.k * soft.embeddings.shape[1]
+
     def inputs_of(pairs):
         if k > 0:
             return torch.from_numpy(np.stack([sources[s][1][i] for s, i in pairs]).astype(np.float32))
@@ -500,14 +528,14 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
         rows = [sources[s][0][i] for s, i in pairs]
         return _features(processor, [load_audio(r["audio_path"], start=r.get("start"), end=r.get("end")) for r in rows])
 
-    wrapped = UpperWhisper(model, k)
-    params = [p for p in model.parameters() if p.requires_grad]
+    upper = UpperWhisper(model, k, soft=soft, tokenizer=tok)
+    params = [p for p in upper.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, log = 0, []
     if resume and _checkpoints(out):
         ck = _checkpoints(out)[-1]
         state = torch.load(ck / "trainable.pt", map_location="cpu")
-        named = dict(model.named_parameters())
+        named = dict(upper.named_parameters())
         with torch.no_grad():
             for n, v in state.items():
                 named[n].copy_(v)
@@ -516,7 +544,7 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
         start, log = st["step"], st["log"]
         if acc.is_main_process:
             print(f"resuming {cfg.name} from {ck} (step {start})", flush=True)
-    wrapped, optimizer = acc.prepare(wrapped, optimizer)
+    wrapped, optimizer = acc.prepare(upper, optimizer)
 
     eval_ds = _eval_dataset(cfg) if cfg.eval else None
 
@@ -526,7 +554,8 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
         model.eval()
         m = evaluation.evaluate(model, processor, eval_ds, out=out / "eval" / f"step-{step:06d}",
                                 model_id=f"{cfg.name}@{step}", batch_size=cfg.eval_batch_size,
-                                language=None, progress=False, prompts=prompts_of(evaluation._rows(eval_ds)))
+                                language=None, progress=False, prompts=prompts_of(evaluation._rows(eval_ds)),
+                                soft_prompt=soft)
         model.train()
         return {"step": step, "eval_wer": m["wer"], "eval_cer": m["cer"]}
 
@@ -563,13 +592,14 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
             if e:
                 log.append(e)
         if (done % cfg.save_every == 0 or done == cfg.steps) and acc.is_main_process:
-            _save_checkpoint(out, done, model, optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer, log)
+            _save_checkpoint(out, done, upper, optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer, log)
         acc.wait_for_everyone()
         if stop_after is not None and done >= stop_after and done < cfg.steps:
             bar.close()
             return {"stopped_at": done, "log": log}
     bar.close()
-    summary = {"name": cfg.name, "steps": cfg.steps, "prompt_kinds": cfg.prompt_kinds, "lexicon": words, "trainable_params": trainable, "total_params": total,
+    summary = {"name": cfg.name, "steps": cfg.steps, "prompt_kinds": cfg.prompt_kinds, "lexicon": words,
+               "soft_prompt": cfg.soft_prompt, "trainable_params": trainable, "total_params": total,
                "world_size": world, "train_seconds": time.perf_counter() - t0, "log": log}
     if acc.is_main_process:
         final = out / "final"
@@ -578,6 +608,8 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
         model.eval()
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
+        if soft is not None:
+            soft.save(tmp)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         e = run_eval(cfg.steps)

@@ -62,6 +62,7 @@ def transcribe(
     num_beams: int = 1,
     max_new_tokens: int | None = None,
     guard: bool = True,
+    soft_prompt=None,
 ) -> list[str]:
     """Transcripts of 16 kHz mono waveforms, in order.
 
@@ -69,9 +70,14 @@ def transcribe(
     with Whisper's sequential long-form algorithm (timestamps, window by window), so nothing is
     cut off. ``prompts`` (one per clip, or None) go to ``generate(prompt_ids=...)``; the text
     returned excludes them. ``guard`` collapses runaway repetitions (:func:`trim_repetition`).
+    ``soft_prompt`` (a :class:`flamenco_lib.soft_prompt.SoftPrompt`) decodes greedily with its
+    vectors in the prompt slot instead (clips up to 30 s, no text prompts).
     """
     if prompts is not None and len(prompts) != len(audios):
         raise ValueError(f"{len(prompts)} prompts for {len(audios)} clips")
+    if soft_prompt is not None:
+        return _transcribe_soft(model, processor, audios, soft_prompt, language=language, batch_size=batch_size,
+                                num_beams=num_beams, max_new_tokens=max_new_tokens, guard=guard, prompts=prompts)
     prompts = prompts or [None] * len(audios)
     device, dtype = model.device, next(model.parameters()).dtype
     fe = processor.feature_extractor
@@ -108,6 +114,30 @@ def transcribe(
             ids = model.generate(feats.input_features.to(device, dtype),
                                  attention_mask=feats.attention_mask.to(device), **kwargs)
             out[i] = _strip_prompt(processor.batch_decode(ids, skip_special_tokens=True)[0], prompts[i])
+    return [trim_repetition(t) if guard else t.strip() for t in out]
+
+
+def _transcribe_soft(model, processor, audios, soft, *, language, batch_size, num_beams, max_new_tokens, guard,
+                     prompts) -> list[str]:
+    from .soft_prompt import greedy_decode
+
+    if num_beams != 1:
+        raise ValueError("a soft prompt decodes greedily only: use num_beams=1")
+    if prompts is not None and any(p for p in prompts):
+        raise ValueError("a soft prompt takes the prompt slot: pass no text prompts with it")
+    too_long = [i for i, a in enumerate(audios) if len(a) > N_SAMPLES]
+    if too_long:
+        raise ValueError(f"a soft prompt decodes clips of at most 30 s; clip {too_long[0]} lasts "
+                         f"{len(audios[too_long[0]]) / SAMPLE_RATE:.1f} s (cut it into segments)")
+    device, dtype = model.device, next(model.parameters()).dtype
+    out = []
+    for b in range(0, len(audios), batch_size):
+        chunk = audios[b : b + batch_size]
+        feats = processor.feature_extractor(chunk, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+        budget = max_new_tokens or token_budget(max(len(a) for a in chunk), prompt_tokens=soft.k)
+        ids = greedy_decode(model, processor.tokenizer, feats.to(device, dtype), soft,
+                            language=language or "es", max_new_tokens=budget)
+        out += processor.batch_decode(ids, skip_special_tokens=True)
     return [trim_repetition(t) if guard else t.strip() for t in out]
 
 

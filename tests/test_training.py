@@ -209,3 +209,57 @@ def test_prompted_stage_trains_and_evaluates_with_prompts(tmp_path, tiny_corpus,
                  "--split", "train", "--max-items", "2", "--prompt-kinds", "palo", "--out", str(tmp_path / "ev")]) == 0
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert m["decoding"]["prompts"] and m["prompt_kinds"] == ["palo"]
+
+
+@pytest.mark.model
+def test_soft_prompt_loss_is_the_text_prompt_loss(base, real_speech):
+    """A soft prompt initialised from a text prompt gives the training loss of that text prompt:
+    the same decoder layout and no loss on the prompt positions."""
+    from flamenco_lib.soft_prompt import SoftPrompt
+
+    _, model, processor = base
+    tok = processor.tokenizer
+    prompt, texts = "Soleá. luna fragua Triana", ["la luna de triana", "mi mare en la fragua"]
+    feats = processor.feature_extractor([real_speech[:32000], real_speech[:48000]], sampling_rate=16000,
+                                        return_tensors="pt").input_features
+    with_text = training.collate_labels(tok, texts, prompts=[prompt, prompt])
+    plain = training.collate_labels(tok, texts)
+    soft = SoftPrompt.from_text(model, tok, prompt)
+    with torch.no_grad():
+        want = training.UpperWhisper(model, 0)(feats, with_text["decoder_input_ids"], with_text["labels"])
+        got = training.UpperWhisper(model, 0, soft=soft, tokenizer=tok)(feats, plain["decoder_input_ids"],
+                                                                           plain["labels"])
+        unprompted = training.UpperWhisper(model, 0)(feats, plain["decoder_input_ids"], plain["labels"])
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert not torch.isclose(got, unprompted)  # the prompt matters, so the equality says something
+
+
+@pytest.mark.model
+def test_soft_prompt_stage_trains_only_the_prompt(tmp_path, tiny_corpus, base):
+    from flamenco_lib.soft_prompt import FILENAME, SoftPrompt
+
+    with pytest.raises(training.ConfigError, match="soft_prompt and prompt_kinds"):
+        training.load_config(_smoke(tmp_path, tiny_corpus, soft_prompt=4, prompt_kinds=["palo"]))
+    cfg = training.load_config(_smoke(tmp_path, tiny_corpus, steps=3, save_every=3, soft_prompt=4,
+                                      cached_layers=6, lr=1e-2))
+    summary = training.train_stage(cfg, progress=False)
+    final = tmp_path / "out" / "final"
+    assert summary["trainable_params"] == 4 * 512 and summary["trainable_params"] < 0.01 * summary["total_params"]
+    # the model did not move; the prompt did
+    from flamenco_lib.models import build_offline_base
+    from safetensors.torch import load_file
+
+    orig = load_file(str(build_offline_base(verbose=False) / "model.safetensors"))
+    trained = _trainable(final)
+    for key in ("model.decoder.layers.0.fc1.weight", "model.encoder.layers.5.fc1.weight", "proj_out.weight"):
+        if key in trained:
+            torch.testing.assert_close(trained[key], orig[key], rtol=0, atol=0)
+    soft = SoftPrompt.load(final / FILENAME)
+    start = SoftPrompt.from_text(base[1], base[2].tokenizer, " ".join(summary["lexicon"]), k=4)
+    assert soft.k == 4 and not torch.equal(soft.embeddings, start.embeddings)
+    # the evaluation runner finds the soft prompt next to the model, and reports the logged WER
+    m = evaluation.evaluate_manifest(str(final), tiny_corpus, split="train", out=tmp_path / "eval", max_items=2,
+                                     progress=False)
+    assert m["decoding"]["soft_prompt"] == 4 and m["soft_prompt_k"] == 4
+    assert m["wer"] == summary["eval_wer"]
+
