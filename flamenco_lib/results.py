@@ -20,12 +20,20 @@ import pandas as pd
 
 from .paths import data_dir, results_dir
 
-# (row label, model: a size or a stage's output_dir relative to the data folder)
+# (row label, model: a size or a stage's output_dir relative to the data folder[, options]).
+# Options: "prompts" (prompt kinds given to every test utterance) and "sets" (only these test sets).
+# A model folder holding soft_prompt.pt (configs/stage3_soft.yaml) is decoded with its soft prompt.
+_GRID = {"sets": ("cante", "speech")}  # the stage-3 grid: cante and forgetting only (CPU time)
+PROMPTS = ("palo", "lexicon")
 STAGES = (
     ("zero-shot", "base"),
     ("stage 1", "checkpoints/stage1"),
     ("stage 1, spoken control", "checkpoints/stage1_spoken"),
     ("stage 2", "checkpoints/stage2"),
+    ("stage 2 + prompts", "checkpoints/stage2", {**_GRID, "prompts": PROMPTS}),  # never trained with prompts
+    ("stage 3", "checkpoints/stage3", _GRID),
+    ("stage 3 + prompts", "checkpoints/stage3", {**_GRID, "prompts": PROMPTS}),
+    ("stage 3, soft prompt", "checkpoints/stage3_soft", _GRID),
 )
 # (column key, manifest relative to the data folder, split)
 TEST_SETS = (
@@ -61,7 +69,8 @@ def evaluate_stages(stages=STAGES, test_sets=TEST_SETS, *, max_items: int | None
     from .models import load_whisper
 
     done = []
-    for label, model in stages:
+    for label, model, *opts in stages:
+        opts = opts[0] if opts else {}
         path = _model_path(model)
         local = Path(path)
         if model != "base" and not local.exists():
@@ -69,6 +78,8 @@ def evaluate_stages(stages=STAGES, test_sets=TEST_SETS, *, max_items: int | None
             continue
         loaded = None
         for key, manifest, split in test_sets:
+            if "sets" in opts and key not in opts["sets"]:
+                continue
             man = data_dir() / manifest
             if not man.exists():
                 print(f"results: test set {key}: {man} not built yet, skipped")
@@ -86,7 +97,7 @@ def evaluate_stages(stages=STAGES, test_sets=TEST_SETS, *, max_items: int | None
             if progress:
                 print(f"results: evaluating {label} on {key}", flush=True)
             evaluate_manifest(path, man, split=split, out=out, max_items=max_items, model=loaded[0],
-                              processor=loaded[1], progress=progress,
+                              processor=loaded[1], progress=progress, prompt_kinds=list(opts.get("prompts", ())),
                               extra={"row": label, "test_set": key}, **eval_kwargs)
             done.append(out)
     return done
@@ -96,7 +107,7 @@ def results_table(stages=STAGES, test_sets=TEST_SETS, *, root: Path | None = Non
     """One row per model with results: WER/CER and 95% CIs (percent) per test set, plus the WER
     against the written lyric on the cante set. Reads ``metrics.json`` files only."""
     rows = []
-    for label, _ in stages:
+    for label, *_ in stages:
         row = {"model": label}
         for key, _, _ in test_sets:
             f = run_dir(label, key, root=root) / "metrics.json"
