@@ -5,6 +5,7 @@ runaway repetition. Explained in ``notebooks/04_whisper_anatomy.ipynb``.
 
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
@@ -15,6 +16,18 @@ from .audio import N_SAMPLES, SAMPLE_RATE
 MAX_TARGET_TOKENS = 448  # Whisper's decoder context
 TOKENS_PER_SECOND = 8  # generous budget: Spanish speech runs at ~3-5 tokens/s
 _REPEAT = re.compile(r"(\b.{2,60}?)(?:[\s,.;]*\1){3,}", flags=re.IGNORECASE)
+# Two warnings that transformers' generate prints on every batch of every Whisper call, about
+# settings Whisper's own generate makes (max_length next to our max_new_tokens; its suppress lists).
+_GENERATE_NOISE = ("seem to have been set. `max_new_tokens` will take precedence",
+                   "Passing `generation_config` together with generation-related arguments")
+
+
+class _DropGenerateNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(s in record.getMessage() for s in _GENERATE_NOISE)
+
+
+logging.getLogger("transformers.generation.utils").addFilter(_DropGenerateNoise())
 
 
 def token_budget(n_samples: int, *, prompt_tokens: int = 0) -> int:
