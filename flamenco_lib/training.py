@@ -478,8 +478,8 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
     if k > model.config.encoder_layers:
         raise ConfigError(f"{cfg.source_file}: cached_layers {k} > the model's {model.config.encoder_layers} encoder layers")
     trainable, total = freeze_lower(model, k)
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+    if cfg.gradient_checkpointing:  # (renamed activation checkpointing in recent transformers)
+        (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
     model.train()
 
     # data: rows of every source; inputs are cached activations (k > 0) or features on the fly

@@ -263,3 +263,21 @@ def test_soft_prompt_stage_trains_only_the_prompt(tmp_path, tiny_corpus, base):
     assert m["decoding"]["soft_prompt"] == 4 and m["soft_prompt_k"] == 4
     assert m["wer"] == summary["eval_wer"]
 
+
+
+@pytest.mark.model
+def test_gpu_profile_code_path_full_bf16_checkpointed(tmp_path, tiny_corpus):
+    """The gpu profile's settings (whole model trained, bf16 autocast, gradient checkpointing)
+    run end to end; here on CPU, where accelerate's bf16 autocast also works."""
+    cfg = training.load_config(_smoke(tmp_path, tiny_corpus, steps=1, save_every=1, cached_layers=0,
+                                      precision="bf16", gradient_checkpointing=True))
+    summary = training.train_stage(cfg, progress=False)
+    assert summary["trainable_params"] == summary["total_params"] - 1500 * 512  # all but the sinusoids
+    assert np.isfinite(summary["log"][0]["loss"])
+    from flamenco_lib.models import build_offline_base
+    from safetensors.torch import load_file
+
+    orig = load_file(str(build_offline_base(verbose=False) / "model.safetensors"))
+    trained = _trainable(tmp_path / "out" / "final")
+    assert not torch.equal(trained["model.encoder.conv1.weight"], orig["model.encoder.conv1.weight"])
+    assert trained["model.encoder.conv1.weight"].dtype == torch.float32  # weights stay fp32 (autocast)
