@@ -93,6 +93,7 @@ class StageConfig:
     lexicon_size: int = 40
     soft_prompt: int = 0  # k > 0: train only k soft-prompt vectors, the model frozen (stage 3, soft)
     soft_prompt_init: str = ""  # text whose token embeddings start the soft prompt ("": the lexicon)
+    lora: dict | None = None  # LoRA adapters (peft) instead of training the weights: {r, alpha, dropout, target_modules}
     source_file: str | None = None
 
 
@@ -190,6 +191,14 @@ def _check(cfg: StageConfig, file: str) -> None:
         raise ConfigError(f"{file}: prompt_kinds must be a list of {KINDS}, got {cfg.prompt_kinds!r}")
     if not (isinstance(cfg.prompt_drop, (int, float)) and 0 <= cfg.prompt_drop <= 1):
         raise ConfigError(f"{file}: prompt_drop must be a probability in [0, 1], got {cfg.prompt_drop!r}")
+    if cfg.lora is not None:
+        if not isinstance(cfg.lora, dict) or set(cfg.lora) - set(LORA_DEFAULTS):
+            raise ConfigError(f"{file}: lora must be a mapping with some of {sorted(LORA_DEFAULTS)}, got {cfg.lora!r}")
+        cfg.lora = {**LORA_DEFAULTS, **cfg.lora}
+        if isinstance(cfg.lora["r"], bool) or not isinstance(cfg.lora["r"], int) or cfg.lora["r"] < 1:
+            raise ConfigError(f"{file}: lora.r must be an integer >= 1, got {cfg.lora['r']!r}")
+        if cfg.soft_prompt:
+            raise ConfigError(f"{file}: lora and soft_prompt both choose what trains; use one of them")
     if cfg.soft_prompt and cfg.prompt_kinds:
         raise ConfigError(f"{file}: soft_prompt and prompt_kinds both fill the prompt slot; use one of them")
     if cfg.soft_prompt > 223 - 5:
@@ -271,6 +280,30 @@ class UpperWhisper(nn.Module):
         out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=enc),
                          decoder_inputs_embeds=embeds, labels=torch.cat([pad, labels], dim=1))
         return out.loss
+
+
+LORA_DEFAULTS = {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]}
+
+
+def add_lora(model, opts: dict, k: int):
+    """LoRA adapters (peft) on the projections named in ``opts["target_modules"]``; only the adapters
+    of encoder layers ``k...`` and of the decoder train, every original weight is frozen.
+
+    The adapters are injected into ``model`` in place. Returns (peft model, trainable count);
+    ``peft_model.merge_and_unload()`` folds them back into plain Whisper weights for saving.
+    """
+    import re
+
+    from peft import LoraConfig, get_peft_model
+
+    opts = {**LORA_DEFAULTS, **opts}
+    config = LoraConfig(r=opts["r"], lora_alpha=opts["alpha"], lora_dropout=opts["dropout"],
+                        target_modules=list(opts["target_modules"]), bias="none")
+    peft_model = get_peft_model(model, config)
+    for name, p in model.named_parameters():
+        layer = re.search(r"encoder\.layers\.(\d+)\.", name)
+        p.requires_grad_("lora_" in name and not (layer and int(layer.group(1)) < k))
+    return peft_model, sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def freeze_lower(model, k: int) -> tuple[int, int]:
@@ -478,6 +511,9 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
     if k > model.config.encoder_layers:
         raise ConfigError(f"{cfg.source_file}: cached_layers {k} > the model's {model.config.encoder_layers} encoder layers")
     trainable, total = freeze_lower(model, k)
+    peft_model = None
+    if cfg.lora:
+        peft_model, trainable = add_lora(model, cfg.lora, k)
     if cfg.gradient_checkpointing:  # (renamed activation checkpointing in recent transformers)
         (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
     model.train()
@@ -599,12 +635,14 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
             return {"stopped_at": done, "log": log}
     bar.close()
     summary = {"name": cfg.name, "steps": cfg.steps, "prompt_kinds": cfg.prompt_kinds, "lexicon": words,
-               "soft_prompt": cfg.soft_prompt, "trainable_params": trainable, "total_params": total,
+               "soft_prompt": cfg.soft_prompt, "lora": cfg.lora, "trainable_params": trainable, "total_params": total,
                "world_size": world, "train_seconds": time.perf_counter() - t0, "log": log}
     if acc.is_main_process:
         final = out / "final"
         tmp = out / ".tmp-final"
         shutil.rmtree(tmp, ignore_errors=True)
+        if peft_model is not None:  # fold the adapters into the weights: a plain Whisper folder
+            model = peft_model.merge_and_unload()
         model.eval()
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)

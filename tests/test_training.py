@@ -281,3 +281,31 @@ def test_gpu_profile_code_path_full_bf16_checkpointed(tmp_path, tiny_corpus):
     trained = _trainable(tmp_path / "out" / "final")
     assert not torch.equal(trained["model.encoder.conv1.weight"], orig["model.encoder.conv1.weight"])
     assert trained["model.encoder.conv1.weight"].dtype == torch.float32  # weights stay fp32 (autocast)
+
+
+@pytest.mark.model
+def test_lora_trains_adapters_of_the_upper_layers_and_saves_plain_whisper(tmp_path, tiny_corpus, base):
+    with pytest.raises(training.ConfigError, match="lora.r must be an integer"):
+        training.load_config(_smoke(tmp_path, tiny_corpus, lora={"r": 0}))
+    with pytest.raises(training.ConfigError, match="lora must be a mapping"):
+        training.load_config(_smoke(tmp_path, tiny_corpus, lora={"rank": 4}))
+    cfg = training.load_config(_smoke(tmp_path, tiny_corpus, steps=2, save_every=2, lr=1e-3,
+                                      lora={"r": 4, "target_modules": ["q_proj", "v_proj"]}))
+    summary = training.train_stage(cfg, progress=False)
+    # adapters (r x in + out x r) on q_proj and v_proj of encoder layers 4-5 and of every decoder layer
+    _, model, _ = base
+    expected = sum(4 * (m.in_features + m.out_features) for name, m in model.named_modules()
+                   if name.split(".")[-1] in ("q_proj", "v_proj")
+                   and not any(f"encoder.layers.{i}." in name for i in range(4)))
+    assert summary["trainable_params"] == expected
+    final = _trainable(tmp_path / "out" / "final")
+    assert not any("lora" in key for key in final)  # merged: a plain Whisper folder
+    orig = {n: p.detach() for n, p in model.named_parameters()}
+    for key in ("model.encoder.layers.0.self_attn.q_proj.weight", "model.decoder.layers.0.fc1.weight",
+                "model.decoder.layers.0.self_attn.k_proj.weight"):
+        torch.testing.assert_close(final[key], orig[key], rtol=0, atol=0)  # frozen or not adapted
+    assert not torch.equal(final["model.decoder.layers.0.self_attn.q_proj.weight"],
+                           orig["model.decoder.layers.0.self_attn.q_proj.weight"])
+    m = evaluation.evaluate_manifest(str(tmp_path / "out" / "final"), tiny_corpus, split="train",
+                                     out=tmp_path / "eval", max_items=2, progress=False)
+    assert m["wer"] == summary["eval_wer"]
