@@ -6,11 +6,13 @@ Figures are build outputs: regenerate them (``make report``), never edit them by
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
+from matplotlib.container import BarContainer
 
 from .paths import report_dir
 
@@ -32,11 +34,13 @@ def set_style() -> None:
     sns.set_theme(context="paper", style="whitegrid", rc=THESIS_RC)
 
 
-def savefig(fig, name: str, *, outdir: str | Path | None = None, formats=("png", "pdf")) -> list[Path]:
+def savefig(fig, name: str, *, outdir: str | Path | None = None, formats=("png", "pdf"),
+            caption: str | None = None) -> list[Path]:
     """Save ``fig`` as ``<outdir>/<name>.png`` and ``.pdf`` (default ``report/figures/``).
 
-    ``name`` follows the notebook that makes the figure: ``01-mel-filterbank``.
-    Returns the written paths.
+    ``name`` follows the notebook that makes the figure: ``01-mel-filterbank``. ``caption``
+    goes into a sidecar ``<name>.json`` (``{"caption": ...}``) that ``report/index.html`` shows
+    under the figure (:func:`caption_of`). Returns the written figure paths.
     """
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"savefig: {name!r} is not a plain figure name like '01-mel-filterbank'")
@@ -47,7 +51,20 @@ def savefig(fig, name: str, *, outdir: str | Path | None = None, formats=("png",
         path = outdir / f"{name}.{ext}"
         fig.savefig(path)
         paths.append(path)
+    sidecar = outdir / f"{name}.json"
+    if caption:
+        sidecar.write_text(json.dumps({"caption": caption}, ensure_ascii=False), encoding="utf-8")
+    else:
+        sidecar.unlink(missing_ok=True)  # no stale caption from an earlier version of the figure
     return paths
+
+
+def caption_of(figure: str | Path) -> str:
+    """The caption :func:`savefig` stored next to a figure file, else the figure's name."""
+    sidecar = Path(figure).with_suffix(".json")
+    if sidecar.exists():
+        return json.loads(sidecar.read_text(encoding="utf-8")).get("caption") or Path(figure).stem
+    return Path(figure).stem
 
 
 def _ax(ax):
@@ -349,4 +366,111 @@ def plot_cross_attention(weights, *, tokens, frame_s: float = 0.02, ax=None, tit
         ax.figure.colorbar(im, ax=ax, pad=0.01, label="attention")
     if title:
         ax.set_title(title)
+    return ax
+
+
+# --------------------------------------------------------------------------------------------
+# Results notebook 10: the stages compared (tables from flamenco_lib.analysis)
+# --------------------------------------------------------------------------------------------
+
+
+def plot_stage_comparison(table, *, x: str = "model", hue: str | None = "test_set", hue_order=None,
+                          y: str = "wer", lo: str = "wer_lo", hi: str = "wer_hi", ax=None, title: str | None = None):
+    """Bars of an error rate in percent with their 95% intervals as error bars, one bar per
+    (``x``, ``hue``) row of ``table`` (e.g. :func:`flamenco_lib.analysis.runs_table`), each
+    labelled with its value; a missing combination leaves a gap. ``hue_order`` fixes the hue
+    levels (and so their colours) across figures; by default, the order in which they appear."""
+    import pandas as pd
+
+    ax = _ax(ax)
+    df = pd.DataFrame(table)
+    hue = hue or "_all"
+    df = df.assign(_all=y)
+    order, levels = df[x].unique(), list(hue_order or df[hue].unique())
+    wide = {c: df.pivot(index=x, columns=hue, values=c).reindex(index=order, columns=levels) for c in (y, lo, hi)}
+    yerr = np.stack([[wide[y][k] - wide[lo][k], wide[hi][k] - wide[y][k]] for k in levels])  # (hue, 2, x)
+    wide[y].plot.bar(ax=ax, yerr=yerr, capsize=2, width=0.8, legend=hue != "_all",
+                     error_kw={"lw": 0.8, "ecolor": "0.2"})
+    bars = [c for c in ax.containers if isinstance(c, BarContainer)]  # one per hue level
+    for container, k in zip(bars, levels):  # pandas draws a missing bar as 0: leave it unlabelled
+        ax.bar_label(container, labels=[f"{v:.0f}" if np.isfinite(v) else "" for v in wide[y][k]],
+                     padding=2, fontsize=7)
+    ax.set(xlabel="", ylabel=f"{y.upper()} (%) [95% CI]")
+    plt.setp(ax.get_xticklabels(), rotation=15, ha="right", rotation_mode="anchor")
+    if hue != "_all":
+        ax.legend(title=hue.replace("_", " "), fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_wer_heatmap(table, *, index: str = "model", columns: str = "palo", values: str = "wer", ax=None,
+                     title: str | None = None):
+    """A long table (e.g. :func:`flamenco_lib.analysis.per_palo_table`) as an annotated seaborn
+    heatmap of ``values`` (percent), ``index`` rows in first-seen order, ``columns`` sorted."""
+    import pandas as pd
+
+    df = pd.DataFrame(table)
+    grid = df.pivot(index=index, columns=columns, values=values).reindex(df[index].unique())
+    ax = ax if ax is not None else plt.subplots(figsize=(max(5, 0.6 * grid.shape[1] + 2), 0.45 * len(grid) + 1.2))[1]
+    sns.heatmap(grid, annot=True, fmt=".0f", cmap="rocket_r", vmin=0, linewidths=0.5, ax=ax,
+                cbar_kws={"label": f"{values.upper()} (%)"}, annot_kws={"fontsize": 7})
+    ax.set(xlabel=columns, ylabel="")
+    ax.tick_params(axis="x", rotation=45)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_sdi_bars(table, *, ax=None, title: str | None = None):
+    """Substitutions, deletions and insertions (% of reference words) as stacked horizontal bars,
+    one per row of ``table`` (:func:`flamenco_lib.analysis.sdi_table`), labelled ``model · test set``
+    when the table holds more than one test set; the bar's length is the WER."""
+    import pandas as pd
+
+    df = pd.DataFrame(table)
+    labels = df["model"] if df.get("test_set", pd.Series([0])).nunique() <= 1 else df["model"] + " · " + df["test_set"]
+    ax = ax if ax is not None else plt.subplots(figsize=(7, 0.3 * len(df) + 1.2))[1]
+    parts = df[["substitutions", "deletions", "insertions"]].set_axis(list(labels))
+    parts.plot.barh(stacked=True, ax=ax, width=0.75, color=sns.color_palette("deep", 3))
+    ax.invert_yaxis()  # the first row on top
+    ax.set(xlabel="% of reference words (S + D + I = WER)", ylabel="")
+    ax.legend(loc="lower right", fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_forgetting(table, *, path=("zero-shot", "stage 1", "stage 2", "stage 3"), ax=None,
+                    title: str | None = None):
+    """Cante WER (x) against speech WER (y) per model, 95% intervals as error bars, each point
+    labelled (:func:`flamenco_lib.analysis.forgetting_table`). The models named in ``path`` that
+    are present are joined by arrows in that order: down is less forgetting, left is better cante."""
+    import pandas as pd
+
+    ax = ax if ax is not None else plt.subplots(figsize=(5.5, 4.2))[1]
+    df = pd.DataFrame(table)
+    xerr = [df["cante_wer"] - df["cante_wer_lo"], df["cante_wer_hi"] - df["cante_wer"]]
+    yerr = [df["speech_wer"] - df["speech_wer_lo"], df["speech_wer_hi"] - df["speech_wer"]]
+    ax.errorbar(df["cante_wer"], df["speech_wer"], xerr=xerr, yerr=yerr, fmt="none", ecolor="0.6", lw=0.8)
+    sns.scatterplot(data=df, x="cante_wer", y="speech_wer", hue="model", s=50, ax=ax, legend=False, zorder=3)
+    for row in df.itertuples():
+        ax.annotate(row.model, (row.cante_wer, row.speech_wer), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    steps = df.set_index("model").reindex([m for m in path if m in set(df["model"])])
+    for (_, a), (_, b) in zip(steps.iterrows(), steps.iloc[1:].iterrows()):
+        ax.annotate("", (b["cante_wer"], b["speech_wer"]), (a["cante_wer"], a["speech_wer"]),
+                    arrowprops={"arrowstyle": "->", "color": "0.4", "lw": 0.8, "shrinkA": 5, "shrinkB": 5})
+    ax.set(xlabel="cante test WER (%)", ylabel="speech test WER (%)", xlim=(0, None), ylim=(0, None))
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_prompt_bars(table, *, ax=None, title: str | None = None):
+    """Stage 2 and stage 3 decoded without prompt, with a text prompt, and with a soft prompt:
+    WER bars with 95% intervals, ``stage`` on x and ``prompt`` as hue
+    (:func:`flamenco_lib.analysis.prompt_table`, one test set at a time)."""
+    ax = plot_stage_comparison(table, x="stage", hue="prompt", hue_order=("none", "text prompt", "soft prompt"),
+                               ax=ax, title=title)
+    ax.legend(title="prompt", fontsize=8)  # inside: these figures stand side by side
     return ax

@@ -3,12 +3,19 @@
 It draws the feature figures of one real recording, then executes the notebooks in order with
 papermill on the profile (:func:`run_notebooks`): executed copies go to ``report/executed/``,
 their figures to ``report/figures/``. A failing notebook stops the run with an error naming the
-notebook and the cell; its executed copy is kept for inspection.
+notebook and the cell; its executed copy is kept for inspection. At the end :func:`build_index`
+writes ``report/index.html``: the results table, every figure with its caption, the profile, the
+time each notebook took, package versions and the git revision. :func:`write_tables` writes the
+result tables (``report/tables/``; notebook ``10_results.ipynb`` calls it).
 """
 
 from __future__ import annotations
 
+import html
+import os
+import platform
 import time
+from importlib import metadata
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -17,6 +24,7 @@ import numpy as np
 from . import audio as A
 from . import plotting
 from .data import speech
+from .paths import report_dir
 
 DEFAULT_PROMPT = "conf-adminmenu-18"  # a long real Spanish sentence from the asterisk prompts
 
@@ -41,16 +49,19 @@ def feature_figures(audio_path: str | Path | None = None, *, outdir: str | Path 
 
     fig, ax = plt.subplots(figsize=(7, 2.4))
     plotting.plot_waveform(y, ax=ax, title=f"Waveform: {path.name}")
-    written += plotting.savefig(fig, "01-waveform", outdir=outdir)
+    written += plotting.savefig(fig, "01-waveform", outdir=outdir,
+                                caption="Waveform of one real Spanish recording (Debian's asterisk prompts).")
 
     fig, ax = plt.subplots(figsize=(7, 2.6))
     plotting.plot_filterbank(A.mel_filterbank(), ax=ax)
-    written += plotting.savefig(fig, "01-mel-filterbank", outdir=outdir)
+    written += plotting.savefig(fig, "01-mel-filterbank", outdir=outdir,
+                                caption="Whisper's 80 mel filters (Slaney) over frequency.")
 
     mel = A.log_mel_spectrogram(A.pad_or_trim(y)).numpy()
     fig, ax = plt.subplots(figsize=(7, 2.8))
     plotting.plot_spectrogram(mel, ax=ax, title="Whisper log-Mel input: 80 bands x 3000 frames (30 s)")
-    written += plotting.savefig(fig, "01-log-mel", outdir=outdir)
+    written += plotting.savefig(fig, "01-log-mel", outdir=outdir,
+                                caption="Whisper's log-Mel input of the recording: 80 bands by 3000 frames (30 s).")
 
     # One 64 ms frame from the loudest stretch: its cepstrum shows formants and pitch apart.
     frame_len = 1024
@@ -69,13 +80,15 @@ def feature_figures(audio_path: str | Path | None = None, *, outdir: str | Path 
     axes[1].plot(hz, envelope, lw=1.5, label="liftered (envelope)")
     axes[1].set(xlabel="frequency (Hz)", ylabel="log magnitude", title="Liftering keeps the envelope")
     axes[1].legend()
-    written += plotting.savefig(fig, "02-cepstrum", outdir=outdir)
+    written += plotting.savefig(fig, "02-cepstrum", outdir=outdir,
+                                caption="Real cepstrum of one frame, its pitch period marked; liftering keeps the spectral envelope.")
 
     n_frames = len(y) // A.HOP_LENGTH
     coeffs = A.mfcc(mel[:, :n_frames], n_mfcc=20)
     fig, ax = plt.subplots(figsize=(7, 2.6))
     plotting.plot_spectrogram(coeffs, ax=ax, y_axis="coef", title="MFCC: DCT of the log-Mel spectrum", label="MFCC")
-    written += plotting.savefig(fig, "02-mfcc", outdir=outdir)
+    written += plotting.savefig(fig, "02-mfcc", outdir=outdir,
+                                caption="MFCC of the recording: the DCT of the log-Mel spectrum.")
     plt.close("all")
     return written
 
@@ -84,12 +97,14 @@ class NotebookFailed(RuntimeError):
     """A notebook of the report failed; the message names it, the cell and the executed copy."""
 
 
-def run_notebooks(notebooks, *, profile: str, outdir: str | Path | None = None, progress: bool = True) -> list[Path]:
+def run_notebooks(notebooks, *, profile: str, outdir: str | Path | None = None, progress: bool = True,
+                  timings: dict | None = None) -> list[Path]:
     """Execute notebooks in order with papermill (``profile`` injected as a parameter) into
-    ``<report>/executed/``. Raises :class:`NotebookFailed` at the first failure."""
+    ``<report>/executed/``. Raises :class:`NotebookFailed` at the first failure. ``timings``, a
+    dict, receives ``{notebook name: seconds}`` of every notebook that finished."""
     import papermill as pm
 
-    from .paths import report_dir, project_root
+    from .paths import project_root
 
     out = Path(outdir) if outdir else report_dir() / "executed"
     out.mkdir(parents=True, exist_ok=True)
@@ -108,8 +123,11 @@ def run_notebooks(notebooks, *, profile: str, outdir: str | Path | None = None, 
                 f"{nb}: cell In [{err.exec_count}] (numbered as in the executed copy) failed with {err.ename}: {err.evalue}; "
                 f"the executed copy is kept at {dest}"
             ) from None
+        seconds = time.perf_counter() - t0
+        if timings is not None:
+            timings[nb.name] = seconds
         if progress:
-            print(f"report [{profile}]: {nb.name} done in {time.perf_counter() - t0:.0f} s", flush=True)
+            print(f"report [{profile}]: {nb.name} done in {seconds:.0f} s", flush=True)
         done.append(dest)
     return done
 
@@ -121,6 +139,104 @@ def build(*, profile: str = "cpu", outdir: str | Path | None = None) -> list[Pat
     t0 = time.perf_counter()
     written = feature_figures(outdir=outdir)
     notebooks = sorted((project_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    written += run_notebooks(notebooks, profile=profile)
+    timings: dict[str, float] = {}
+    written += run_notebooks(notebooks, profile=profile, timings=timings)
+    written.append(build_index(profile=profile, timings=timings))
     print(f"report [{profile}]: {len(written)} files in {time.perf_counter() - t0:.1f} s")
     return written
+
+
+def write_tables(outdir: str | Path | None = None, *, root: Path | None = None) -> list[Path]:
+    """Write the result tables as CSV and Markdown into ``outdir`` (default ``report/tables/``):
+    ``results`` (:func:`flamenco_lib.results.results_table`), ``runs``, ``per_palo``, ``sdi``,
+    ``forgetting`` and ``prompts`` (:mod:`flamenco_lib.analysis`), read from the results files
+    under ``root``. Empty tables are not written. Returns the written paths."""
+    from . import analysis, results
+
+    out = Path(outdir) if outdir is not None else report_dir() / "tables"
+    tables = {"results": results.results_table(root=root), "runs": analysis.runs_table(root=root),
+              "per_palo": analysis.per_palo_table(root=root), "sdi": analysis.sdi_table(root=root),
+              "forgetting": analysis.forgetting_table(root=root), "prompts": analysis.prompt_table(root=root)}
+    written = []
+    for name, table in tables.items():
+        if table.empty:
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / f"{name}.csv", index=False)
+        md = results.markdown(table) if name == "results" else results.to_markdown(table.round(1))
+        (out / f"{name}.md").write_text(md + "\n", encoding="utf-8")
+        written += [out / f"{name}.csv", out / f"{name}.md"]
+    return written
+
+
+INDEX_PACKAGES = ("torch", "transformers", "datasets", "librosa", "jiwer", "papermill", "seaborn")
+
+
+def package_versions(packages=INDEX_PACKAGES) -> dict[str, str]:
+    """Python's version and each installed package's (``"not installed"`` otherwise)."""
+    versions = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _markdown_to_html(md: str) -> str:
+    """A Markdown table from :func:`flamenco_lib.results.markdown` as an HTML table (escaped);
+    any other text as a paragraph."""
+    import pandas as pd
+
+    lines = [line for line in md.splitlines() if line.startswith("|") and not line.startswith("|---")]
+    if not lines:
+        return f"<p>{html.escape(md)}</p>"
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    return pd.DataFrame(cells[1:], columns=cells[0]).to_html(index=False, border=0)
+
+
+def _rows(pairs) -> str:
+    return "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in pairs)
+
+
+def build_index(*, profile: str, timings: dict, outdir: str | Path | None = None) -> Path:
+    """Write ``<outdir>/index.html`` (default ``report/``), the whole report on one page.
+
+    It shows the results table (:func:`flamenco_lib.results.results_table`), every
+    ``figures/*.png`` with its caption (:func:`flamenco_lib.plotting.caption_of`; linked by a
+    relative path, so the folder can be moved), the ``profile``, ``timings``
+    (``{notebook: seconds}``, e.g. from :func:`run_notebooks`), :func:`package_versions` and the
+    git revision. Returns the path of the page.
+    """
+    from . import results
+    from .evaluation import git_revision
+
+    out = Path(outdir) if outdir is not None else report_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    figures = []
+    for png in sorted((out / "figures").glob("*.png")):
+        src = html.escape(Path(os.path.relpath(png, out)).as_posix(), quote=True)
+        caption = html.escape(plotting.caption_of(png))
+        figures.append(f'<figure><img src="{src}" alt="{caption}"><figcaption>{caption} '
+                       f'<code>{html.escape(png.name)}</code></figcaption></figure>')
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Cante to text: report</title>
+<style>body{{font-family:sans-serif;max-width:70em;margin:auto;padding:1em}}
+table{{border-collapse:collapse;font-size:90%}}th,td{{border:1px solid #ccc;padding:.2em .5em;text-align:left}}
+img{{max-width:100%}}figure{{margin:2em 0}}figcaption{{font-size:90%;color:#333}}</style></head>
+<body><h1>Cante to text: report</h1>
+<table>{_rows([("profile", profile), ("git revision", git_revision() or "unknown"),
+               ("built", time.strftime("%Y-%m-%d %H:%M:%S"))])}</table>
+<h2>Results</h2>
+{_markdown_to_html(results.markdown(results.results_table()))}
+<h2>Figures</h2>
+{"".join(figures) or "<p>no figures yet</p>"}
+<h2>Notebooks</h2>
+<table><tr><th>notebook</th><th>seconds</th></tr>{_rows((k, f"{v:.1f}") for k, v in timings.items())}</table>
+<h2>Environment</h2>
+<table>{_rows(package_versions().items())}</table>
+</body></html>
+"""
+    index = out / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index

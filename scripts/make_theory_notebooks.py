@@ -1451,20 +1451,26 @@ NOTEBOOKS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Write every notebook, or only those whose names start with one of ``argv`` (``04``).
+def write_notebooks(notebooks: dict, argv: list[str] | None = None) -> int:
+    """Write every notebook of ``{name: cells}`` (or ``{name: function returning cells}``) into
+    ``notebooks/``, or only those whose names start with one of ``argv`` (``04``).
 
     nbformat gives every cell a fresh random id, so rewriting an unchanged notebook still
     changes its file: name the ones you edited."""
     outdir = ROOT / "notebooks"
-    for name, cells in NOTEBOOKS.items():
+    for name, cells in notebooks.items():
         if argv and not any(name.startswith(a) for a in argv):
             continue
+        cells = cells() if callable(cells) else cells
         nb = notebook(cells)
         nbformat.validate(nb)
         nbformat.write(nb, outdir / name)
         print(f"wrote {outdir / name} ({len(cells)} cells)")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return write_notebooks(NOTEBOOKS, argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,287 @@
+"""The results notebook's tables (flamenco_lib.analysis), its figures' captions, the report's index
+page, and notebooks/10_results.ipynb on a small results folder of real metrics files."""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import jiwer
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import nbformat  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from flamenco_lib import analysis, evaluation, plotting, report, results  # noqa: E402
+from flamenco_lib.text import normalize  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "10_results.ipynb"
+
+CANTE = [  # (id, palo, what is sung)
+    ("soleá-1", "soleá", "Ay, la luna de Triana se ha dormío en el río"),
+    ("soleá-2", "soleá", "mi mare me lo decía que no te fueras al puerto"),
+    ("fandango-1", "fandango", "por la calle del pozo va mi niña llorando"),
+    ("fandango-2", "fandango", "que me lleven a Cádiz, que allí tengo mi querer"),
+    ("bulería-1", "bulería", "tanto presumir de guapo y al final te has casao"),
+]
+SPEECH = ["el número que ha marcado no existe", "por favor, deje su mensaje después de la señal",
+          "su llamada es importante para nosotros"]
+HYPS = {  # (row, test set): hypotheses, one per reference
+    ("zero-shot", "cante"): ["la lula de triana se ha dormido en el río y", "mi madre me lo decía que no te fueras",
+                             "por la calle del pozo va mi niña llorando", "que me lleven a cadiz allí tengo mi querer",
+                             "tanto presumir de guapo al final te has casado"],
+    ("zero-shot", "speech"): ["el número que ha marcado no existe", "por favor deje su mensaje después de la señal",
+                              "su llamada es muy importante para nosotros"],
+    ("stage 1", "cante"): ["ay la luna de triana se ha dormío en el río", "mi mare me lo decía que no te fueras al puerto",
+                           "por la calle del pozo va mi niña", "que me lleven a cádiz que allí tengo mi querer",
+                           "tanto presumir de guapo y al final te has casao"],
+    ("stage 1", "speech"): ["el número que ha marcao no existe", "por favor deje su mensaje de la señal",
+                            "su llamada es importante pa nosotros"],
+    ("stage 2", "cante"): ["ay la luna de triana se ha dormío en el río", "mi mare me lo decía que no te fueras al puerto",
+                           "por la calle del pozo va mi niña llorando", "que me lleven a cádiz que allí tengo mi querer",
+                           "tanto presumir de guapo y al final te has casado"],
+    ("stage 2 + prompts", "cante"): ["ay la luna de triana se ha dormío en el río", "mi mare me lo decía",
+                                     "por la calle del pozo va mi niña llorando", "que me lleven a cádiz",
+                                     "tanto presumir de guapo y al final te has casao"],
+    ("stage 2 + prompts", "speech"): ["el número que ha marcado no existe soleá",
+                                      "por favor deje su mensaje después de la señal",
+                                      "su llamada es importante para nosotros"],
+    ("stage 3, soft prompt", "speech"): ["el número no existe", "por favor deje su mensaje después de la señal",
+                                         "su llamada es importante para nosotros"],
+}
+
+
+def _references(key):
+    if key == "cante":
+        return [{"id": i, "palo": p, "text": t, "text_canonical": t} for i, p, t in CANTE]
+    return [{"id": f"speech-{k}", "text": t, "text_canonical": t} for k, t in enumerate(SPEECH)]
+
+
+def _write_run(root, row, key, hyps):
+    """A run folder as flamenco_lib.evaluation writes it: real metrics, matching predictions."""
+    refs = _references(key)
+    d = results.run_dir(row, key, root=root)
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text(json.dumps(evaluation.score_predictions(refs, hyps)), encoding="utf-8")
+    with open(d / "predictions.jsonl", "w", encoding="utf-8") as f:
+        for r, h in zip(refs, hyps):
+            rec = {"id": r["id"], "reference": r["text"], "reference_canonical": r["text"], "hypothesis": h,
+                   "prompt": None, "palo": r.get("palo")}
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+
+@pytest.fixture
+def fake_results(tmp_path, monkeypatch):
+    """``FLAMENCO_DATA`` with the runs of HYPS, ``FLAMENCO_REPORT`` empty; returns the results folder."""
+    monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("FLAMENCO_REPORT", str(tmp_path / "report"))
+    root = tmp_path / "data" / "results"
+    for (row, key), hyps in HYPS.items():
+        _write_run(root, row, key, hyps)
+    return root
+
+
+def _jiwer(row, key, palo=None):
+    """jiwer's own counts on the normalised texts of one run (of one palo)."""
+    refs = _references(key)
+    keep = [i for i, r in enumerate(refs) if palo is None or r["palo"] == palo]
+    return jiwer.process_words([normalize(refs[i]["text"]) for i in keep],
+                               [normalize(HYPS[row, key][i]) for i in keep])
+
+
+def test_runs_and_sdi_tables_match_jiwer(fake_results):
+    runs = analysis.runs_table()
+    assert list(zip(runs["model"], runs["test_set"])) == [  # the grid's order, runs without files left out
+        ("zero-shot", "cante"), ("zero-shot", "speech"), ("stage 1", "cante"), ("stage 1", "speech"),
+        ("stage 2", "cante"), ("stage 2 + prompts", "cante"), ("stage 2 + prompts", "speech"),
+        ("stage 3, soft prompt", "speech")]
+    sdi = analysis.sdi_table().set_index(["model", "test_set"])
+    for (row, key), r in runs.set_index(["model", "test_set"]).iterrows():
+        out = _jiwer(row, key)
+        n = out.hits + out.substitutions + out.deletions
+        assert r["wer"] == pytest.approx(100 * out.wer) and r["n"] == len(HYPS[row, key])
+        assert r["wer_lo"] <= r["wer"] <= r["wer_hi"]
+        for kind in ("substitutions", "deletions", "insertions"):
+            assert sdi.loc[(row, key), kind] == pytest.approx(100 * getattr(out, kind) / n)
+        assert sdi.loc[(row, key), ["substitutions", "deletions", "insertions"]].sum() == pytest.approx(r["wer"])
+
+
+def test_per_palo_table_matches_jiwer_on_each_palo(fake_results):
+    table = analysis.per_palo_table()
+    assert sorted(set(table["model"])) == sorted({row for row, key in HYPS if key == "cante"})
+    assert len(table) == len({row for row, key in HYPS if key == "cante"}) * len({p for _, p, _ in CANTE})
+    for r in table.itertuples():
+        assert r.wer == pytest.approx(100 * _jiwer(r.model, "cante", palo=r.palo).wer), (r.model, r.palo)
+        assert r.n == sum(p == r.palo for _, p, _ in CANTE)
+
+
+def test_forgetting_and_prompt_tables(fake_results):
+    forgetting = analysis.forgetting_table()
+    assert list(forgetting["model"]) == ["zero-shot", "stage 1", "stage 2 + prompts"]  # evaluated on both sets
+    for r in forgetting.itertuples():
+        assert r.cante_wer == pytest.approx(100 * _jiwer(r.model, "cante").wer)
+        assert r.speech_wer == pytest.approx(100 * _jiwer(r.model, "speech").wer)
+    prompts = analysis.prompt_table()
+    assert list(zip(prompts["model"], prompts["test_set"], prompts["prompt"])) == [
+        ("stage 2", "cante", "none"), ("stage 2 + prompts", "cante", "text prompt"),
+        ("stage 2 + prompts", "speech", "text prompt"), ("stage 3, soft prompt", "speech", "soft prompt")]
+    for r in prompts.itertuples():
+        m = json.loads((results.run_dir(r.model, r.test_set, root=fake_results) / "metrics.json").read_text())
+        assert (r.wer_lo, r.wer, r.wer_hi) == pytest.approx([100 * m["wer_ci"][0], 100 * m["wer"], 100 * m["wer_ci"][1]])
+        assert r.stage == r.model[:7]
+
+
+def test_tables_read_the_root_given_and_are_empty_without_results(fake_results, tmp_path):
+    assert analysis.runs_table(root=fake_results).equals(analysis.runs_table())
+    empty = tmp_path / "nothing"
+    for table in (analysis.runs_table(root=empty), analysis.per_palo_table(root=empty), analysis.sdi_table(root=empty),
+                  analysis.forgetting_table(root=empty), analysis.prompt_table(root=empty),
+                  analysis.best_and_worst("zero-shot__cante", root=empty)):
+        assert isinstance(table, pd.DataFrame) and table.empty
+
+
+def test_best_and_worst_are_ranked_by_utterance_wer_and_aligned_as_jiwer(fake_results):
+    refs = [normalize(r["text"]) for r in _references("cante")]
+    hyps = [normalize(h) for h in HYPS["zero-shot", "cante"]]
+    outs = [jiwer.process_words(r, h) for r, h in zip(refs, hyps)]
+    wers = pd.Series([100 * o.wer for o in outs], index=[i for i, _, _ in CANTE])
+    n = 2
+    table = analysis.best_and_worst(results.run_dir("zero-shot", "cante"), n=n)
+    assert list(table["rank"]) == ["best"] * n + ["worst"] * n
+    assert list(table["id"][:n]) == list(wers.sort_values(kind="stable").index[:n])
+    assert list(table["id"][n:]) == list(wers.sort_values(ascending=False, kind="stable").index[:n])
+    assert table["wer"].tolist() == pytest.approx(wers[table["id"]].tolist())
+    assert table.equals(analysis.best_and_worst("zero-shot__cante", n=n))  # a name under the results folder
+    for r in table.itertuples():
+        k = list(wers.index).index(r.id)
+        ops = [op for *_, op in r.alignment]
+        assert ops.count("substitute") == outs[k].substitutions and ops.count("delete") == outs[k].deletions
+        assert ops.count("insert") == outs[k].insertions and ops.count("equal") == outs[k].hits
+        assert [w for w, _, op in r.alignment if op != "insert"] == refs[k].split()
+        assert [w for _, w, op in r.alignment if op != "delete"] == hyps[k].split()
+
+
+def test_format_alignment_puts_each_marker_under_its_words():
+    ref, hyp, marks = analysis.format_alignment(analysis.align("La luna de Triana se", "la lula triana se, ay"))
+    assert ref.startswith("REF: ") and hyp.startswith("HYP: ")
+    for op_mark, ref_word, hyp_word in (("S", "luna", "lula"), ("D", "de", "**"), ("I", "**", "ay")):
+        col = marks.index(op_mark)
+        assert ref[col:].startswith(ref_word) and hyp[col:].startswith(hyp_word)
+    assert marks.count("S") == marks.count("D") == marks.count("I") == 1
+
+
+def test_savefig_writes_a_caption_sidecar_and_drops_a_stale_one(tmp_path):
+    fig, ax = plt.subplots()
+    paths = plotting.savefig(fig, "10-test", outdir=tmp_path, caption="WER per palo")
+    assert [p.name for p in paths] == ["10-test.png", "10-test.pdf"]  # the figures only, as before
+    assert plotting.caption_of(paths[0]) == "WER per palo"
+    plotting.savefig(fig, "10-test", outdir=tmp_path)
+    assert not (tmp_path / "10-test.json").exists() and plotting.caption_of(paths[0]) == "10-test"
+    plt.close(fig)
+
+
+def test_write_tables_writes_csv_and_markdown(fake_results, tmp_path):
+    written = report.write_tables()
+    names = sorted(p.name for p in written)
+    expected = ["forgetting", "per_palo", "prompts", "results", "runs", "sdi"]
+    assert names == sorted(f"{n}.{ext}" for n in expected for ext in ("csv", "md"))
+    tables = tmp_path / "report" / "tables"
+    pd.testing.assert_frame_equal(pd.read_csv(tables / "per_palo.csv"), analysis.per_palo_table())
+    assert (tables / "results.md").read_text().startswith(results.markdown(results.results_table()))
+    assert report.write_tables(tmp_path / "empty-tables", root=tmp_path / "nothing") == []
+
+
+def test_index_page_shows_every_figure_results_profile_timings_and_versions(fake_results, tmp_path):
+    figures = tmp_path / "report" / "figures"
+    fig, ax = plt.subplots()
+    plotting.savefig(fig, "10-captioned", caption="Cante <b>WER</b> & friends")
+    plotting.savefig(fig, "10-plain")
+    fig.savefig(figures / "99-by-hand.png")  # a PNG with no sidecar at all
+    plt.close(fig)
+    index = report.build_index(profile="smoke", timings={"10_results.ipynb": 12.25})
+    assert index == tmp_path / "report" / "index.html"
+    page = index.read_text(encoding="utf-8")
+    for png in figures.glob("*.png"):
+        assert f'src="figures/{png.name}"' in page  # relative: the folder can be moved
+    assert str(tmp_path) not in page
+    assert "Cante &lt;b&gt;WER&lt;/b&gt; &amp; friends" in page and "<b>WER</b>" not in page
+    assert ">10-plain " in page and ">99-by-hand " in page  # captions fall back to the name
+    assert f"<td>{evaluation.git_revision() or 'unknown'}</td>" in page and "<td>smoke</td>" in page
+    assert "<th>10_results.ipynb</th><td>12.2</td>" in page
+    assert f"<td>{platform.python_version()}</td>" in page and f"<td>{metadata.version('jiwer')}</td>" in page
+    zs = json.loads((results.run_dir("zero-shot", "cante", root=fake_results) / "metrics.json").read_text())
+    assert f"<td>{100 * zs['wer']:.1f} [{100 * zs['wer_ci'][0]:.1f}, {100 * zs['wer_ci'][1]:.1f}]</td>" in page
+
+
+def _tiny_notebook(path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('profile = "cpu"', metadata={"tags": ["parameters"]}),
+                                         nbformat.v4.new_code_cell("print(profile)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.mark.notebook
+def test_build_ends_with_the_index_and_the_notebook_timings(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLAMENCO_ROOT", str(tmp_path))  # a project whose only notebook is tiny
+    monkeypatch.setenv("FLAMENCO_REPORT", str(tmp_path / "report"))
+    monkeypatch.setattr(report, "feature_figures", lambda outdir=None: [])
+    (tmp_path / "notebooks").mkdir()
+    _tiny_notebook(tmp_path / "notebooks" / "01_tiny.ipynb")
+    written = report.build(profile="smoke")
+    assert written[-1] == tmp_path / "report" / "index.html"
+    page = written[-1].read_text(encoding="utf-8")
+    assert "<th>01_tiny.ipynb</th><td>" in page and "<td>smoke</td>" in page
+
+
+def _run_notebook(out):
+    papermill = pytest.importorskip("papermill")
+    papermill.execute_notebook(str(NOTEBOOK), str(out), parameters={"profile": "smoke"}, kernel_name="python3",
+                               cwd=str(ROOT), progress_bar=False)
+    executed = nbformat.read(out, as_version=4)
+    return "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
+@pytest.mark.notebook
+def test_results_notebook_draws_its_figures_and_writes_its_tables(fake_results, tmp_path):
+    text = _run_notebook(tmp_path / "10_results.ipynb")
+    report_dir = tmp_path / "report"
+    for name in ("10-stage-comparison", "10-per-palo", "10-sdi", "10-forgetting", "10-prompts"):
+        for ext in ("png", "pdf", "json"):
+            assert (report_dir / "figures" / f"{name}.{ext}").exists(), f"{name}.{ext}"
+    csv, md = sorted((report_dir / "tables").glob("*.csv")), sorted((report_dir / "tables").glob("*.md"))
+    assert [p.stem for p in csv] == [p.stem for p in md] and "results" in [p.stem for p in csv] and len(csv) == 6
+    assert "[worst]" in text and "REF: " in text and "HYP: " in text
+    assert analysis.NO_RESULTS not in text
+
+
+@pytest.mark.notebook
+def test_results_notebook_completes_without_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("FLAMENCO_REPORT", str(tmp_path / "report"))
+    text = _run_notebook(tmp_path / "10_results.ipynb")
+    assert text.count("python -m flamenco_lib results --evaluate") >= 8  # the table and every section say so
+    assert not list((tmp_path / "report").glob("**/*.png")) and not list((tmp_path / "report").glob("**/*.csv"))
+
+
+def test_results_notebook_follows_the_conventions():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and 'profile: str = "cpu"' in params[0].source and "seed: int = 0" in params[0].source
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# 10 ")
+    for prev, cell in zip(nb.cells, nb.cells[1:]):
+        if cell.cell_type == "code" and cell is not params[0]:
+            assert prev.cell_type == "markdown", f"code cell without prose before it:\n{cell.source[:80]}"
+    assert nb.cells[-1].cell_type == "markdown" and nb.cells[-1].source.startswith("## Summary")
+
+
+def test_docstring_examples_hold():
+    import doctest
+
+    outcome = doctest.testmod(analysis)
+    assert outcome.attempted > 0 and outcome.failed == 0
