@@ -102,9 +102,16 @@ _CONFIG_KEYS = {f.name for f in fields(StageConfig)} - {"source_file"}
 
 
 def _resolve_path(p: str, base: Path) -> str:
-    """Paths in a config are relative to the project root (or absolute, or a model name)."""
+    """Paths in a config are relative to the project root (or absolute, or a model name); those
+    under ``data/`` follow the data folder (``FLAMENCO_DATA``, e.g. Google Drive on Colab)."""
+    from .paths import data_dir
+
     q = Path(p)
-    return str(q if q.is_absolute() else base / q)
+    if q.is_absolute():
+        return str(q)
+    if q.parts and q.parts[0] == "data":
+        return str(data_dir().joinpath(*q.parts[1:]))
+    return str(base / q)
 
 
 def _source(d, where: str, file: str) -> Source:

@@ -309,3 +309,21 @@ def test_lora_trains_adapters_of_the_upper_layers_and_saves_plain_whisper(tmp_pa
     m = evaluation.evaluate_manifest(str(tmp_path / "out" / "final"), tiny_corpus, split="train",
                                      out=tmp_path / "eval", max_items=2, progress=False)
     assert m["wer"] == summary["eval_wer"]
+
+
+def test_config_paths_under_data_follow_the_data_folder(tmp_path, monkeypatch, tiny_corpus):
+    # Colab points FLAMENCO_DATA at Drive: corpora, checkpoints and the previous stage move with it
+    import shutil
+
+    data = tmp_path / "drive"
+    (data / "corpora" / "mine").mkdir(parents=True)
+    shutil.copy(tiny_corpus, data / "corpora" / "mine" / "manifest.jsonl")
+    (data / "checkpoints" / "stage1" / "final").mkdir(parents=True)
+    (data / "checkpoints" / "stage1" / "final" / "config.json").write_text("{}")
+    monkeypatch.setenv("FLAMENCO_DATA", str(data))
+    path = _write_config(tmp_path / "c.yaml", name="x", model="data/checkpoints/stage1",
+                         train=[{"manifest": "data/corpora/mine/manifest.jsonl"}], output_dir="data/checkpoints/x")
+    cfg = training.load_config(path)
+    assert cfg.train[0].manifest == str(data / "corpora" / "mine" / "manifest.jsonl")
+    assert cfg.output_dir == str(data / "checkpoints" / "x")
+    assert cfg.model == str(data / "checkpoints" / "stage1" / "final")
