@@ -4,6 +4,7 @@ resume, failures, real voices, CLI."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -98,9 +99,12 @@ def test_build_is_deterministic_parallel_and_resumable(tmp_path, my_lyrics):
         assert r["singer"] == r["voice"] and r["base_voice"] == synth.base_voice(r["voice"])
         assert r["accompaniment"] and synth.SNR_DB_RANGE[0] <= r["snr_db"] <= synth.SNR_DB_RANGE[1]
 
-    # resume: nothing to do, then only the clip whose files went missing
+    # resume: nothing to do, and the unchanged manifest is not rewritten (evaluations stay valid)
+    man = tmp_path / "one" / "manifest.jsonl"
+    os.utime(man, (1.0e9, 1.0e9))
     again = cante.build_synth_corpus(tmp_path / "one", lyrics=my_lyrics, n=6, seed=3, jobs=1, progress=False)
     assert again["rendered"] == 0 and again["skipped"] == 6
+    assert man.stat().st_mtime == 1.0e9
     lost = rows1[2]["id"]
     (tmp_path / "one" / "audio" / f"{lost}.json").unlink()
     again = cante.build_synth_corpus(tmp_path / "one", lyrics=my_lyrics, n=6, seed=3, jobs=1, progress=False)

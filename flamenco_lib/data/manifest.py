@@ -48,14 +48,20 @@ def read_manifest(path: str | Path) -> list[dict]:
 
 
 def write_manifest(rows, path: str | Path) -> Path:
-    """Write rows as JSONL atomically (a temporary file renamed into place)."""
+    """Write rows as JSONL atomically (a temporary file renamed into place). A manifest whose
+    content would not change is left alone, so its date still tells when the corpus last changed
+    (evaluations older than their manifest are rerun: :func:`flamenco_lib.results.evaluate_stages`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(
+        json.dumps({k: v for k, v in row.items() if not k.startswith("_") and k != "audio_path"}, ensure_ascii=False)
+        + "\n"
+        for row in rows
+    )
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return path
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            clean = {k: v for k, v in row.items() if not k.startswith("_") and k != "audio_path"}
-            f.write(json.dumps(clean, ensure_ascii=False) + "\n")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path
 

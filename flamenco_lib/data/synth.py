@@ -1143,7 +1143,8 @@ def render_clip(
         ``snr_db`` (None without accompaniment), ``accompaniment``, ``median_f0_hz``,
         ``tonic_hz``, ``duration_s``, ``seed``; also ``mode``, ``n_nuclei``, ``stretch_mean``,
         ``stretch_scale`` (1.0, or less where the lengthening was reduced to fit 29.5 s),
-        ``vibrato_hz``, ``vibrato_cents``, ``reverb_rt60_s``, ``tts_rate``, ``tts_pitch`` and
+        ``vibrato_hz``, ``vibrato_cents``, ``formant_ratio``, ``n_melismas``, ``consonant_db``,
+        ``reverb_rt60_s``, ``tts_rate``, ``tts_pitch`` and
         ``source`` ("espeak-ng" or "speech"). JSON-serialisable.
 
     Raises
@@ -1221,6 +1222,9 @@ def render_clip(
         stretch_scale=k,
         vibrato_hz=smeta["vibrato_hz"],
         vibrato_cents=smeta["vibrato_cents"],
+        formant_ratio=smeta["formant_ratio"],
+        n_melismas=smeta["n_melismas"],
+        consonant_db=smeta["consonant_db"],
         reverb_rt60_s=rt60,
         tts_rate=rate,
         tts_pitch=pitch,
@@ -1268,6 +1272,9 @@ def speak_clip(lines: list[str], *, voice: str, seed: int) -> tuple[np.ndarray, 
         stretch_scale=None,
         vibrato_hz=None,
         vibrato_cents=None,
+        formant_ratio=None,
+        n_melismas=None,
+        consonant_db=None,
         reverb_rt60_s=None,
         tts_rate=rate,
         tts_pitch=pitch,
