@@ -269,17 +269,6 @@ def test_results_notebook_completes_without_results(tmp_path, monkeypatch):
     assert not list((tmp_path / "report").glob("**/*.png")) and not list((tmp_path / "report").glob("**/*.csv"))
 
 
-def test_results_notebook_follows_the_conventions():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(params) == 1 and 'profile: str = "cpu"' in params[0].source and "seed: int = 0" in params[0].source
-    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# 10 ")
-    for prev, cell in zip(nb.cells, nb.cells[1:]):
-        if cell.cell_type == "code" and cell is not params[0]:
-            assert prev.cell_type == "markdown", f"code cell without prose before it:\n{cell.source[:80]}"
-    assert nb.cells[-1].cell_type == "markdown" and nb.cells[-1].source.startswith("## Summary")
-
-
 def test_docstring_examples_hold():
     import doctest
 

@@ -69,14 +69,16 @@ def test_every_notebook_is_committed_clean():
             assert cell.get("execution_count") is None, f"{path.name}: cell {i} has an execution count"
 
 
-def test_theory_notebooks_follow_the_conventions():
-    for name in EXPECTED_FIGURES:
-        nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+def test_every_notebook_follows_the_conventions():
+    """Title "# NN · ...", one cell tagged 'parameters' (profile, seed), prose before every code cell."""
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        name = path.name
+        nb = nbformat.read(path, as_version=4)
         params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(params) == 1, f"{name}: needs exactly one cell tagged 'parameters'"
         src = params[0].source
         assert 'profile: str = "cpu"' in src and "seed: int = 0" in src
-        assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+        assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith(f"# {name[:2]} ")
         for prev, cell in zip(nb.cells, nb.cells[1:]):
             if cell.cell_type == "code" and cell is not params[0]:
                 assert prev.cell_type == "markdown", (

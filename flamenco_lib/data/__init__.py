@@ -6,5 +6,6 @@
 - :mod:`.synth` — one synthetic cante clip: espeak-ng speech, sung (Praat PSOLA), guitar and palmas;
 - :mod:`.cante` — the synthetic cante corpus: plan (splits by lyric, held-out voice), parallel,
   resumable rendering, real voices sung (``python -m flamenco_lib data synth``);
-- :mod:`.corpus` — manifests as ``datasets`` objects, the speech corpus builder, Common Voice.
+- :mod:`.corpus` — manifests as ``datasets`` objects, the corpus builders, Common Voice;
+- :mod:`.stats` — numbers about a corpus: clips and hours per split, palos and voices, styles compared.
 """

@@ -2,6 +2,8 @@
 
 - :func:`build_speech_corpus` — the real Spanish speech corpus (asterisk prompts) as 16 kHz FLAC
   files and a manifest (``python -m flamenco_lib data speech --out DIR``);
+- :func:`build_corpora` — every offline corpus under one folder, those missing only
+  (``notebooks/05_data.ipynb``);
 - :func:`load_corpus` — any manifest as a ``DatasetDict`` by split, audio decoded lazily;
 - :func:`load_common_voice` — the official Common Voice download folder, or a hub dataset id.
 
@@ -24,10 +26,11 @@ CV_SPLITS = ("train", "dev", "test", "validated", "other", "invalidated")
 _META_COLUMNS = ("id", "audio_path", "start", "end", "text", "text_canonical", "palo", "singer", "split", "source")
 
 
-def build_speech_corpus(out: str | Path, *, seed: int = 0, progress: bool = True) -> Path:
+def build_speech_corpus(out: str | Path, *, seed: int = 0, n: int | None = None, progress: bool = True) -> Path:
     """Decode the asterisk prompts into ``out/audio/<id>.flac`` (16 kHz) and write
     ``out/manifest.jsonl``. Prompts over 30 s (Whisper's window) are left out. Resumable:
-    finished files are kept. Returns the manifest path."""
+    finished files are kept. ``n`` keeps only ``n`` prompts, evenly spaced in id order (smoke
+    runs; their splits are those of the full corpus). Returns the manifest path."""
     import soundfile as sf
     from tqdm.auto import tqdm
 
@@ -35,6 +38,8 @@ def build_speech_corpus(out: str | Path, *, seed: int = 0, progress: bool = True
     (out / "audio").mkdir(parents=True, exist_ok=True)
     rows = []
     items = speech.prompts(seed=seed)
+    if n is not None:
+        items = [items[i] for i in np.linspace(0, len(items) - 1, min(int(n), len(items))).round().astype(int)]
     for item in tqdm(items, desc="speech corpus", unit="prompt", disable=not progress):
         rel = f"audio/{item['id']}.flac"
         dest = out / rel
@@ -51,6 +56,50 @@ def build_speech_corpus(out: str | Path, *, seed: int = 0, progress: bool = True
             "singer": "asterisk-es-MX-f", "split": item["split"], "source": "asterisk-core-sounds-es",
         })
     return write_manifest(rows, out / "manifest.jsonl")
+
+
+# The offline corpora (DESIGN.md, "Offline first"), by folder name under data/corpora.
+OFFLINE_CORPORA = {
+    "speech": "real Spanish read speech (asterisk prompts): stage 2 and the forgetting check",
+    "cante": "synthetic cante, sung with guitar and palmas: stage 1 and the cante test set",
+    "cante-spoken": "the same clips spoken: the control",
+    "cante-acapella": "the same clips sung without accompaniment: the calibration",
+    "cante-real": "the real speech sung: the real-voice test set",
+}
+
+
+def build_corpora(root: str | Path, *, n: int | None = None, n_speech: int | None = None, jobs: int | None = None,
+                  progress: bool = True) -> dict[str, Path]:
+    """Build the :data:`OFFLINE_CORPORA` under ``root`` (``data/corpora``: what ``make corpora``
+    builds, plus the a-cappella set). Every builder resumes: finished clips are kept, clips made
+    with other settings are rendered again, and an unchanged manifest is not rewritten (so the
+    evaluations of an unchanged corpus stay valid).
+
+    Parameters
+    ----------
+    root : path
+        The folder of the corpora (one subfolder each).
+    n : int, optional
+        Clips of the three synthetic corpora (default 1200, the corpus of the thesis).
+    n_speech : int, optional
+        Prompts of the speech corpus (default all); the real-voice set sings every one of them.
+    jobs : int, optional
+        Worker processes of the synthesiser (default: every core).
+
+    Returns
+    -------
+    dict
+        ``{name: manifest path}`` in :data:`OFFLINE_CORPORA` order.
+    """
+    from .cante import build_synth_corpus
+
+    root = Path(root)
+    out = {name: root / name / "manifest.jsonl" for name in OFFLINE_CORPORA}
+    build_speech_corpus(root / "speech", n=n_speech, progress=progress)
+    for name, style in (("cante", "sung"), ("cante-spoken", "spoken"), ("cante-acapella", "a-capella")):
+        build_synth_corpus(root / name, n=n, style=style, jobs=jobs, progress=progress)
+    build_synth_corpus(root / "cante-real", speech_manifest=out["speech"], jobs=jobs, progress=progress)
+    return out
 
 
 def _decode(batch: dict) -> dict:
