@@ -12,7 +12,8 @@ with no loss on the previous text. Stage 3 puts a flamenco prompt there:
 The prompt is capped (:data:`MAX_PROMPT_TOKENS`): Whisper's prompt slot holds at most half of the
 448-token context (``max_target_positions // 2 - 1`` = 223 tokens, ``<|startofprev|>`` included);
 a longer prompt keeps its *last* tokens, as Whisper keeps the most recent context.
-``generate(prompt_ids=...)`` builds exactly the same layout (tests/test_prompts.py).
+``generate(prompt_ids=...)`` builds exactly the same layout (tests/test_prompts.py;
+:func:`generate_decoder_input` shows what it feeds the decoder).
 
 Notebook: ``09_stage3_prompts.ipynb``.
 """
@@ -84,3 +85,28 @@ def prompts_for(rows, *, kinds, words: list[str] | None = None) -> list[str | No
         )
         for r in rows
     ]
+
+
+def generate_decoder_input(model, processor, features, *, prompt: str | None = None, language: str = "es",
+                           max_new_tokens: int = 40) -> tuple[list[int], list[int]]:
+    """What ``generate(prompt_ids=...)`` feeds Whisper's decoder for one clip, seen by a forward
+    pre-hook on the decoder: the decoder's whole input (the first call's ids, then the one token added
+    at each cached step), and the ids ``generate`` returns.
+
+    features : (1, n_mels, 3000) log-Mel input features of one clip.
+    Compare with :func:`flamenco_lib.training.collate_labels` (``decoder_input_ids``) of the same text
+    and prompt: the two layouts are equal token for token.
+    """
+    seen = []
+
+    def record(module, args, kwargs):
+        ids = kwargs.get("input_ids")
+        seen.append((ids if ids is not None else args[0]).clone())
+
+    hook = model.model.decoder.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        kw = {"prompt_ids": processor.get_prompt_ids(prompt, return_tensors="pt")} if prompt else {}
+        out = model.generate(features, language=language, task="transcribe", max_new_tokens=max_new_tokens, **kw)
+    finally:
+        hook.remove()
+    return seen[0][0].tolist() + [int(x[0, -1]) for x in seen[1:]], out[0].tolist()

@@ -70,3 +70,20 @@ def base():
     path = models.build_offline_base()
     model, processor = models.load_whisper(str(path))
     return path, model, processor
+
+
+@pytest.fixture
+def smoke_folders(tmp_path, monkeypatch):
+    """(data, report) tmp folders for a notebook's smoke run: ``FLAMENCO_DATA``/``FLAMENCO_REPORT``
+    point there (papermill kernels inherit them), the hub is off, and ``<data>/models`` links to the
+    machine's whisper-base so that it is not built again in tmp."""
+    from flamenco_lib import models
+
+    base = models.build_offline_base()
+    data, report = tmp_path / "data", tmp_path / "report"
+    data.mkdir()
+    (data / "models").symlink_to(base.parent, target_is_directory=True)
+    monkeypatch.setenv("FLAMENCO_DATA", str(data))
+    monkeypatch.setenv("FLAMENCO_REPORT", str(report))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return data, report

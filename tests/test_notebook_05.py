@@ -155,17 +155,9 @@ def _snapshot(folder: Path) -> dict:
 
 
 @pytest.mark.notebook
-def test_data_notebook_builds_tiny_corpora_draws_and_evaluates_in_the_smoke_folder(tmp_path, monkeypatch):
+def test_data_notebook_builds_tiny_corpora_draws_and_evaluates_in_the_smoke_folder(tmp_path, smoke_folders):
     papermill = pytest.importorskip("papermill")
-    from flamenco_lib import models
-
-    base = models.build_offline_base()  # the machine's whisper-base (data/models), built once
-    data, report = tmp_path / "data", tmp_path / "report"
-    data.mkdir()
-    (data / "models").symlink_to(base.parent, target_is_directory=True)  # shared, not rebuilt in tmp
-    monkeypatch.setenv("FLAMENCO_DATA", str(data))
-    monkeypatch.setenv("FLAMENCO_REPORT", str(report))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    data, report = smoke_folders
     real_corpora = ROOT / "data" / "corpora"
     before = _snapshot(real_corpora)
     out = tmp_path / "05_data.ipynb"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from flamenco_lib import prompts, training
 
@@ -54,19 +53,8 @@ def test_training_layout_equals_generate(base, real_speech, prompt):
     _, model, processor = base
     tok = processor.tokenizer
     feats = processor.feature_extractor(real_speech[: 16000 * 6], sampling_rate=16000, return_tensors="pt").input_features
-    seen = []
-    hook = model.model.decoder.register_forward_pre_hook(
-        lambda mod, args, kwargs: seen.append((kwargs.get("input_ids") if kwargs.get("input_ids") is not None else args[0]).clone()),
-        with_kwargs=True,
-    )
-    try:
-        kw = {"prompt_ids": processor.get_prompt_ids(prompt, return_tensors="pt")} if prompt else {}
-        out = model.generate(feats, language="es", task="transcribe", max_new_tokens=40, **kw)
-    finally:
-        hook.remove()
-    # the decoder's full input: the first call's ids, then one new token per cached step
-    fed = seen[0][0].tolist() + [int(x[0, -1]) for x in seen[1:]]
-    generated = [t for t in out[0].tolist() if t < tok.convert_tokens_to_ids("<|endoftext|>")]
+    fed, out = prompts.generate_decoder_input(model, processor, feats, prompt=prompt)  # the decoder's full input
+    generated = [t for t in out if t < tok.convert_tokens_to_ids("<|endoftext|>")]
     text = tok.decode(generated)
     layout = training.collate_labels(tok, [text], prompts=[prompt])["decoder_input_ids"][0].tolist()
     assert fed[: len(layout)] == layout

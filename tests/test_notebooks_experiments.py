@@ -1,0 +1,87 @@
+"""Notebooks 06-09 run in order in the smoke profile, in one tmp data folder: each trains what it
+needs (reusing what the one before trained), evaluates, and draws its figures, all under
+<data>/smoke; nothing is written to the project's own data folder."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from flamenco_lib import models, results
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAIN = {  # notebook: (figures it always draws, rows of results.STAGES it evaluates)
+    "06_zero_shot.ipynb": (["06-test-sets"], ["zero-shot"]),
+    "07_stage1_flamenco.ipynb": (["07-step-costs", "07-training-curves", "07-stages", "07-vs-zero-shot"],
+                                 ["stage 1", "stage 1, spoken control"]),
+    "08_stage2_common_voice.ipynb": (["08-training-curve", "08-forgetting"], ["stage 2"]),
+    "09_stage3_prompts.ipynb": (["09-training-curves", "09-prompts"],
+                                ["stage 2 + prompts", "stage 3", "stage 3 + prompts", "stage 3, soft prompt"]),
+}
+BY_GROUP = {"06-per-palo": ("zero-shot", "palo"), "06-voices": ("zero-shot", "voice_heldout"),
+            "09-per-palo": ("stage 3", "palo")}  # drawn when the clips evaluated have more than one group
+SETS = {label: opts[0].get("sets") if opts else None for label, _, *opts in results.STAGES}
+
+
+def _snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")} if folder.exists() else {}
+
+
+def _outputs(path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
+@pytest.mark.notebook
+def test_experiment_notebooks_train_evaluate_and_draw_in_the_smoke_folder(tmp_path, smoke_folders):
+    papermill = pytest.importorskip("papermill")
+    data, report = smoke_folders
+    base = models.build_offline_base()  # already built: the folder the zero-shot runs name
+    real = {name: _snapshot(ROOT / "data" / name) for name in ("corpora", "checkpoints", "smoke")}
+    started = time.time()
+    text = {}
+    for name in CHAIN:
+        out = tmp_path / name
+        papermill.execute_notebook(str(ROOT / "notebooks" / name), str(out), parameters={"profile": "smoke"},
+                                   kernel_name="python3", cwd=str(ROOT), progress_bar=False)
+        text[name] = _outputs(out)
+
+    # the project's data folder is untouched (another job may be writing results there: ours name tmp_path)
+    assert {name: _snapshot(ROOT / "data" / name) for name in real} == real
+    for f in (ROOT / "data" / "results").glob("*/metrics.json"):
+        assert f.stat().st_mtime < started or str(tmp_path) not in f.read_text(encoding="utf-8"), f
+    smoke = data / "smoke"
+    assert not (data / "corpora").exists() and not (data / "results").exists()  # all went to <data>/smoke
+
+    # each stage trained once: later notebooks reuse it
+    assert "stage1: training, not trained yet" in text["07_stage1_flamenco.ipynb"]
+    assert "stage1: up to date, not trained again" in text["08_stage2_common_voice.ipynb"]
+    assert "stage2: up to date, not trained again" in text["09_stage3_prompts.ipynb"]
+    assert "token for token: True" in text["09_stage3_prompts.ipynb"]
+
+    figures = report / "figures"
+    for name, (expected, rows) in CHAIN.items():
+        missing = [f"{f}.{ext}" for f in expected for ext in ("png", "pdf", "json") if not (figures / f"{f}.{ext}").exists()]
+        assert not missing, f"{name} did not write {missing}"
+        for row in rows:
+            for key, manifest, split in results.TEST_SETS:
+                if SETS[row] and key not in SETS[row]:
+                    continue
+                m = json.loads((results.run_dir(row, key, root=smoke / "results") / "metrics.json").read_text())
+                n_test = sum(json.loads(line)["split"] == split for line in (smoke / manifest).read_text().splitlines())
+                assert m["n_utterances"] == min(3, n_test) and 0 <= m["wer"], (row, key)
+                trained = m["model"].startswith(str(smoke / "checkpoints"))  # the smoke model, not the real one
+                assert m["model"] == str(data / "models" / base.name) if row == "zero-shot" else trained, (row, key)
+                assert m["decoding"]["prompts"] == ("+ prompts" in row), (row, key)
+    soft = json.loads((results.run_dir("stage 3, soft prompt", "cante", root=smoke / "results") / "metrics.json").read_text())
+    k = yaml.safe_load((ROOT / "configs" / "stage3_soft.yaml").read_text())["profiles"]["smoke"]["soft_prompt"]
+    assert soft["soft_prompt_k"] == k
+    for figure, (row, field) in BY_GROUP.items():
+        m = json.loads((results.run_dir(row, "cante", root=smoke / "results") / "metrics.json").read_text())
+        if any(g["field"] == field for g in m["per_group"]):
+            assert (figures / f"{figure}.png").exists(), figure

@@ -1,0 +1,108 @@
+"""flamenco_lib.pipeline.run_stage on a real but tiny stage: trains once, skips while nothing changed,
+trains again from the start when an input changes, resumes an interrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import yaml
+
+from flamenco_lib import models, pipeline, results, training
+from flamenco_lib.data import cante
+
+COPLAS = (
+    "palo\ttext\n"
+    "soleá\tLa luna de Triana / se asoma a la ventana\n"
+    "tangos\tPor la calle del Pozo / va mi gitana cantando\n"
+    "bulería\tQue me lleven a Cádiz / que allí me quiero morir\n"
+    "fandango\tMi mare me lo decía / no te vayas a la fragua\n"
+)
+
+
+@pytest.fixture
+def stage(tmp_path, monkeypatch):
+    """A one-step stage config on a 4-clip corpus; the data folder (activation cache) in tmp."""
+    base = models.build_offline_base(verbose=False)  # the machine's whisper-base, before FLAMENCO_DATA moves
+    monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path / "data"))
+    (tmp_path / "coplas.tsv").write_text(COPLAS, encoding="utf-8")
+    res = cante.build_synth_corpus(tmp_path / "cante", lyrics=tmp_path / "coplas.tsv", n=4, seed=0, jobs=2,
+                                   progress=False)
+    assert not res["failed"]
+    cfg = dict(name="tiny", model=str(base), train=[{"manifest": str(res["manifest"]), "split": "train"}],
+               steps=1, batch_size=2, warmup_steps=0, save_every=1, log_every=1, cached_layers=4, lr=1e-4,
+               output_dir=str(tmp_path / "out"))
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    return path, res["manifest"], tmp_path / "out"
+
+
+def _files(folder):
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.model
+def test_run_stage_trains_once_and_again_only_when_an_input_changed(stage, capsys):
+    config, manifest, out = stage
+    first = pipeline.run_stage(config, profile="smoke", progress=False)
+    assert "tiny: training, not trained yet" in capsys.readouterr().out
+    trained = _files(out)
+    assert "final/model.safetensors" in trained and "checkpoint-000001/trainable.pt" in trained
+
+    second = pipeline.run_stage(config, profile="smoke", progress=False)
+    assert "tiny: up to date, not trained again" in capsys.readouterr().out
+    assert _files(out) == trained  # nothing written
+    assert second == json.loads(json.dumps(first)) and second["steps"] == 1
+
+    # other settings, same files: the stage would be trained again
+    changed = training.load_config(config, profile="smoke", overrides={"lr": 1e-3})
+    assert "settings" in pipeline.why_train(changed)
+    # a later stage starting from this one depends on its final model
+    later = config.with_name("later.yaml")
+    later.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "model": str(out)}))
+    assert out / "final" in pipeline.inputs_of(training.load_config(later))
+
+    os.utime(manifest)  # the corpus was rebuilt
+    pipeline.run_stage(config, profile="smoke", progress=False)
+    assert "manifest.jsonl changed since the last run" in capsys.readouterr().out
+    again = _files(out)
+    assert again.keys() == trained.keys()
+    for name in ("checkpoint-000001/trainable.pt", "final/model.safetensors", "train_log.json"):
+        assert again[name] > trained[name], f"{name} not written again"  # trained from the start, not resumed
+
+    # killed before the end: the checkpoint is kept and resumed, the final model written
+    (out / "train_log.json").unlink()
+    pipeline.run_stage(config, profile="smoke", progress=False)
+    assert "tiny: training, an interrupted run: resuming it" in capsys.readouterr().out
+    resumed = _files(out)
+    assert resumed["checkpoint-000001/trainable.pt"] == again["checkpoint-000001/trainable.pt"]
+    assert resumed["final/model.safetensors"] > again["final/model.safetensors"] and "train_log.json" in resumed
+
+
+def test_run_stage_names_a_previous_stage_that_is_not_trained(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path / "data"))
+    (tmp_path / "m.jsonl").write_text("")
+    config = tmp_path / "stage2.yaml"
+    config.write_text(yaml.safe_dump({"name": "stage2", "model": "data/checkpoints/stage1",
+                                      "train": [{"manifest": str(tmp_path / "m.jsonl")}]}))
+    with pytest.raises(FileNotFoundError, match="data/checkpoints/stage1, is not trained yet"):
+        pipeline.run_stage(config, profile="smoke")
+
+
+def test_stage_rows_point_each_row_at_its_configs_output_folder(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    monkeypatch.setenv("FLAMENCO_DATA", str(data))
+    for name in ("cante", "cante-spoken", "speech"):  # the configs name these manifests
+        (data / "corpora" / name).mkdir(parents=True)
+        (data / "corpora" / name / "manifest.jsonl").write_text("")
+    labels = ("zero-shot", "stage 3 + prompts", "stage 1")
+    smoke = pipeline.stage_rows(*labels, profile="smoke", base="/models/whisper-base")
+    grid = {label: opts for label, _, *opts in results.STAGES}
+    assert smoke == [("zero-shot", "/models/whisper-base"), ("stage 1", str(data / "checkpoints/smoke/stage1")),
+                     ("stage 3 + prompts", str(data / "checkpoints/smoke/stage3"), *grid["stage 3 + prompts"])]
+    cpu = pipeline.stage_rows(*labels, profile="cpu")  # where `python -m flamenco_lib results` looks
+    assert [(label, m) for label, m, *_ in cpu] == [(label, m if m == "base" else str(data / m))
+                                                  for label, m, *_ in results.STAGES if label in labels]
+    with pytest.raises(ValueError, match="'stage 4'"):
+        pipeline.stage_rows("stage 4", profile="cpu")
