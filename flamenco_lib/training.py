@@ -501,6 +501,12 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
 
     hf_logging.set_verbosity_error()
     mp = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[cfg.precision]
+    # accelerate keeps one mixed-precision setting per process; a later stage in the same process
+    # (a notebook running stage 3 in bf16, then the soft prompt in fp32) may need another one.
+    # The process-group state (PartialState) is kept, so multi-process runs are unaffected.
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()
     acc = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
     set_seed(cfg.seed)
     out = Path(cfg.output_dir)
