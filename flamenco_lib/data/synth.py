@@ -547,8 +547,6 @@ def _melisma(
 
 def _vowel_gain(n: int, nuclei: np.ndarray, soft_db: float, *, sr: int) -> np.ndarray:
     """Gain per sample: 1 over the nuclei (s, shape (k, 2)), ``-soft_db`` dB elsewhere, ramped."""
-    t = np.array([0.0])
-    g = np.array([0.0])
     pts = [(0.0, -soft_db)]
     for a, b in nuclei:
         pts += [(a - CONSONANT_RAMP_S, -soft_db), (a, 0.0), (b, 0.0), (b + CONSONANT_RAMP_S, -soft_db)]
