@@ -69,25 +69,35 @@ def transcribe_dataset(
     Audio is decoded a few batches at a time (a large corpus never sits in memory at once) and
     passed to :func:`flamenco_lib.transcription.transcribe` (batched ``generate``, long-form past
     30 s, per-utterance prompts, the repetition guard; or greedy decoding with ``soft_prompt``).
+    With ``prompts``, rows sharing a prompt are decoded together (one batch holds one prompt);
+    the transcripts come back in the dataset's order.
     """
     from tqdm.auto import tqdm
 
     n = len(dataset)
     if prompts is not None and len(prompts) != n:
         raise ValueError(f"{len(prompts)} prompts for {n} utterances")
+    # generate takes one prompt per batch: visit the rows grouped by prompt (stably), so that a
+    # chunk holds few distinct prompts and its batches stay full, then restore the dataset's order
+    order = list(range(n)) if prompts is None else sorted(range(n), key=lambda i: prompts[i] or "")
     chunk = batch_size * 4
-    out: list[str] = []
+    out: list[str | None] = [None] * n
     with tqdm(total=n, desc="transcribe", unit="utt", disable=not progress) as bar:
         for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
-            rows = dataset[start:stop]["audio"] if hasattr(dataset, "column_names") else [r["audio"] for r in dataset[start:stop]]
+            idx = order[start : start + chunk]
+            if hasattr(dataset, "column_names"):
+                rows = dataset[idx]["audio"]  # a list of indices: those rows, in that order
+            else:
+                rows = [dataset[i]["audio"] for i in idx]
             audios = [np.asarray(a["array"], dtype=np.float32) for a in rows]
-            out += transcribe(
-                model, processor, audios, language=language, prompts=None if prompts is None else prompts[start:stop],
+            texts = transcribe(
+                model, processor, audios, language=language, prompts=None if prompts is None else [prompts[i] for i in idx],
                 batch_size=batch_size, num_beams=num_beams, max_new_tokens=max_new_tokens, guard=guard,
                 soft_prompt=soft_prompt,
             )
-            bar.update(stop - start)
+            for i, text in zip(idx, texts):
+                out[i] = text
+            bar.update(len(idx))
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -66,3 +67,20 @@ def test_cli_evaluate(tiny_manifest, tmp_path, capsys):
     assert main(["evaluate", "--manifest", str(tiny_manifest), "--split", "dev", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert str(tiny_manifest) in err and "split 'dev'" in err
+
+
+@pytest.mark.model
+def test_prompted_rows_are_grouped_and_returned_in_order(base, tiny_manifest):
+    """Rows with different prompts interleaved: decoded grouped by prompt (full batches), yet each
+    transcript comes back in its row's place, equal to decoding that clip alone with its prompt."""
+    from flamenco_lib.data.corpus import load_corpus
+    from flamenco_lib.transcription import transcribe
+
+    _, model, processor = base
+    ds = load_corpus(tiny_manifest)["test"]
+    prompts = ["Soleá. pena, fragua.", None, "Soleá. pena, fragua.", "Tangos. Triana."]
+    got = evaluation.transcribe_dataset(model, processor, ds, prompts=prompts, batch_size=2, progress=False)
+    alone = [transcribe(model, processor, [np.asarray(r["audio"]["array"], dtype=np.float32)], prompts=[p])[0]
+             for r, p in zip(ds, prompts)]
+    assert got == alone
+    assert len(set(got)) == 4  # four different clips: a shuffled order could not pass
