@@ -19,18 +19,13 @@ def _figures(args) -> int:
 
 
 def _report(args) -> int:
-    from .report import build
-
-    profile = args.profile
-    if profile == "auto":
-        import torch
-
-        profile = "gpu" if torch.cuda.is_available() else "cpu"
-    from .report import NotebookFailed
+    from .paths import default_profile
+    from .report import NotebookFailed, build
 
     try:
+        profile = default_profile() if args.profile == "auto" else args.profile
         build(profile=profile)
-    except NotebookFailed as err:
+    except (NotebookFailed, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

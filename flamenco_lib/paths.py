@@ -9,6 +9,9 @@ variable             default                    holds
 ``FLAMENCO_DATA``    ``<root>/data``            corpora, models, caches, results
 ``FLAMENCO_REPORT``  ``<root>/report``          figures, tables, executed notebooks
 ===================  =========================  ===============================
+
+``FLAMENCO_PROFILE`` (``smoke``, ``cpu`` or ``gpu``) picks the default profile
+(:func:`default_profile`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+PROFILES = ("smoke", "cpu", "gpu")
 
 
 def project_root() -> Path:
@@ -47,3 +51,16 @@ def cache_dir() -> Path:
 
 def results_dir() -> Path:
     return data_dir() / "results"
+
+
+def default_profile() -> str:
+    """The profile that fits this machine: ``FLAMENCO_PROFILE`` when set, else ``gpu`` with CUDA
+    (Colab), else ``cpu``. What ``make report`` and the experiment notebooks use by default."""
+    chosen = os.environ.get("FLAMENCO_PROFILE")
+    if chosen:
+        if chosen not in PROFILES:
+            raise ValueError(f"FLAMENCO_PROFILE={chosen!r}: use one of {', '.join(PROFILES)} (or unset it)")
+        return chosen
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"

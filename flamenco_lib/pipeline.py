@@ -114,6 +114,12 @@ def config_file(name: str) -> Path:
     return project_root() / "configs" / f"{name}.yaml"
 
 
+def zero_shot_model(profile: str) -> str:
+    """The Whisper the stages start from in ``profile`` (``configs/stage1.yaml``'s ``model``):
+    ``base`` on ``cpu``, ``small`` on ``gpu``. The zero-shot row compares with this model."""
+    return training.load_config(config_file("stage1"), profile=profile).model
+
+
 def stage_rows(*labels: str, profile: str, base: str = "base") -> list[tuple]:
     """The rows of :data:`flamenco_lib.results.STAGES` named by ``labels`` (in STAGES order), each
     model replaced by the ``output_dir`` its config (``checkpoints/stage2`` -> ``configs/stage2.yaml``)

@@ -26,7 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def parameters_cells(extra: str = ""):
     """The papermill parameters cell every experiment notebook shares, plus its own literals."""
     shared = dedent('''
-        profile: str = "cpu"  # "smoke", "cpu" or "gpu"
+        from flamenco_lib.paths import default_profile
+
+        profile: str = default_profile()  # "gpu" with CUDA (Colab), else "cpu"; "smoke": a quick check
         seed: int = 0  # seed of anything random in the notebook
         ''')
     return [
@@ -75,16 +77,17 @@ def nb05_data():
         reads a path**, so that the tiny corpora and the results of a smoke run land there and can
         never overwrite the full corpora in `data/corpora/` or their results. Only the model is
         shared: the machine's whisper-base, converted once from its PyPI wheels (notebook 04), is
-        not copied into the smoke folder. Other profiles use `"base"`, exactly as
-        `flamenco_lib.results` does, so that their results files are the same ones.
+        not copied into the smoke folder. Other profiles use the model the stages start from
+        (`pipeline.zero_shot_model`: whisper-base on `cpu`, whisper-small on `gpu`), so that their
+        results files are the ones notebooks 06-10 read.
         """),
         code('''
         import os
 
-        from flamenco_lib import models, paths
+        from flamenco_lib import models, paths, pipeline
 
         if profile != "smoke":
-            MODEL = "base"
+            MODEL = pipeline.zero_shot_model(profile)  # whisper-base on cpu, whisper-small on gpu
         elif paths.data_dir().name != "smoke":  # (run twice, the cell changes nothing more)
             MODEL = str(models.build_offline_base())  # the offline whisper-base of this machine, built once
             os.environ["FLAMENCO_DATA"] = str(paths.data_dir() / "smoke")
@@ -377,23 +380,21 @@ def data_folder_cells():
         does, so that the tiny corpora, the smoke models and their results can never overwrite the
         real ones. Only whisper-base is shared: this machine's copy, converted once from its PyPI
         wheels (notebook 04), is not built again in the smoke folder; the smoke runs start from it
-        (`FROM_BASE` replaces the configs' `model: base`). The smoke corpora are too small to have a
-        dev split, so in smoke the stages evaluate on training clips while they train (`OVERRIDES`).
-        The other profiles use the configs as they are and `"base"`, exactly as
-        `flamenco_lib.results` does, so that their results files are the ones notebook 10 reads.
+        (`FROM_BASE` replaces the configs' `model: base`). The other profiles use the configs as
+        they are, and as the zero-shot model the one the stages start from in that profile
+        (`pipeline.zero_shot_model`: whisper-base on `cpu`, whisper-small on `gpu`), so that their
+        results files are the ones notebook 10 reads.
         """),
         code('''
         import os
 
-        from flamenco_lib import models, paths
+        from flamenco_lib import models, paths, pipeline
 
         if profile == "smoke" and paths.data_dir().name != "smoke":  # (run twice, the cell changes nothing more)
             BASE = str(models.build_offline_base())  # the offline whisper-base of this machine, built once
             os.environ["FLAMENCO_DATA"] = str(paths.data_dir() / "smoke")
-        MODEL = BASE if profile == "smoke" else "base"  # the zero-shot model
-        # smoke: the tiny corpora have no dev split, so training evaluates on two training clips
-        OVERRIDES = {"eval": {"split": "train"}} if profile == "smoke" else {}  # of every stage config
-        FROM_BASE = {**OVERRIDES, "model": MODEL} if profile == "smoke" else {}  # of the stage-1 configs
+        MODEL = BASE if profile == "smoke" else pipeline.zero_shot_model(profile)  # what the stages start from
+        FROM_BASE = {"model": MODEL} if profile == "smoke" else {}  # overrides of the stage-1 configs
         N_EVAL = {"smoke": 3}.get(profile, 100)  # test clips per evaluation (the first ones of each test set)
         SIZES = {"smoke": dict(n=12, n_speech=6)}.get(profile, {})  # corpora sizes, as in notebook 05
         print("data folder:", paths.data_dir(), "| model:", MODEL, "| test clips evaluated:", N_EVAL)
@@ -971,7 +972,7 @@ def nb08_stage2_common_voice():
         """),
         code('''
         config = pipeline.config_file("stage2")
-        cfg = training.load_config(config, profile=profile, overrides=OVERRIDES)
+        cfg = training.load_config(config, profile=profile)
         print(f"starts from {cfg.model}\\n{cfg.steps} steps of batch {cfg.batch_size}, lr {cfg.lr:g}, "
               f"cached_layers {cfg.cached_layers}")
         for s in cfg.train:
@@ -986,7 +987,7 @@ def nb08_stage2_common_voice():
         profile.
         """),
         code('''
-        stage2 = pipeline.run_stage(config, profile=profile, overrides=OVERRIDES)
+        stage2 = pipeline.run_stage(config, profile=profile)
         print(f"{stage2['trainable_params'] / 1e6:.1f} M parameters trained, {stage2['train_seconds'] / 60:.1f} min; "
               f"speech eval WER at the end {100 * stage2.get('eval_wer', float('nan')):.1f}%")
         '''),
@@ -1116,8 +1117,8 @@ def nb09_stage3_prompts():
         """),
         code('''
         pipeline.run_stage(pipeline.config_file("stage1"), profile=profile, overrides=FROM_BASE)
-        pipeline.run_stage(pipeline.config_file("stage2"), profile=profile, overrides=OVERRIDES)
-        cfg = training.load_config(pipeline.config_file("stage3"), profile=profile, overrides=OVERRIDES)
+        pipeline.run_stage(pipeline.config_file("stage2"), profile=profile)
+        cfg = training.load_config(pipeline.config_file("stage3"), profile=profile)
         print("stage 3 starts from", cfg.model, "| prompt kinds:", cfg.prompt_kinds, "| dropped with p =", cfg.prompt_drop)
         '''),
         md("""
@@ -1187,7 +1188,7 @@ def nb09_stage3_prompts():
         """),
         code('''
         CONFIGS = {"stage 3": pipeline.config_file("stage3"), "stage 3, soft prompt": pipeline.config_file("stage3_soft")}
-        summaries = {row: pipeline.run_stage(path, profile=profile, overrides=OVERRIDES) for row, path in CONFIGS.items()}
+        summaries = {row: pipeline.run_stage(path, profile=profile) for row, path in CONFIGS.items()}
         for row, s in summaries.items():
             print(f"{row}: {s['trainable_params']:,} of {s['total_params']:,} parameters trained "
                   f"({100 * s['trainable_params'] / s['total_params']:.2g}%), {s['train_seconds'] / 60:.1f} min")

@@ -31,30 +31,56 @@ def code(src: str, *, tags: tuple[str, ...] = ()):
     return cell
 
 
+REPO = "cante-to-text/cante-to-text"  # the project on GitHub: Colab badges and the Colab setup cell
+# The Debian packages of scripts/setup.sh (espeak-ng, ffmpeg, the asterisk Spanish prompts)
+DEBIAN_PACKAGES = ("espeak-ng", "ffmpeg", "asterisk-core-sounds-es-g722", "asterisk-core-sounds-es")
+
+
+def colab_badge(name: str) -> str:
+    """Markdown of the "Open in Colab" badge of ``notebooks/<name>``."""
+    return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"(https://colab.research.google.com/github/{REPO}/blob/main/notebooks/{name})")
+
+
 def colab_cells():
     return [
         md("""
         ## Setup
 
-        On Google Colab this cell clones the project and installs it (with the Debian packages it
-        needs); anywhere else it does nothing. Set `FLAMENCO_DATA` to a Drive folder to keep
-        corpora and results across disconnects.
+        On Google Colab this cell clones the project and installs it with the Debian packages it
+        needs; anywhere else it does nothing. With `USE_DRIVE` (the default) it mounts Google
+        Drive and keeps corpora, checkpoints, results and the report in
+        `MyDrive/cante-to-text/`, so that a disconnected session picks up where it stopped: the
+        corpora are not rebuilt and a stage resumes from its last checkpoint. On Colab's GPU the
+        notebook's profile is `gpu` (whisper-small from the Hugging Face Hub, full fine-tuning).
         """),
         code('''
         import os
         import subprocess
         import sys
 
+        USE_DRIVE = True  # @param {type:"boolean"}
+        REPO_URL = os.environ.get("CANTE_REPO_URL", "https://github.com/@REPO@")
+        CHECKOUT = "/content/cante-to-text"
+        DRIVE = "/content/drive/MyDrive/cante-to-text"
+
         if "google.colab" in sys.modules:  # Colab only: a no-op on your machine
-            REPO_URL = os.environ.get("CANTE_REPO_URL", "https://github.com/cante-to-text/cante-to-text")
-            if not os.path.exists("/content/cante-to-text"):
-                subprocess.run(["git", "clone", "-q", REPO_URL, "/content/cante-to-text"], check=True)
-            subprocess.run(["apt-get", "install", "-y", "-qq", "espeak-ng", "ffmpeg",
-                            "asterisk-core-sounds-es-g722", "asterisk-core-sounds-es"], check=False)
-            subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/cante-to-text"], check=True)
-            os.chdir("/content/cante-to-text")
-            sys.path.insert(0, "/content/cante-to-text")
-        '''),
+            if not os.path.exists(CHECKOUT):
+                subprocess.run(["git", "clone", "-q", REPO_URL, CHECKOUT], check=True)
+            subprocess.run(["apt-get", "update", "-qq"], check=False)
+            subprocess.run(["apt-get", "install", "-y", "-qq", @PACKAGES@], check=False)
+            subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", CHECKOUT], check=True)
+            os.chdir(CHECKOUT)
+            sys.path.insert(0, CHECKOUT)
+            if USE_DRIVE:
+                from google.colab import drive
+
+                drive.mount("/content/drive")
+                os.environ["FLAMENCO_DATA"] = f"{DRIVE}/data"  # corpora, models, checkpoints, results
+                os.environ["FLAMENCO_REPORT"] = f"{DRIVE}/report"  # figures, tables, executed notebooks
+                os.makedirs(os.environ["FLAMENCO_DATA"], exist_ok=True)
+            print("data:", os.environ.get("FLAMENCO_DATA", f"{CHECKOUT}/data (lost when the session ends)"))
+        '''.replace("@REPO@", REPO).replace("@PACKAGES@", ", ".join(f'"{p}"' for p in DEBIAN_PACKAGES))),
     ]
 
 
@@ -1462,6 +1488,8 @@ def write_notebooks(notebooks: dict, argv: list[str] | None = None) -> int:
         if argv and not any(name.startswith(a) for a in argv):
             continue
         cells = cells() if callable(cells) else cells
+        title, _, rest = cells[0].source.partition("\n")  # the badge goes under the title
+        cells[0].source = f"{title}\n\n{colab_badge(name)}\n{rest}"
         nb = notebook(cells)
         nbformat.validate(nb)
         nbformat.write(nb, outdir / name)

@@ -11,6 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+REPO = "cante-to-text/cante-to-text"
+COLAB_MARK = 'if "google.colab" in sys.modules:'
 
 EXPECTED_FIGURES = {
     "01_speech_and_log_mel.ipynb": [
@@ -77,10 +79,69 @@ def test_every_notebook_follows_the_conventions():
         params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(params) == 1, f"{name}: needs exactly one cell tagged 'parameters'"
         src = params[0].source
-        assert 'profile: str = "cpu"' in src and "seed: int = 0" in src
+        assert ('profile: str = "cpu"' in src or "profile: str = default_profile()" in src) and "seed: int = 0" in src
         assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith(f"# {name[:2]} ")
+        badge = f"(https://colab.research.google.com/github/{REPO}/blob/main/notebooks/{name})"
+        assert badge in nb.cells[0].source, f"{name}: no Open in Colab badge to itself under the title"
+        assert sum(COLAB_MARK in c.source for c in nb.cells if c.cell_type == "code") == 1, f"{name}: one Colab setup cell"
         for prev, cell in zip(nb.cells, nb.cells[1:]):
             if cell.cell_type == "code" and cell is not params[0]:
                 assert prev.cell_type == "markdown", (
                     f"{name}: code cell without prose before it:\n{cell.source[:80]}"
                 )
+
+def _colab_cell(name: str) -> str:
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    return next(c.source for c in nb.cells if c.cell_type == "code" and COLAB_MARK in c.source)
+
+
+@pytest.mark.parametrize("use_drive", [True, False])
+def test_colab_cell_installs_mounts_drive_and_points_the_data_there(monkeypatch, use_drive):
+    """The first cell of every notebook, run as Colab would (a fake ``google.colab`` module, the
+    commands recorded instead of run): it clones and installs the project with the Debian
+    packages of scripts/setup.sh, mounts Drive when asked and moves data and report there."""
+    import os
+    import subprocess
+    import sys
+    import types
+
+    ran, mounted = [], []
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=mounted.append)
+    monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: ran.append(cmd))
+    monkeypatch.setattr(os, "chdir", lambda path: None)
+    monkeypatch.setattr(os, "makedirs", lambda path, **kw: None)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for var in ("FLAMENCO_DATA", "FLAMENCO_REPORT", "CANTE_REPO_URL"):
+        monkeypatch.delenv(var, raising=False)
+    source = _colab_cell("07_stage1_flamenco.ipynb").replace("USE_DRIVE = True", f"USE_DRIVE = {use_drive}")
+    exec(compile(source, "colab-cell", "exec"), {})  # noqa: S102 (the cell is what is tested)
+
+    assert ran[0][:3] == ["git", "clone", "-q"] and ran[0][3] == f"https://github.com/{REPO}"
+    setup = (ROOT / "scripts" / "setup.sh").read_text()
+    apt = next(c for c in ran if c[:2] == ["apt-get", "install"])
+    for package in apt[4:]:
+        assert package in setup
+    assert len(apt[4:]) == setup.split("APT_PACKAGES=(")[1].split(")")[0].count(" ") + 1  # all of them
+    assert ran[-1][1:] == ["-m", "pip", "install", "-q", "-e", "/content/cante-to-text"]
+    if use_drive:
+        assert mounted == ["/content/drive"]
+        assert os.environ["FLAMENCO_DATA"] == "/content/drive/MyDrive/cante-to-text/data"
+        assert os.environ["FLAMENCO_REPORT"] == "/content/drive/MyDrive/cante-to-text/report"
+    else:
+        assert mounted == [] and "FLAMENCO_DATA" not in os.environ
+
+
+def test_colab_cell_does_nothing_elsewhere(monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    ran = []
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: ran.append(cmd))
+    before = dict(os.environ)
+    exec(compile(_colab_cell("05_data.ipynb"), "colab-cell", "exec"), {})  # noqa: S102
+    assert ran == [] and dict(os.environ) == before

@@ -106,3 +106,23 @@ def test_stage_rows_point_each_row_at_its_configs_output_folder(tmp_path, monkey
                                                   for label, m, *_ in results.STAGES if label in labels]
     with pytest.raises(ValueError, match="'stage 4'"):
         pipeline.stage_rows("stage 4", profile="cpu")
+
+
+def test_default_profile_and_the_zero_shot_model_follow_the_machine(monkeypatch):
+    import torch
+
+    from flamenco_lib import paths
+
+    monkeypatch.delenv("FLAMENCO_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert paths.default_profile() == "gpu"  # Colab's GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert paths.default_profile() == "cpu"
+    monkeypatch.setenv("FLAMENCO_PROFILE", "smoke")
+    assert paths.default_profile() == "smoke"
+    monkeypatch.setenv("FLAMENCO_PROFILE", "fast")
+    with pytest.raises(ValueError, match="FLAMENCO_PROFILE='fast'"):
+        paths.default_profile()
+    # the zero-shot row compares with the model each profile's stages start from
+    assert pipeline.zero_shot_model("cpu") == "base"
+    assert pipeline.zero_shot_model("gpu") == "small"
