@@ -24,8 +24,12 @@ def _report(args) -> int:
 
     try:
         profile = default_profile() if args.profile == "auto" else args.profile
+    except ValueError as err:  # a bad FLAMENCO_PROFILE
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
         build(profile=profile)
-    except (NotebookFailed, ValueError) as err:
+    except NotebookFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
