@@ -22,11 +22,7 @@ def _report(args) -> int:
     from .paths import default_profile
     from .report import NotebookFailed, build
 
-    try:
-        profile = default_profile() if args.profile == "auto" else args.profile
-    except ValueError as err:  # a bad FLAMENCO_PROFILE
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    profile = default_profile() if args.profile == "auto" else args.profile  # main() reports a bad FLAMENCO_PROFILE
     try:
         build(profile=profile)
     except NotebookFailed as err:
@@ -91,14 +87,13 @@ def _evaluate(args) -> int:
 
 
 def _train(args) -> int:
+    from .paths import default_profile
+    from .pipeline import save_fingerprint
     from .training import load_config, train_stage
 
-    profile = args.profile
-    if profile is None:
-        import torch
-
-        profile = "gpu" if torch.cuda.is_available() else "cpu"
+    profile = args.profile or default_profile()
     cfg = load_config(args.config, profile=profile)
+    save_fingerprint(cfg)  # what run_stage (make report) compares to decide whether to train again
     summary = train_stage(cfg, resume=args.resume)
     if "final" in summary:
         wer = summary.get("eval_wer")

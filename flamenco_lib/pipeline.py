@@ -3,14 +3,20 @@
 The experiment notebooks (07-09) and ``make report`` are rerun after a failure, and notebook 09
 needs stages 1 and 2 before it can start. :func:`run_stage` trains a stage only when it must:
 
-- its final model and ``train_log.json`` exist and are newer than every input (the config file,
-  every train and eval manifest, and the model it starts from: the previous stage's final model)
-  and it was last run with the same settings (profile, overrides): nothing is trained, the saved
-  summary is returned;
+- its final model and ``train_log.json`` exist, and the stage's **fingerprint** is the one saved
+  when it was trained: the resolved settings (the config with profile and overrides applied) and
+  the sha256 of every input (each train and eval manifest, the files of the model it starts from:
+  the previous stage's final model): nothing is trained, the saved summary is returned. Contents,
+  not modification times, decide: a ``git pull`` that rewrites a config's comments or a corpus
+  rebuilt identically retrains nothing;
 - an interrupted run (checkpoints, no ``train_log.json``): it resumes from its newest checkpoint;
 - inputs or settings changed since the last run: its checkpoints and final model are removed and it
   trains from the start (resuming from them would continue with the old data);
 - never trained: it trains.
+
+A stage trained before fingerprints were saved (no ``run_stage.json``) falls back to modification
+times: it is up to date when its final model is newer than its config, manifests and starting model.
+``python -m flamenco_lib train`` saves the fingerprint too.
 
 :func:`stage_rows` gives the rows of :data:`flamenco_lib.results.STAGES` with each model where its
 config saves it in a profile (the ``smoke`` models live in ``checkpoints/smoke/``), for
@@ -21,7 +27,9 @@ Notebooks: ``07_stage1_flamenco.ipynb``, ``08_stage2_common_voice.ipynb``, ``09_
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -29,7 +37,7 @@ from pathlib import Path
 from . import training
 from .paths import project_root
 
-SETTINGS = "run_stage.json"  # next to train_log.json: the resolved config of the last run_stage
+SETTINGS = "run_stage.json"  # next to train_log.json: the fingerprint of the last run
 
 
 def _mtime(path: Path) -> float:
@@ -51,6 +59,35 @@ def _settings(cfg: training.StageConfig) -> dict:
     return json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k != "source_file"}))
 
 
+def _sha256(path: Path) -> str:
+    """sha256 of a file, or of a folder's files (names and contents, sorted): a model folder."""
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        h.update(str(f.relative_to(path)).encode() if path.is_dir() else b"")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint(cfg: training.StageConfig) -> dict:
+    """What a stage's result depends on: its resolved settings and the sha256 of every input
+    (manifests, starting model folder) except the config file, whose content is the settings."""
+    return {"settings": _settings(cfg),
+            "inputs": {str(p): _sha256(p) for p in inputs_of(cfg)[1:] if p.exists()}}
+
+
+def save_fingerprint(cfg: training.StageConfig) -> Path:
+    """Write the stage's :func:`fingerprint` to ``<output_dir>/run_stage.json`` (before training)."""
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f"{SETTINGS}.{os.getpid()}.tmp"  # each process of a multi-process run its own
+    tmp.write_text(json.dumps(fingerprint(cfg), indent=1), encoding="utf-8")
+    tmp.replace(out / SETTINGS)
+    return out / SETTINGS
+
+
 NOT_TRAINED, INTERRUPTED = "not trained yet", "an interrupted run: resuming it"
 
 
@@ -62,12 +99,22 @@ def why_train(cfg: training.StageConfig) -> str | None:
     done = final.exists() and log.exists()
     if not (done or checkpoints):
         return NOT_TRAINED
+    old = json.loads(saved.read_text(encoding="utf-8")) if saved.exists() else None
+    if old is not None and "inputs" in old:  # contents decide
+        now = fingerprint(cfg)
+        changed = [p for p, digest in now["inputs"].items() if old["inputs"].get(p) != digest]
+        if changed:
+            return f"{changed[0]} changed since the last run"
+        if old["settings"] != now["settings"]:
+            return "the settings (config, profile or overrides) differ from the last run"
+        return None if done else INTERRUPTED
+    # trained before fingerprints were saved: modification times decide
     since = min(_mtime(final), _mtime(log)) if done else max(map(_mtime, checkpoints))
     changed = [p for p in inputs_of(cfg) if _mtime(p) >= since]
     if changed:
         return f"{changed[0]} changed since the last run"
-    if saved.exists() and json.loads(saved.read_text(encoding="utf-8")) != _settings(cfg):
-        return "the settings (profile or overrides) differ from the last run"
+    if old is not None and old != _settings(cfg):
+        return "the settings (config, profile or overrides) differ from the last run"
     return None if done else INTERRUPTED
 
 
@@ -104,8 +151,7 @@ def run_stage(config: str | Path, *, profile: str, overrides: dict | None = None
         for old in [*out.glob("checkpoint-*"), out / "final"]:
             shutil.rmtree(old, ignore_errors=True)
         (out / "train_log.json").unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / SETTINGS).write_text(json.dumps(_settings(cfg), indent=1), encoding="utf-8")
+    save_fingerprint(cfg)
     return training.train_stage(cfg, resume=True, progress=progress)
 
 

@@ -63,7 +63,13 @@ def test_run_stage_trains_once_and_again_only_when_an_input_changed(stage, capsy
     later.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "model": str(out)}))
     assert out / "final" in pipeline.inputs_of(training.load_config(later))
 
-    os.utime(manifest)  # the corpus was rebuilt
+    # contents decide, not times: a config rewritten with the same settings, a manifest touched
+    config.write_text("# a new comment\n" + config.read_text())
+    os.utime(manifest)
+    assert pipeline.why_train(training.load_config(config, profile="smoke")) is None
+
+    lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)  # the corpus was rebuilt
+    manifest.write_text("".join(reversed(lines)), encoding="utf-8")
     pipeline.run_stage(config, profile="smoke", progress=False)
     assert "manifest.jsonl changed since the last run" in capsys.readouterr().out
     again = _files(out)
@@ -78,6 +84,14 @@ def test_run_stage_trains_once_and_again_only_when_an_input_changed(stage, capsy
     resumed = _files(out)
     assert resumed["checkpoint-000001/trainable.pt"] == again["checkpoint-000001/trainable.pt"]
     assert resumed["final/model.safetensors"] > again["final/model.safetensors"] and "train_log.json" in resumed
+
+    # a stage trained before fingerprints were saved (run_stage.json holds the settings only):
+    # modification times decide
+    cfg = training.load_config(config, profile="smoke")
+    (out / pipeline.SETTINGS).write_text(json.dumps(pipeline.fingerprint(cfg)["settings"]))
+    assert pipeline.why_train(cfg) is None
+    os.utime(manifest)
+    assert "manifest.jsonl changed since the last run" in pipeline.why_train(cfg)
 
 
 def test_run_stage_names_a_previous_stage_that_is_not_trained(tmp_path, monkeypatch):

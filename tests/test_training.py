@@ -189,6 +189,10 @@ def test_two_processes_with_gloo(tmp_path, tiny_corpus):
     assert log["world_size"] == 2 and log["steps"] == 2
     assert all(np.isfinite(x["loss"]) for x in log["log"] if "loss" in x)
     assert (tmp_path / "out" / "final" / "model.safetensors").exists()
+    # the CLI saved the stage's fingerprint: run_stage (make report) would not train it again
+    from flamenco_lib import pipeline
+
+    assert pipeline.why_train(training.load_config(cfg, profile="cpu")) is None
 
 
 @pytest.mark.model
