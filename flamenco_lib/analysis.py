@@ -119,6 +119,53 @@ def align(reference: str, hypothesis: str) -> list[tuple[str, str, str]]:
     return triples
 
 
+# (baseline row, row, test set): the comparisons the thesis makes, each a paired bootstrap
+PAIRS = (
+    ("zero-shot", "stage 1", "cante"),  # what stage 1 gains
+    ("stage 1, spoken control", "stage 1", "cante"),  # the part of it that is the singing
+    ("stage 1", "stage 2", "cante"),  # does stage 2 keep it?
+    ("zero-shot", "stage 2", "speech"),  # forgetting
+    ("stage 2", "stage 2 + prompts", "cante"),  # a prompt the model never trained with
+    ("stage 2", "stage 3", "cante"),
+    ("stage 2", "stage 3 + prompts", "cante"),  # the bar of stage 3
+    ("stage 3", "stage 3 + prompts", "cante"),  # what the prompt itself brings
+    ("stage 2", "stage 3, soft prompt", "cante"),
+    ("zero-shot", "stage 3", "speech"),
+    ("zero-shot", "stage 3, soft prompt", "speech"),
+)
+
+
+def _predictions(row: str, test_set: str, root: Path | None) -> dict[str, dict]:
+    f = run_dir(row, test_set, root=root) / "predictions.jsonl"
+    if not f.exists():
+        return {}
+    return {p["id"]: p for p in map(json.loads, f.read_text(encoding="utf-8").splitlines()) if p}
+
+
+def paired_table(pairs=PAIRS, *, root: Path | None = None, seed: int = 0) -> pd.DataFrame:
+    """Each comparison of ``pairs`` whose two runs exist, on the utterances both transcribed:
+    ``baseline, model, test_set, n, wer_baseline, wer_model, delta, delta_lo, delta_hi,
+    p_better, verdict`` (percent; ``delta`` = model - baseline with its paired 95% bootstrap
+    interval, :func:`flamenco_lib.metrics.paired_bootstrap`; ``verdict``: ``better``/``worse``
+    when the interval excludes 0, else ``no clear difference``)."""
+    from .metrics import paired_bootstrap
+
+    rows = []
+    for base, model, key in pairs:
+        a, b = _predictions(base, key, root), _predictions(model, key, root)
+        ids = [i for i in a if i in b]
+        if not ids:
+            continue
+        d = paired_bootstrap([a[i]["reference"] for i in ids], [a[i]["hypothesis"] for i in ids],
+                             [b[i]["hypothesis"] for i in ids], seed=seed)
+        verdict = "better" if d["delta_hi"] < 0 else "worse" if d["delta_lo"] > 0 else "no clear difference"
+        rows.append({"baseline": base, "model": model, "test_set": key, "n": len(ids),
+                     "wer_baseline": 100 * d["wer_a"], "wer_model": 100 * d["wer_b"], "delta": 100 * d["delta"],
+                     "delta_lo": 100 * d["delta_lo"], "delta_hi": 100 * d["delta_hi"],
+                     "p_better": d["p_b_better"], "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
 def best_and_worst(run: str | Path, n: int = 5, *, root: Path | None = None) -> pd.DataFrame:
     """The ``n`` best and ``n`` worst utterances of a run by WER, each with its alignment.
 

@@ -114,6 +114,45 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
+def paired_bootstrap(
+    refs: Sequence[str],
+    hyps_a: Sequence[str],
+    hyps_b: Sequence[str],
+    *,
+    normalizer: Callable[[str], str] = _normalize,
+    n_boot: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict:
+    """Is system B better than system A on the same utterances? The WER difference B - A with a
+    *paired* percentile bootstrap interval: each resample draws utterances once and scores both
+    systems on them, so the utterance-to-utterance variation that two separate intervals both
+    carry cancels out. A difference whose interval excludes 0 is real at that level.
+
+    Returns ``wer_a, wer_b, delta`` (B - A), ``delta_lo, delta_hi`` and ``p_b_better`` (the share
+    of resamples where B's WER is lower), all as fractions.
+    """
+    _check(refs, hyps_a)
+    _check(refs, hyps_b)
+    r = _prepare(refs, normalizer)
+    errs, n_words = [], None
+    for hyps in (hyps_a, hyps_b):
+        counts = utterance_counts(r, _prepare(hyps, normalizer))
+        errs.append((counts["substitutions"] + counts["deletions"] + counts["insertions"]).to_numpy(np.float64))
+        n_words = counts["ref_words"].to_numpy(np.float64)
+    if n_words.sum() == 0:
+        raise ValueError("every reference is empty after normalisation: WER is undefined")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(r), size=(n_boot, len(r)))
+    denom = np.maximum(n_words[idx].sum(axis=1), 1.0)
+    diffs = (errs[1][idx].sum(axis=1) - errs[0][idx].sum(axis=1)) / denom
+    alpha = (1.0 - level) / 2
+    lo, hi = np.quantile(diffs, [alpha, 1.0 - alpha])
+    wer_a, wer_b = errs[0].sum() / n_words.sum(), errs[1].sum() / n_words.sum()
+    return {"wer_a": float(wer_a), "wer_b": float(wer_b), "delta": float(wer_b - wer_a),
+            "delta_lo": float(lo), "delta_hi": float(hi), "p_b_better": float(np.mean(diffs < 0))}
+
+
 def compression_ratio(text: str) -> float:
     """UTF-8 bytes over deflate-compressed bytes (Whisper's ``compression_ratio``); repetitive
     text compresses well, so a ratio above 2.4 marks a likely repetition loop."""

@@ -476,6 +476,31 @@ def plot_prompt_bars(table, *, ax=None, title: str | None = None):
     return ax
 
 
+VERDICT_COLORS = {"better": "C2", "worse": "C3", "no clear difference": "0.45"}
+
+
+def plot_differences(table, *, ax=None, title: str | None = None):
+    """One line per comparison of :func:`flamenco_lib.analysis.paired_table`: the WER difference
+    (model - baseline, points) with its paired 95% interval, coloured by verdict; left of the
+    zero line the model is better."""
+    import pandas as pd
+
+    df = pd.DataFrame(table).iloc[::-1].reset_index(drop=True)
+    ax = ax if ax is not None else plt.subplots(figsize=(7, 0.38 * len(df) + 1.2))[1]
+    for i, r in df.iterrows():
+        color = VERDICT_COLORS.get(r["verdict"], "0.45")
+        ax.errorbar(r["delta"], i, xerr=[[r["delta"] - r["delta_lo"]], [r["delta_hi"] - r["delta"]]],
+                    fmt="o", color=color, capsize=3, label=r["verdict"])
+    ax.axvline(0, color="0.2", lw=0.8)
+    ax.set_yticks(range(len(df)), [f"{r.model} vs {r.baseline} ({r.test_set})" for r in df.itertuples()], fontsize=8)
+    ax.set(xlabel="WER difference (points): model - baseline")
+    handles = dict(zip(*ax.get_legend_handles_labels()[::-1]))  # one entry per verdict
+    ax.legend(handles.values(), handles.keys(), fontsize=8, loc="best")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
 # --------------------------------------------------------------------------------------------
 # Data notebook 05: the corpora (tables from flamenco_lib.data.stats)
 # --------------------------------------------------------------------------------------------

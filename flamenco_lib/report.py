@@ -149,14 +149,15 @@ def build(*, profile: str = "cpu", outdir: str | Path | None = None) -> list[Pat
 def write_tables(outdir: str | Path | None = None, *, root: Path | None = None) -> list[Path]:
     """Write the result tables as CSV and Markdown into ``outdir`` (default ``report/tables/``):
     ``results`` (:func:`flamenco_lib.results.results_table`), ``runs``, ``per_palo``, ``sdi``,
-    ``forgetting`` and ``prompts`` (:mod:`flamenco_lib.analysis`), read from the results files
+    ``forgetting``, ``prompts`` and ``paired`` (:mod:`flamenco_lib.analysis`), read from the results files
     under ``root``. Empty tables are not written. Returns the written paths."""
     from . import analysis, results
 
     out = Path(outdir) if outdir is not None else report_dir() / "tables"
     tables = {"results": results.results_table(root=root), "runs": analysis.runs_table(root=root),
               "per_palo": analysis.per_palo_table(root=root), "sdi": analysis.sdi_table(root=root),
-              "forgetting": analysis.forgetting_table(root=root), "prompts": analysis.prompt_table(root=root)}
+              "forgetting": analysis.forgetting_table(root=root), "prompts": analysis.prompt_table(root=root),
+              "paired": analysis.paired_table(root=root)}
     written = []
     for name, table in tables.items():
         if table.empty:

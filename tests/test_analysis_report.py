@@ -146,6 +146,36 @@ def test_tables_read_the_root_given_and_are_empty_without_results(fake_results, 
         assert isinstance(table, pd.DataFrame) and table.empty
 
 
+def test_paired_table_compares_runs_on_their_common_utterances(fake_results):
+    t = analysis.paired_table(seed=0)
+    got = {(r.baseline, r.model, r.test_set) for r in t.itertuples()}
+    expected = {p for p in analysis.PAIRS if (p[0], p[2]) in HYPS and (p[1], p[2]) in HYPS}
+    assert got == expected and expected  # exactly the pairs whose two runs exist
+    row = t.set_index(["baseline", "model"]).loc[("zero-shot", "stage 1")]
+    refs = _references("cante")
+    wer = lambda hyps: 100 * jiwer.wer([normalize(r["text"]) for r in refs], [normalize(h) for h in hyps])  # noqa: E731
+    assert row["wer_baseline"] == pytest.approx(wer(HYPS[("zero-shot", "cante")]))
+    assert row["wer_model"] == pytest.approx(wer(HYPS[("stage 1", "cante")]))
+    assert row["delta"] == pytest.approx(row["wer_model"] - row["wer_baseline"]) and row["n"] == len(CANTE)
+    assert row["delta_lo"] <= row["delta"] <= row["delta_hi"]
+    verdict = "better" if row["delta_hi"] < 0 else "worse" if row["delta_lo"] > 0 else "no clear difference"
+    assert row["verdict"] == verdict
+
+
+def test_difference_plot_draws_each_difference_and_its_interval(fake_results):
+    t = analysis.paired_table()
+    ax = plotting.plot_differences(t, title="paired")
+    lines = [c for c in ax.containers]  # one errorbar per comparison, drawn bottom-up
+    assert len(lines) == len(t)
+    for container, row in zip(lines, t.iloc[::-1].itertuples()):
+        x, _ = container.lines[0].get_data()
+        assert x[0] == pytest.approx(row.delta)
+        assert matplotlib.colors.same_color(container.lines[0].get_color(), plotting.VERDICT_COLORS[row.verdict])
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[-1] == f"{t.model[0]} vs {t.baseline[0]} ({t.test_set[0]})"  # the first pair on top
+    plt.close(ax.figure)
+
+
 def test_best_and_worst_are_ranked_by_utterance_wer_and_aligned_as_jiwer(fake_results):
     refs = [normalize(r["text"]) for r in _references("cante")]
     hyps = [normalize(h) for h in HYPS["zero-shot", "cante"]]
@@ -189,7 +219,7 @@ def test_savefig_writes_a_caption_sidecar_and_drops_a_stale_one(tmp_path):
 def test_write_tables_writes_csv_and_markdown(fake_results, tmp_path):
     written = report.write_tables()
     names = sorted(p.name for p in written)
-    expected = ["forgetting", "per_palo", "prompts", "results", "runs", "sdi"]
+    expected = ["forgetting", "paired", "per_palo", "prompts", "results", "runs", "sdi"]
     assert names == sorted(f"{n}.{ext}" for n in expected for ext in ("csv", "md"))
     tables = tmp_path / "report" / "tables"
     pd.testing.assert_frame_equal(pd.read_csv(tables / "per_palo.csv"), analysis.per_palo_table())

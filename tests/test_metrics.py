@@ -72,3 +72,24 @@ def test_group_length_mismatch():
 def test_single_string_is_rejected():
     with pytest.raises(TypeError):
         M.wer("una frase", "una frase")
+
+
+def test_paired_bootstrap_difference_and_interval(rng):
+    refs = [f"la luna {i} de triana se ha dormío en el río" for i in range(60)]
+    a = [r.replace("luna", "lula") for r in refs]  # one substitution per utterance
+    b = [r if i % 3 else r.replace("río", "mío") for i, r in enumerate(refs)]  # one in every third
+    d = M.paired_bootstrap(refs, a, b)
+    assert d["wer_a"] == pytest.approx(M.wer(refs, a)) and d["wer_b"] == pytest.approx(M.wer(refs, b))
+    assert d["delta"] == pytest.approx(M.wer(refs, b) - M.wer(refs, a))
+    assert d["delta_lo"] <= d["delta"] <= d["delta_hi"] < 0 and d["p_b_better"] == 1.0  # B better in every resample
+    same = M.paired_bootstrap(refs, a, a)
+    assert (same["delta"], same["delta_lo"], same["delta_hi"], same["p_b_better"]) == (0.0, 0.0, 0.0, 0.0)
+    # pairing removes the variation both systems share: the paired interval of the difference is
+    # narrower than the two unpaired intervals side by side would suggest
+    noisy = [" ".join(w for w in r.split() if rng.random() > 0.3) for r in refs]  # shared hard utterances
+    a2 = [n.replace("luna", "lula") if i % 2 == 0 else n for i, n in enumerate(noisy)]
+    d2 = M.paired_bootstrap(refs, a2, noisy)
+    sa, sn = M.score(refs, a2), M.score(refs, noisy)
+    assert d2["delta_hi"] - d2["delta_lo"] < (sa.wer_ci[1] - sa.wer_ci[0]) + (sn.wer_ci[1] - sn.wer_ci[0])
+    assert d2["delta_hi"] < 0  # a real gain that the two overlapping intervals hide
+    assert sa.wer_ci[0] < sn.wer_ci[1]  # the unpaired intervals overlap
