@@ -111,6 +111,13 @@ def _results(args) -> int:
     if args.evaluate:
         evaluate_stages(max_items=args.max_items, force=args.force)
     print(markdown(results_table()))
+    from .analysis import paired_table
+    from .results import to_markdown
+
+    paired = paired_table()
+    if not paired.empty:
+        print("\nPaired comparisons (WER points, model - baseline, paired 95% bootstrap interval):\n")
+        print(to_markdown(paired.round(1)))
     return 0
 
 

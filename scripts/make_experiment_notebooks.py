@@ -1242,6 +1242,17 @@ def nb09_stage3_prompts():
         table.round(1)
         '''),
         md("""
+        The intervals of the bars overlap, but that alone does not settle it: every model finds the
+        same clips hard. The paired bootstrap (notebook 10 explains it) scores two models on the
+        same resampled clips; the interval of their difference says whether a prompt, or stage 3,
+        really changes the WER. Bar of this stage: stage 3 with prompts should beat stage 2.
+        """),
+        code('''
+        grid = {label for label, *_ in rows}
+        paired = analysis.paired_table([p for p in analysis.PAIRS if p[0] in grid and p[1] in grid])
+        print(analysis.NO_RESULTS if paired.empty else paired.round(2).to_string(index=False))
+        '''),
+        md("""
         ## 4. Per palo, with and without prompts
 
         The prompt names the palo. If that helps, it should help most where the palo changes the
@@ -1323,6 +1334,7 @@ def nb10_results():
         """),
         code('''
         import matplotlib.pyplot as plt
+        from IPython.display import display
 
         from flamenco_lib import analysis, plotting, report, results
         from flamenco_lib.paths import report_dir, results_dir
@@ -1339,7 +1351,8 @@ def nb10_results():
         the same transform), the cante clips spoken, and the speech test set. WER and CER are
         percentages of normalised text (`flamenco_lib.text.normalize`, the same for every model),
         with 95% bootstrap intervals over utterances: when two intervals do not overlap, the
-        difference is not an accident of which clips were drawn.
+        difference is not an accident of which clips were drawn (when they do, see the paired
+        comparisons below).
         """),
         code('''
         table = results.results_table()
@@ -1353,6 +1366,28 @@ def nb10_results():
         code('''
         written = report.write_tables()
         print("\\n".join(str(p) for p in written) if written else analysis.NO_RESULTS)
+        '''),
+        md("""
+        ### Is a difference real? Paired comparisons
+
+        Two overlapping intervals do not mean "no difference". The same clips are hard for every
+        model, and that shared variation widens both intervals. A *paired* bootstrap resamples the
+        clips once and scores both models on the same draw: the interval of the difference is far
+        narrower, and when it excludes 0 the difference is real at the 95% level. `p_better` is the
+        share of resamples in which the model beats its baseline. The pairs are the thesis'
+        questions (`analysis.PAIRS`): what stage 1 gains and how much of it is the singing, whether
+        stage 2 keeps it, what prompts bring.
+        """),
+        code('''
+        paired = analysis.paired_table()
+        if paired.empty:
+            print(analysis.NO_RESULTS)
+        else:
+            ax = plotting.plot_differences(paired, title="WER difference to the baseline, paired 95% intervals")
+            plotting.savefig(ax.figure, "10-paired", caption=(
+                "WER difference (points) of each model to its baseline on the same test clips, with paired "
+                "bootstrap 95% intervals; left of zero the model is better."))
+            display(paired.round(2))
         '''),
         md("""
         ## 2. The stages side by side

@@ -162,6 +162,16 @@ def test_paired_table_compares_runs_on_their_common_utterances(fake_results):
     assert row["verdict"] == verdict
 
 
+def test_results_cli_prints_the_table_and_the_paired_comparisons(fake_results, capsys):
+    from flamenco_lib.cli import main
+
+    assert main(["results"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(results.markdown(results.results_table()))
+    row = analysis.paired_table().round(1).iloc[0]
+    assert f"| {row.baseline} | {row.model} | {row.test_set} | {row.n} | {row.wer_baseline} |" in out
+
+
 def test_difference_plot_draws_each_difference_and_its_interval(fake_results):
     t = analysis.paired_table()
     ax = plotting.plot_differences(t, title="paired")
@@ -281,11 +291,11 @@ def _run_notebook(out):
 def test_results_notebook_draws_its_figures_and_writes_its_tables(fake_results, tmp_path):
     text = _run_notebook(tmp_path / "10_results.ipynb")
     report_dir = tmp_path / "report"
-    for name in ("10-stage-comparison", "10-per-palo", "10-sdi", "10-forgetting", "10-prompts"):
+    for name in ("10-stage-comparison", "10-paired", "10-per-palo", "10-sdi", "10-forgetting", "10-prompts"):
         for ext in ("png", "pdf", "json"):
             assert (report_dir / "figures" / f"{name}.{ext}").exists(), f"{name}.{ext}"
     csv, md = sorted((report_dir / "tables").glob("*.csv")), sorted((report_dir / "tables").glob("*.md"))
-    assert [p.stem for p in csv] == [p.stem for p in md] and "results" in [p.stem for p in csv] and len(csv) == 6
+    assert [p.stem for p in csv] == [p.stem for p in md] and "results" in [p.stem for p in csv] and len(csv) == 7
     assert "[worst]" in text and "REF: " in text and "HYP: " in text
     assert analysis.NO_RESULTS not in text
 
