@@ -37,6 +37,14 @@ def data_dir() -> Path:
     return Path(os.environ.get("FLAMENCO_DATA") or project_root() / "data").expanduser()
 
 
+def profile_data_dir(profile: str) -> Path:
+    """Where a profile's corpora, checkpoints and results live: ``<data>/smoke`` for ``smoke``
+    (tiny corpora and models that must never overwrite the real ones; the experiment notebooks
+    move ``FLAMENCO_DATA`` there), the data folder itself otherwise."""
+    d = data_dir()
+    return d / "smoke" if profile == "smoke" and d.name != "smoke" else d
+
+
 def report_dir() -> Path:
     return Path(os.environ.get("FLAMENCO_REPORT") or project_root() / "report").expanduser()
 

@@ -203,7 +203,8 @@ def _rows(pairs) -> str:
 def build_index(*, profile: str, timings: dict, outdir: str | Path | None = None) -> Path:
     """Write ``<outdir>/index.html`` (default ``report/``), the whole report on one page.
 
-    It shows the results table (:func:`flamenco_lib.results.results_table`), every
+    It shows the results table (:func:`flamenco_lib.results.results_table` of the profile's data
+    folder, :func:`flamenco_lib.paths.profile_data_dir`), every
     ``figures/*.png`` with its caption (:func:`flamenco_lib.plotting.caption_of`; linked by a
     relative path, so the folder can be moved), the ``profile``, ``timings``
     (``{notebook: seconds}``, e.g. from :func:`run_notebooks`), :func:`package_versions` and the
@@ -211,8 +212,10 @@ def build_index(*, profile: str, timings: dict, outdir: str | Path | None = None
     """
     from . import results
     from .evaluation import git_revision
+    from .paths import profile_data_dir
 
     out = Path(outdir) if outdir is not None else report_dir()
+    table = results.results_table(root=profile_data_dir(profile) / "results")  # smoke: <data>/smoke
     out.mkdir(parents=True, exist_ok=True)
     figures = []
     for png in sorted((out / "figures").glob("*.png")):
@@ -229,7 +232,7 @@ img{{max-width:100%}}figure{{margin:2em 0}}figcaption{{font-size:90%;color:#333}
 <table>{_rows([("profile", profile), ("git revision", git_revision() or "unknown"),
                ("built", time.strftime("%Y-%m-%d %H:%M:%S"))])}</table>
 <h2>Results</h2>
-{_markdown_to_html(results.markdown(results.results_table()))}
+{_markdown_to_html(results.markdown(table))}
 <h2>Figures</h2>
 {"".join(figures) or "<p>no figures yet</p>"}
 <h2>Notebooks</h2>

@@ -1329,14 +1329,19 @@ def nb10_results():
         n_examples: int = 3  # best and worst utterances shown
         '''),
         md("""
-        Imports and the thesis figure style. The `profile` changes nothing here: the notebook only
-        reads results files, so it runs alike on every machine.
+        Imports and the thesis figure style. The notebook only reads results files, so it runs
+        alike on every machine. The `profile` only says where they are: the smoke runs of
+        notebooks 05-09 keep theirs in `<data>/smoke`, away from the real ones.
         """),
         code('''
+        import os
+
         import matplotlib.pyplot as plt
         from IPython.display import display
 
-        from flamenco_lib import analysis, plotting, report, results
+        from flamenco_lib import analysis, paths, plotting, report, results
+
+        os.environ["FLAMENCO_DATA"] = str(paths.profile_data_dir(profile))  # smoke: <data>/smoke
         from flamenco_lib.paths import report_dir, results_dir
 
         plotting.set_style()

@@ -244,6 +244,11 @@ def test_index_page_shows_every_figure_results_profile_timings_and_versions(fake
     plotting.savefig(fig, "10-plain")
     fig.savefig(figures / "99-by-hand.png")  # a PNG with no sidecar at all
     plt.close(fig)
+    assert "no results yet" not in report.build_index(profile="cpu", timings={}).read_text(encoding="utf-8")
+    smoke = tmp_path / "data" / "smoke"  # a smoke report reads the smoke runs' results, kept apart
+    smoke.mkdir()
+    fake_results = fake_results.rename(smoke / "results")
+    assert "no results yet" in report.build_index(profile="cpu", timings={}).read_text(encoding="utf-8")
     index = report.build_index(profile="smoke", timings={"10_results.ipynb": 12.25})
     assert index == tmp_path / "report" / "index.html"
     page = index.read_text(encoding="utf-8")
@@ -289,6 +294,8 @@ def _run_notebook(out):
 
 @pytest.mark.notebook
 def test_results_notebook_draws_its_figures_and_writes_its_tables(fake_results, tmp_path):
+    (tmp_path / "data" / "smoke").mkdir()
+    fake_results.rename(tmp_path / "data" / "smoke" / "results")  # where the smoke runs of 05-09 keep them
     text = _run_notebook(tmp_path / "10_results.ipynb")
     report_dir = tmp_path / "report"
     for name in ("10-stage-comparison", "10-paired", "10-per-palo", "10-sdi", "10-forgetting", "10-prompts"):

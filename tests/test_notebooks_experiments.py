@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 import yaml
 
@@ -85,3 +86,16 @@ def test_experiment_notebooks_train_evaluate_and_draw_in_the_smoke_folder(tmp_pa
         m = json.loads((results.run_dir(row, "cante", root=smoke / "results") / "metrics.json").read_text())
         if any(g["field"] == field for g in m["per_group"]):
             assert (figures / f"{figure}.png").exists(), figure
+
+    # the report builds from these results: notebook 10 reads the smoke folder, writes the tables,
+    # and the index page shows the smoke runs' table and names every figure
+    papermill.execute_notebook(str(ROOT / "notebooks" / "10_results.ipynb"), str(tmp_path / "10.ipynb"),
+                               parameters={"profile": "smoke"}, kernel_name="python3", cwd=str(ROOT), progress_bar=False)
+    table = pd.read_csv(report / "tables" / "results.csv")
+    assert set(table["model"]) == {row for rows in (r for _, r in CHAIN.values()) for row in rows}
+    from flamenco_lib import report as report_lib
+
+    page = report_lib.build_index(profile="smoke", timings={}).read_text(encoding="utf-8")
+    assert "no results yet" not in page and "<td>stage 3, soft prompt</td>" in page
+    for png in figures.glob("*.png"):
+        assert f'src="figures/{png.name}"' in page, png.name
