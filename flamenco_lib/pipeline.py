@@ -59,7 +59,7 @@ def _settings(cfg: training.StageConfig) -> dict:
     return json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k != "source_file"}))
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     """sha256 of a file, or of a folder's files (names and contents, sorted): a model folder."""
     h = hashlib.sha256()
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
@@ -75,7 +75,7 @@ def fingerprint(cfg: training.StageConfig) -> dict:
     """What a stage's result depends on: its resolved settings and the sha256 of every input
     (manifests, starting model folder) except the config file, whose content is the settings."""
     return {"settings": _settings(cfg),
-            "inputs": {str(p): _sha256(p) for p in inputs_of(cfg)[1:] if p.exists()}}
+            "inputs": {str(p): sha256_of(p) for p in inputs_of(cfg)[1:] if p.exists()}}
 
 
 def save_fingerprint(cfg: training.StageConfig) -> Path:

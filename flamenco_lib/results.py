@@ -23,6 +23,7 @@ from .paths import data_dir, results_dir
 # (row label, model: a size or a stage's output_dir relative to the data folder[, options]).
 # Options: "prompts" (prompt kinds given to every test utterance) and "sets" (only these test sets).
 # A model folder holding soft_prompt.pt (configs/stage3_soft.yaml) is decoded with its soft prompt.
+INPUTS = "inputs.json"  # in a run folder: what the run was computed from (evaluate_stages)
 _GRID = {"sets": ("cante", "speech")}  # the stage-3 grid: cante and forgetting only (CPU time)
 PROMPTS = ("palo", "lexicon")
 STAGES = (
@@ -62,11 +63,15 @@ def _model_path(model: str) -> str:
 
 def evaluate_stages(stages=STAGES, test_sets=TEST_SETS, *, max_items: int | None = None, force: bool = False,
                     progress: bool = True, **eval_kwargs) -> list[Path]:
-    """Evaluate every available model on every available test set; a run whose ``metrics.json``
-    is newer than its model and its test set's manifest is kept (reruns pick up where they stopped). Models or test sets that
-    are not built yet are skipped with a message. Returns the run folders written or kept."""
+    """Evaluate every available model on every available test set. A run is kept when what it was
+    computed from is unchanged: its ``inputs.json`` (sha256 of the manifest and of the model
+    folder, ``max_items``, the prompt kinds) equals the current one; a run saved without it is
+    kept when its ``metrics.json`` is newer than the model and the manifest. So a rerun picks up
+    where it stopped, and a corpus rebuilt identically costs no evaluation. Models or test sets
+    that are not built yet are skipped with a message. Returns the run folders written or kept."""
     from .evaluation import evaluate_manifest
     from .models import load_whisper
+    from .pipeline import sha256_of
 
     done = []
     for label, model, *opts in stages:
@@ -76,6 +81,7 @@ def evaluate_stages(stages=STAGES, test_sets=TEST_SETS, *, max_items: int | None
         if model != "base" and not local.exists():
             print(f"results: {label}: {data_dir() / model} not trained yet, skipped")
             continue
+        model_digest = sha256_of(local) if local.exists() else str(path)
         loaded = None
         for key, manifest, split in test_sets:
             if "sets" in opts and key not in opts["sets"]:
@@ -85,11 +91,15 @@ def evaluate_stages(stages=STAGES, test_sets=TEST_SETS, *, max_items: int | None
                 print(f"results: test set {key}: {man} not built yet, skipped")
                 continue
             out = run_dir(label, key)
-            metrics = out / "metrics.json"
-            # kept only if newer than both the model and the test set (a rebuilt corpus is rerun)
-            inputs = [man.stat().st_mtime] + ([local.stat().st_mtime] if local.exists() else [])
-            newer = metrics.exists() and metrics.stat().st_mtime > max(inputs)
-            if newer and not force:
+            metrics, saved = out / "metrics.json", out / INPUTS
+            inputs = {"manifest": sha256_of(man), "model": model_digest, "max_items": max_items,
+                      "prompts": list(opts.get("prompts", ()))}
+            if saved.exists():
+                keep = json.loads(saved.read_text(encoding="utf-8")) == inputs
+            else:  # saved before inputs.json existed: newer than both the model and the test set
+                times = [man.stat().st_mtime] + ([local.stat().st_mtime] if local.exists() else [])
+                keep = metrics.exists() and metrics.stat().st_mtime > max(times)
+            if keep and metrics.exists() and not force:
                 done.append(out)
                 continue
             if loaded is None:
@@ -99,6 +109,9 @@ def evaluate_stages(stages=STAGES, test_sets=TEST_SETS, *, max_items: int | None
             evaluate_manifest(path, man, split=split, out=out, max_items=max_items, model=loaded[0],
                               processor=loaded[1], progress=progress, prompt_kinds=list(opts.get("prompts", ())),
                               extra={"row": label, "test_set": key}, **eval_kwargs)
+            tmp = out / (INPUTS + ".tmp")
+            tmp.write_text(json.dumps(inputs, indent=1), encoding="utf-8")
+            tmp.replace(saved)
             done.append(out)
     return done
 

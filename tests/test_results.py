@@ -36,7 +36,7 @@ def test_table_has_a_row_per_model_and_a_column_per_test_set(tmp_path):
     assert "cante_real" not in md  # no column for a test set nobody evaluated
 
 
-def test_evaluate_stages_reruns_what_is_older_than_its_model_or_test_set(tmp_path, monkeypatch):
+def test_evaluate_stages_reruns_what_changed_since_it_ran(tmp_path, monkeypatch):
     import os
 
     from flamenco_lib import models
@@ -60,7 +60,22 @@ def test_evaluate_stages_reruns_what_is_older_than_its_model_or_test_set(tmp_pat
     assert calls == ["zero-shot__cante"]  # stage 1 is not trained, the speech set not built
     results.evaluate_stages(stages, sets, progress=False)
     assert calls == ["zero-shot__cante"]  # up to date: kept
-    later = (tmp_path / "results" / "zero-shot__cante" / "metrics.json").stat().st_mtime + 10
-    os.utime(man, (later, later))  # the corpus was rebuilt after the evaluation
+    run = tmp_path / "results" / "zero-shot__cante"
+    later = (run / "metrics.json").stat().st_mtime + 10
+    os.utime(man, (later, later))  # the corpus rebuilt identically after the evaluation: contents decide
+    results.evaluate_stages(stages, sets, progress=False)
+    assert calls == ["zero-shot__cante"]
+    man.write_text('{"id": "a"}\n')  # the corpus changed
     results.evaluate_stages(stages, sets, progress=False)
     assert calls == ["zero-shot__cante"] * 2
+    results.evaluate_stages(stages, sets, progress=False, max_items=3)  # another number of clips
+    assert calls == ["zero-shot__cante"] * 3
+
+    # a run saved before inputs.json existed: kept while newer than the manifest
+    (run / results.INPUTS).unlink()
+    results.evaluate_stages(stages, sets, progress=False, max_items=3)
+    assert calls == ["zero-shot__cante"] * 3
+    later = (run / "metrics.json").stat().st_mtime + 10
+    os.utime(man, (later, later))
+    results.evaluate_stages(stages, sets, progress=False, max_items=3)
+    assert calls == ["zero-shot__cante"] * 4
