@@ -114,8 +114,9 @@ def test_colab_cell_installs_mounts_drive_and_points_the_data_there(monkeypatch,
     monkeypatch.setattr(os, "chdir", lambda path: None)
     monkeypatch.setattr(os, "makedirs", lambda path, **kw: None)
     monkeypatch.setattr(sys, "path", list(sys.path))
-    for var in ("FLAMENCO_DATA", "FLAMENCO_REPORT", "CANTE_REPO_URL"):
-        monkeypatch.delenv(var, raising=False)
+    # the cell sets variables: give it a copy of the environment, so nothing leaks into later tests
+    env = {k: v for k, v in os.environ.items() if k not in ("FLAMENCO_DATA", "FLAMENCO_REPORT", "CANTE_REPO_URL")}
+    monkeypatch.setattr(os, "environ", env)
     source = _colab_cell("07_stage1_flamenco.ipynb").replace("USE_DRIVE = True", f"USE_DRIVE = {use_drive}")
     exec(compile(source, "colab-cell", "exec"), {})  # noqa: S102 (the cell is what is tested)
 
