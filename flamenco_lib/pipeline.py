@@ -162,8 +162,13 @@ def config_file(name: str) -> Path:
 
 def zero_shot_model(profile: str) -> str:
     """The Whisper the stages start from in ``profile`` (``configs/stage1.yaml``'s ``model``):
-    ``base`` on ``cpu``, ``small`` on ``gpu``. The zero-shot row compares with this model."""
-    return training.load_config(config_file("stage1"), profile=profile).model
+    ``base`` on ``cpu``, ``small`` on ``gpu``. The zero-shot row compares with this model.
+    Read from the YAML alone: the notebooks ask before any corpus is built."""
+    import yaml
+
+    raw = yaml.safe_load(config_file("stage1").read_text(encoding="utf-8")) or {}
+    chosen = (raw.get("profiles") or {}).get(profile) or {}
+    return str(chosen.get("model", raw.get("model", "base")))
 
 
 def stage_rows(*labels: str, profile: str, base: str = "base") -> list[tuple]:

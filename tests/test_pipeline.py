@@ -122,7 +122,7 @@ def test_stage_rows_point_each_row_at_its_configs_output_folder(tmp_path, monkey
         pipeline.stage_rows("stage 4", profile="cpu")
 
 
-def test_default_profile_and_the_zero_shot_model_follow_the_machine(monkeypatch):
+def test_default_profile_and_the_zero_shot_model_follow_the_machine(monkeypatch, tmp_path):
     import torch
 
     from flamenco_lib import paths
@@ -137,6 +137,10 @@ def test_default_profile_and_the_zero_shot_model_follow_the_machine(monkeypatch)
     monkeypatch.setenv("FLAMENCO_PROFILE", "fast")
     with pytest.raises(ValueError, match="FLAMENCO_PROFILE='fast'"):
         paths.default_profile()
-    # the zero-shot row compares with the model each profile's stages start from
+    # the zero-shot row compares with the model each profile's stages start from; the notebooks
+    # ask before any corpus exists (a clean clone)
+    monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path / "empty"))
+    with pytest.raises(training.ConfigError, match="not found"):
+        training.load_config(pipeline.config_file("stage1"), profile="cpu")
     assert pipeline.zero_shot_model("cpu") == "base"
     assert pipeline.zero_shot_model("gpu") == "small"
