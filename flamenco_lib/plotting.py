@@ -281,6 +281,18 @@ def plot_training_curve(history, *, x: str = "epoch", y: str = "loss", ax=None, 
     return ax
 
 
+def plot_training_losses(summaries: dict, *, ax=None, title: str | None = None):
+    """The training loss of several stages on one axes, one line each: ``{label: summary}``,
+    a summary being what ``train_log.json`` holds (what :func:`flamenco_lib.pipeline.run_stage`
+    returns), its ``log`` entries with a ``loss`` against their ``step``."""
+    ax = _ax(ax)
+    for label, summary in summaries.items():
+        plot_training_curve([e for e in summary["log"] if "loss" in e], x="step", y="loss", ax=ax, label=label)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
 def plot_wer_bars(table, *, x: str = "system", y: str = "wer", hue: str | None = None, ax=None,
                   title: str | None = None, percent: bool = True):
     """Seaborn bars of an error rate per system (a DataFrame or records), each bar labelled."""

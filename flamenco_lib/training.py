@@ -43,9 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .paths import cache_dir, project_root
-
-PROFILES = ("smoke", "cpu", "gpu")
+from .paths import PROFILES, cache_dir, project_root
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 

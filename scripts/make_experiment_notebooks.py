@@ -770,9 +770,7 @@ def nb07_stage1_flamenco():
         """),
         code('''
         fig, ax = plt.subplots(figsize=(7, 3))
-        for row, s in summaries.items():
-            plotting.plot_training_curve([e for e in s["log"] if "loss" in e], x="step", y="loss", ax=ax, label=row)
-        ax.set_title("Stage 1 and the spoken control: training loss")
+        plotting.plot_training_losses(summaries, ax=ax, title="Stage 1 and the spoken control: training loss")
         plotting.savefig(fig, "07-training-curves", caption=(
             "Training loss (cross-entropy per label token) of stage 1 on sung clips and of the spoken control on the "
             "same clips spoken."))
@@ -1200,9 +1198,7 @@ def nb09_stage3_prompts():
         """),
         code('''
         fig, ax = plt.subplots(figsize=(7, 3))
-        for row, s in summaries.items():
-            plotting.plot_training_curve([e for e in s["log"] if "loss" in e], x="step", y="loss", ax=ax, label=row)
-        ax.set_title("Stage 3: training loss")
+        plotting.plot_training_losses(summaries, ax=ax, title="Stage 3: training loss")
         plotting.savefig(fig, "09-training-curves", caption=(
             "Training loss of stage 3 with text prompts (dropped half of the time) and of the soft prompt "
             "(the model frozen), both starting from stage 2."))

@@ -321,3 +321,14 @@ def test_docstring_examples_hold():
 
     outcome = doctest.testmod(analysis)
     assert outcome.attempted > 0 and outcome.failed == 0
+
+
+def test_training_losses_draw_one_line_per_stage():
+    summaries = {"stage 1": {"log": [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}, {"step": 2, "eval_wer": 0.3}]},
+                 "control": {"log": [{"step": 1, "loss": 1.0}, {"step": 2, "loss": 0.4}]}}
+    ax = plotting.plot_training_losses(summaries, title="losses")
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines] == ["stage 1", "control"]
+    assert list(lines[0].get_ydata()) == [2.0, 1.5] and list(lines[1].get_xdata()) == [1, 2]  # eval entries left out
+    assert ax.get_title() == "losses"
+    plt.close(ax.figure)
