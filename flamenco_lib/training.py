@@ -8,8 +8,9 @@ calls :func:`train_stage`. The pieces, in the order a step uses them:
   with per-profile overrides; a bad key or value is a :class:`ConfigError` naming it.
 - **The frozen, cached lower encoder** (``cached_layers: k``). Whisper's encoder is a conv stem and
   a stack of layers. The stem and the first ``k`` layers are frozen and run once per clip
-  (:func:`encoder_prefix`); their output (1500 x d_model per clip) is cached on disk, and training
-  runs only the upper layers and the decoder (:class:`UpperWhisper`). On 2 CPU cores this is
+  (:func:`encoder_prefix`); their output (1500 x d_model per clip) is cached on disk, one file per
+  clip and only for the clips the run's batches draw (:class:`ActivationCache`), and training runs
+  only the upper layers and the decoder (:class:`UpperWhisper`). On 2 CPU cores this is
   what makes real progress in minutes (see ``configs/README.md`` for the measurements);
   ``cached_layers: 0`` is ordinary full fine-tuning on log-Mel features (the ``gpu`` profile).
 - :func:`collate_labels` — Whisper's decoder layout: ``decoder_input_ids`` =
@@ -34,6 +35,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field, fields
@@ -44,7 +46,7 @@ import torch
 from torch import nn
 
 from .paths import PROFILES, cache_dir, project_root
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
 
 class ConfigError(ValueError):
@@ -212,6 +214,8 @@ def _check(cfg: StageConfig, file: str) -> None:
         raise ConfigError(f"{file}: soft_prompt_init must be a text, got {cfg.soft_prompt_init!r}")
     if cfg.precision not in PRECISIONS:
         raise ConfigError(f"{file}: precision must be one of {PRECISIONS}, got {cfg.precision!r}")
+    if cfg.precision == "auto":
+        cfg.precision = auto_precision()
     if cfg.schedule not in ("linear", "constant"):
         raise ConfigError(f"{file}: schedule must be 'linear' or 'constant', got {cfg.schedule!r}")
     if cfg.label_field not in ("text", "text_canonical"):
@@ -229,6 +233,21 @@ def _check(cfg: StageConfig, file: str) -> None:
         final = Path(cfg.model) / "final"  # a previous stage's output_dir means its final model
         if (final / "config.json").exists():
             cfg.model = str(final)
+
+
+def auto_precision(cpuinfo: str | None = None) -> str:
+    """``precision: auto``: bf16 autocast where the device computes bfloat16 natively (a CUDA GPU
+    with bf16, a CPU with AVX512-BF16 or AMX), else fp32. The weights stay fp32 either way. On the
+    2-core AVX512-BF16 machine of ``configs/README.md`` a stage-1 step costs 4.6 s in bf16, 11-12 s
+    in fp32; a CPU without those instructions would emulate bf16, slower than fp32. ``cpuinfo``:
+    the text of ``/proc/cpuinfo`` (read when None)."""
+    if cpuinfo is None and torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    try:
+        flags = cpuinfo if cpuinfo is not None else Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:  # not Linux: no cheap way to ask, so the safe choice
+        return "fp32"
+    return "bf16" if re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) else "fp32"
 
 
 # ----------------------------------------------------------------------------------- model parts
@@ -388,44 +407,81 @@ def _features(processor, audios: list[np.ndarray]) -> torch.Tensor:
     return processor.feature_extractor(audios, sampling_rate=16000, return_tensors="pt").input_features
 
 
-@torch.no_grad()
-def cache_activations(model, processor, rows: list[dict], k: int, *, batch_size: int = 8,
-                      cache: Path | None = None, progress: bool = True) -> np.ndarray:
-    """Encoder-prefix activations of every row, (n, 1500, d_model) float16, cached on disk.
-
-    The cache file is keyed by the model's weights of the frozen part, ``k`` and the rows' audio
-    (path, segment) — reused across runs and after an interruption, rebuilt when anything changes.
-    """
-    from tqdm.auto import tqdm
-
-    from .audio import load_audio
-
-    enc = model.model.encoder
+def _prefix_hash(enc, k: int) -> str:
+    """A key for the frozen part (conv stem, positions, layers ``0..k-1``): a slice of each weight."""
     h = hashlib.sha1(f"{k}".encode())
     for name, p in enc.named_parameters():
         if name.startswith(("conv", "embed_positions")) or any(name.startswith(f"layers.{i}.") for i in range(k)):
             h.update(name.encode())
             h.update(p.detach().float().cpu().numpy()[..., :4].tobytes())
-    for r in rows:
-        h.update(f"{r['audio_path']}|{r.get('start')}|{r.get('end')}|{os.path.getsize(r['audio_path'])}".encode())
-    cache = Path(cache or cache_dir() / "activations")
-    cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"{h.hexdigest()[:16]}.npy"
-    if path.exists():
-        return np.load(path, mmap_mode="r")
-    d = model.config.d_model
-    tmp = path.with_suffix(".tmp.npy")
-    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(rows), 1500, d))
-    dtype = next(model.parameters()).dtype
-    for b in tqdm(range(0, len(rows), batch_size), desc=f"cache encoder layers <{k}", unit="batch", disable=not progress):
-        chunk = rows[b : b + batch_size]
-        audios = [load_audio(r["audio_path"], start=r.get("start"), end=r.get("end")) for r in chunk]
-        x = _features(processor, audios).to(model.device, dtype)
-        arr[b : b + len(chunk)] = encoder_prefix(enc, x, k).float().cpu().numpy().astype(np.float16)
-    arr.flush()
-    del arr
-    os.replace(tmp, path)
-    return np.load(path, mmap_mode="r")
+    return h.hexdigest()[:16]
+
+
+def _row_key(r: dict) -> str:
+    s = f"{r['audio_path']}|{r.get('start')}|{r.get('end')}|{os.path.getsize(r['audio_path'])}"
+    return hashlib.sha1(s.encode()).hexdigest()[:20]
+
+
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class ActivationCache:
+    """Encoder-prefix activations, one ``(1500, d_model)`` float16 file per clip:
+    ``<cache>/<hash of the frozen weights and k>[-<precision>]/<hash of the clip>.npy``. The prefix
+    runs in the stage's ``precision`` (bf16/fp16 autocast), as it would without the cache.
+
+    One file per clip, so a run computes only the clips its batches will draw (:meth:`fill`), and
+    a later stage with the same frozen layers reuses whatever an earlier one computed (stage 2's
+    replay of stage-1 clips, stage 3); an interrupted fill keeps every file already written.
+    """
+
+    def __init__(self, model, k: int, cache: Path | None = None, *, precision: str = "fp32"):
+        self.model, self.k, self.precision = model, int(k), precision
+        key = _prefix_hash(model.model.encoder, k) + ("" if precision == "fp32" else f"-{precision}")
+        self.folder = Path(cache or cache_dir() / "activations") / key
+
+    def path(self, row: dict) -> Path:
+        return self.folder / f"{_row_key(row)}.npy"
+
+    @torch.no_grad()
+    def fill(self, processor, rows: list[dict], *, batch_size: int = 8, progress: bool = True) -> int:
+        """Compute and write the clips of ``rows`` that are not cached yet; returns how many."""
+        from tqdm.auto import tqdm
+
+        from .audio import load_audio
+
+        todo = list({str(self.path(r)): r for r in rows if not self.path(r).exists()}.values())
+        if not todo:
+            return 0
+        self.folder.mkdir(parents=True, exist_ok=True)
+        enc, dtype = self.model.model.encoder, next(self.model.parameters()).dtype
+        for b in tqdm(range(0, len(todo), batch_size), desc=f"cache encoder layers <{self.k}", unit="batch",
+                      disable=not progress):
+            chunk = todo[b : b + batch_size]
+            audios = [load_audio(r["audio_path"], start=r.get("start"), end=r.get("end")) for r in chunk]
+            x = _features(processor, audios).to(self.model.device, dtype)
+            with torch.autocast(self.model.device.type, dtype=_AUTOCAST.get(self.precision, torch.bfloat16),
+                                enabled=self.precision in _AUTOCAST):
+                acts = encoder_prefix(enc, x, self.k).float().cpu().numpy().astype(np.float16)
+            for r, a in zip(chunk, acts):
+                dest = self.path(r)
+                tmp = dest.with_name(f".{dest.stem}.{os.getpid()}.tmp.npy")
+                np.save(tmp, a)
+                os.replace(tmp, dest)  # a file is there whole or not at all
+        return len(todo)
+
+    def get(self, row: dict) -> np.ndarray:
+        return np.load(self.path(row))
+
+
+def drawn_items(seed: int, steps: range, weights: list[float], sizes: list[int], batch_size: int) -> list[set[int]]:
+    """For each source, the items that the batches of ``steps`` draw (:func:`batch_indices`):
+    the only clips a run needs, so the only ones whose activations it computes."""
+    out: list[set[int]] = [set() for _ in sizes]
+    for step in steps:
+        for s, i in batch_indices(seed, step, weights, sizes, batch_size):
+            out[s].add(i)
+    return out
 
 
 def batch_indices(seed: int, step: int, weights: list[float], sizes: list[int], batch_size: int) -> list[tuple[int, int]]:
@@ -537,16 +593,13 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
             rows = rows[: s.max_items]
         if not rows:
             raise ConfigError(f"{cfg.source_file}: {s.manifest} has no rows in split {s.split!r}")
-        acts = None
-        if k > 0:
-            with acc.main_process_first():
-                acts = cache_activations(model, processor, rows, k, progress=progress and acc.is_main_process)
-        sources.append((rows, acts))
-    sizes, weights = [len(r) for r, _ in sources], [s.weight for s in cfg.train]
+        sources.append(rows)
+    sizes, weights = [len(r) for r in sources], [s.weight for s in cfg.train]
+    store = ActivationCache(model, k, precision=cfg.precision) if k > 0 else None
     from . import prompts as P
 
     # the lexicon: flamenco training text only (rows with a palo), never dev or test
-    words = P.lexicon([r["text"] for rows, _ in sources for r in rows if r.get("palo")], size=cfg.lexicon_size)
+    words = P.lexicon([r["text"] for rows in sources for r in rows if r.get("palo")], size=cfg.lexicon_size)
 
     def prompts_of(rows, *, step=None):
         """Prompts of a batch; during training each is dropped with probability prompt_drop."""
@@ -568,11 +621,11 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
         trainable = soft.k * soft.embeddings.shape[1]
 
     def inputs_of(pairs):
-        if k > 0:
-            return torch.from_numpy(np.stack([sources[s][1][i] for s, i in pairs]).astype(np.float32))
+        rows = [sources[s][i] for s, i in pairs]
+        if store is not None:
+            return torch.from_numpy(np.stack([store.get(r) for r in rows]).astype(np.float32))
         from .audio import load_audio
 
-        rows = [sources[s][0][i] for s, i in pairs]
         return _features(processor, [load_audio(r["audio_path"], start=r.get("start"), end=r.get("end")) for r in rows])
 
     upper = UpperWhisper(model, k, soft=soft, tokenizer=tok)
@@ -591,6 +644,11 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
         start, log = st["step"], st["log"]
         if acc.is_main_process:
             print(f"resuming {cfg.name} from {ck} (step {start})", flush=True)
+    if store is not None:  # the activations of the clips that the remaining steps draw, and no others
+        need = drawn_items(cfg.seed, range(start, cfg.steps), weights, sizes, cfg.batch_size)
+        with acc.main_process_first():
+            store.fill(processor, [sources[s][i] for s, items in enumerate(need) for i in sorted(items)],
+                       progress=progress and acc.is_main_process)
     wrapped, optimizer = acc.prepare(upper, optimizer)
 
     eval_ds = _eval_dataset(cfg) if cfg.eval else None
@@ -612,7 +670,7 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
     losses = []
     for step in range(start, cfg.steps):
         pairs = batch_indices(cfg.seed, step, weights, sizes, cfg.batch_size)[rank * per_rank : (rank + 1) * per_rank]
-        rows_b = [sources[s][0][i] for s, i in pairs]
+        rows_b = [sources[s][i] for s, i in pairs]
         texts = [r[cfg.label_field] or r["text"] for r in rows_b]
         lab = collate_labels(tok, texts, language=cfg.language, prompts=prompts_of(rows_b, step=step))
         x = inputs_of(pairs).to(acc.device)

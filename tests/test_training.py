@@ -121,6 +121,14 @@ def test_profiles_override_and_project_configs_are_valid(tmp_path, tiny_corpus):
                 assert "not found; build it first" in str(err), err
 
 
+def test_precision_auto_is_bf16_only_with_native_bf16(tmp_path, tiny_corpus):
+    assert training.auto_precision("flags\t: fpu sse2 avx2 avx512f avx512_bf16 avx512vl\n") == "bf16"
+    assert training.auto_precision("flags\t: fpu sse2 avx2 amx_bf16 amx_tile\n") == "bf16"
+    assert training.auto_precision("flags\t: fpu sse2 avx2 avx512f avx512bw\n") == "fp32"  # emulated: slower
+    cfg = training.load_config(_smoke(tmp_path, tiny_corpus, precision="auto"))
+    assert cfg.precision == training.auto_precision() and cfg.precision in ("fp32", "bf16")
+
+
 # ----------------------------------------------------------------------------- model
 
 
@@ -133,6 +141,43 @@ def test_encoder_prefix_then_suffix_is_the_encoder(base, real_speech):
         for k in (0, 2, 6):
             split = training.encoder_suffix(model.model.encoder, training.encoder_prefix(model.model.encoder, x, k), k)
             torch.testing.assert_close(split, full, rtol=1e-4, atol=1e-4)
+
+
+def test_drawn_items_are_the_items_of_the_batches():
+    weights, sizes = [0.7, 0.3], [50, 20]
+    need = training.drawn_items(3, range(2, 9), weights, sizes, 8)
+    pairs = {p for step in range(2, 9) for p in training.batch_indices(3, step, weights, sizes, 8)}
+    assert need == [{i for s, i in pairs if s == 0}, {i for s, i in pairs if s == 1}]
+    assert len(need[0]) < sizes[0]  # 7 steps of 8 cannot draw every clip: those are never computed
+
+
+@pytest.mark.model
+def test_activation_cache_computes_each_clip_once_per_frozen_prefix(tmp_path, tiny_corpus, base):
+    from flamenco_lib.data.manifest import read_manifest
+    from flamenco_lib.models import load_whisper
+
+    _, model, processor = base
+    rows = read_manifest(tiny_corpus)[:3]
+    store = training.ActivationCache(model, 4, tmp_path)
+    assert store.fill(processor, rows[:2], progress=False) == 2
+    assert store.fill(processor, rows, progress=False) == 1  # only the new clip
+    assert len(list(store.folder.glob("*.npy"))) == 3
+    from flamenco_lib.audio import load_audio
+
+    x = training._features(processor, [load_audio(rows[2]["audio_path"])])
+    with torch.no_grad():
+        want = training.encoder_prefix(model.model.encoder, x, 4)[0].numpy()
+    got = store.get(rows[2])
+    assert got.dtype == np.float16 and got.shape == (1500, 512)
+    np.testing.assert_allclose(got.astype(np.float32), want, rtol=2e-3, atol=2e-2)
+    # another k, or other frozen weights, is another folder; the same frozen weights share it
+    assert training.ActivationCache(model, 2, tmp_path).folder != store.folder
+    other, _ = load_whisper("base")
+    assert training.ActivationCache(other, 4, tmp_path).folder == store.folder
+    with torch.no_grad():
+        other.model.encoder.layers[1].fc1.weight.add_(1.0)
+    assert training.ActivationCache(other, 4, tmp_path).folder != store.folder
+    assert training.ActivationCache(other, 1, tmp_path).folder == training.ActivationCache(model, 1, tmp_path).folder
 
 
 def _trainable(path):
@@ -151,6 +196,17 @@ def test_resume_reaches_the_same_model_and_the_logged_wer_is_evaluates(tmp_path,
     assert stopped["stopped_at"] == 2 and not (tmp_path / "b" / "out" / "final").exists()
     assert (tmp_path / "b" / "out" / "checkpoint-000002").exists()
     b = training.train_stage(cfg_b, resume=True, progress=False)
+    # the activation cache holds the clips the 4 batches drew, not the whole training split
+    from flamenco_lib.data.manifest import read_manifest
+    from flamenco_lib.paths import cache_dir
+
+    train_rows = [r for r in read_manifest(tiny_corpus) if r["split"] == "train"]
+    drawn = training.drawn_items(0, range(4), [1.0], [len(train_rows)], 2)[0]
+    from flamenco_lib.models import load_whisper
+
+    store = training.ActivationCache(load_whisper("base")[0], 4, cache_dir() / "activations")
+    assert len(drawn) < len(train_rows)
+    assert {i for i, r in enumerate(train_rows) if store.path(r).exists()} == drawn
 
     wa, wb = _trainable(tmp_path / "a" / "out" / "final"), _trainable(tmp_path / "b" / "out" / "final")
     assert wa.keys() == wb.keys()
