@@ -29,7 +29,8 @@ PROMPTS = ("palo", "lexicon")
 STAGES = (
     ("zero-shot", "base"),
     ("stage 1", "checkpoints/stage1"),
-    ("stage 1, spoken control", "checkpoints/stage1_spoken"),
+    # the control answers one question (voices or singing?): the cante set, sung and spoken
+    ("stage 1, spoken control", "checkpoints/stage1_spoken", {"sets": ("cante", "cante_spoken")}),
     ("stage 2", "checkpoints/stage2"),
     ("stage 2 + prompts", "checkpoints/stage2", {**_GRID, "prompts": PROMPTS}),  # never trained with prompts
     ("stage 3", "checkpoints/stage3", _GRID),
@@ -68,7 +69,10 @@ def evaluate_stages(stages=STAGES, test_sets=TEST_SETS, *, max_items: int | None
     folder, ``max_items``, the prompt kinds) equals the current one; a run saved without it is
     kept when its ``metrics.json`` is newer than the model and the manifest. So a rerun picks up
     where it stopped, and a corpus rebuilt identically costs no evaluation. Models or test sets
-    that are not built yet are skipped with a message. Returns the run folders written or kept."""
+    that are not built yet are skipped with a message. A prompted row on a test set where no clip
+    has a palo (the speech set: no clip gets a prompt) is a copy of the same model's unprompted run
+    when that row comes first in ``stages``. Returns the run folders written or kept."""
+    from .data.manifest import read_manifest
     from .evaluation import evaluate_manifest
     from .models import load_whisper
     from .pipeline import sha256_of
@@ -102,18 +106,51 @@ def evaluate_stages(stages=STAGES, test_sets=TEST_SETS, *, max_items: int | None
             if keep and metrics.exists() and not force:
                 done.append(out)
                 continue
-            if loaded is None:
-                loaded = load_whisper(path)
-            if progress:
-                print(f"results: evaluating {label} on {key}", flush=True)
-            evaluate_manifest(path, man, split=split, out=out, max_items=max_items, model=loaded[0],
-                              processor=loaded[1], progress=progress, prompt_kinds=list(opts.get("prompts", ())),
-                              extra={"row": label, "test_set": key}, **eval_kwargs)
+            twin = _unprompted_twin(stages, label, model, key, opts) if opts.get("prompts") else None
+            if twin is not None and not any(r.get("palo") for r in read_manifest(man)):
+                _copy_run(twin, out, label)  # no clip gets a prompt here: the unprompted run is this run
+                if progress:
+                    print(f"results: {label} on {key}: no clip has a palo, so no prompt: "
+                          f"the run of {twin.name} is this run", flush=True)
+            else:
+                if loaded is None:
+                    loaded = load_whisper(path)
+                if progress:
+                    print(f"results: evaluating {label} on {key}", flush=True)
+                evaluate_manifest(path, man, split=split, out=out, max_items=max_items, model=loaded[0],
+                                  processor=loaded[1], progress=progress, prompt_kinds=list(opts.get("prompts", ())),
+                                  extra={"row": label, "test_set": key}, **eval_kwargs)
             tmp = out / (INPUTS + ".tmp")
             tmp.write_text(json.dumps(inputs, indent=1), encoding="utf-8")
             tmp.replace(saved)
             done.append(out)
     return done
+
+
+def _unprompted_twin(stages, label: str, model: str, key: str, opts: dict) -> Path | None:
+    """The run folder of the row before ``label`` in ``stages`` with the same model and no prompts
+    (already evaluated on ``key`` by this call), or None."""
+    for other, other_model, *o in stages:
+        if other == label:
+            return None
+        o = o[0] if o else {}
+        if other_model == model and not o.get("prompts") and key in o.get("sets", (key,)):
+            run = run_dir(other, key)
+            return run if (run / "metrics.json").exists() else None
+    return None
+
+
+def _copy_run(src: Path, dest: Path, label: str) -> None:
+    """``src``'s predictions and metrics as the run of row ``label`` (``same_as`` names the source)."""
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src / "predictions.jsonl", dest / "predictions.jsonl")
+    m = json.loads((src / "metrics.json").read_text(encoding="utf-8"))
+    m.update(row=label, same_as=src.name)
+    tmp = dest / "metrics.json.tmp"
+    tmp.write_text(json.dumps(m, indent=1, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(dest / "metrics.json")
 
 
 def results_table(stages=STAGES, test_sets=TEST_SETS, *, root: Path | None = None) -> pd.DataFrame:

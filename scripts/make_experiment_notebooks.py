@@ -782,7 +782,7 @@ def nb07_stage1_flamenco():
         test set, with the same runner, normaliser and decoding (`results.evaluate_stages`; runs
         that are up to date are kept). The rows are those of `flamenco_lib.results.STAGES`, so the
         results are the files notebook 10 reads. The spoken control is evaluated on the *sung* test
-        set: that is the question it answers.
+        set, the question it answers, and on the same clips spoken (its own kind of clip) only.
         """),
         code('''
         rows = pipeline.stage_rows("zero-shot", "stage 1", "stage 1, spoken control", profile=profile, base=MODEL)

@@ -79,3 +79,39 @@ def test_evaluate_stages_reruns_what_changed_since_it_ran(tmp_path, monkeypatch)
     os.utime(man, (later, later))
     results.evaluate_stages(stages, sets, progress=False, max_items=3)
     assert calls == ["zero-shot__cante"] * 4
+
+
+def test_a_prompted_row_where_no_clip_has_a_palo_is_the_unprompted_run(tmp_path, monkeypatch):
+    from flamenco_lib import models
+
+    monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path))
+    for name, rows in (("cante", [{"id": "c1", "palo": "soleá"}]), ("speech", [{"id": "s1", "palo": None}])):
+        man = tmp_path / "corpora" / name / "manifest.jsonl"
+        man.parent.mkdir(parents=True)
+        man.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    calls = []
+
+    def fake_evaluate(model_name, manifest, *, out, prompt_kinds, **kw):
+        calls.append((Path(out).name, tuple(prompt_kinds)))
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "metrics.json").write_text(json.dumps({"wer": len(calls) / 10, "row": kw["extra"]["row"]}))
+        (Path(out) / "predictions.jsonl").write_text(json.dumps({"id": "x", "hypothesis": str(len(calls))}) + "\n")
+
+    monkeypatch.setattr(evaluation, "evaluate_manifest", fake_evaluate)
+    monkeypatch.setattr(models, "load_whisper", lambda path: (None, None))
+    sets = (("cante", "corpora/cante/manifest.jsonl", "test"), ("speech", "corpora/speech/manifest.jsonl", "test"))
+    stages = (("zero-shot", "base"), ("zero-shot + prompts", "base", {"prompts": ("palo", "lexicon")}))
+    results.evaluate_stages(stages, sets, progress=False)
+    # the cante set is decoded with prompts; on the speech set nobody has a palo: no second decoding
+    assert calls == [("zero-shot__cante", ()), ("zero-shot__speech", ()), ("zero-shot-+-prompts__cante", ("palo", "lexicon"))]
+    twin, copy = results.run_dir("zero-shot", "speech"), results.run_dir("zero-shot + prompts", "speech")
+    m = json.loads((copy / "metrics.json").read_text())
+    assert m["wer"] == json.loads((twin / "metrics.json").read_text())["wer"]
+    assert m["row"] == "zero-shot + prompts" and m["same_as"] == twin.name
+    assert (copy / "predictions.jsonl").read_text() == (twin / "predictions.jsonl").read_text()
+    results.evaluate_stages(stages, sets, progress=False)
+    assert len(calls) == 3  # the copy is kept like any run
+    # without the unprompted row in the same call, the prompted row is decoded
+    results.evaluate_stages(stages[1:], sets, progress=False, max_items=2)
+    assert calls[-2:] == [("zero-shot-+-prompts__cante", ("palo", "lexicon")),
+                          ("zero-shot-+-prompts__speech", ("palo", "lexicon"))]
