@@ -182,7 +182,9 @@ NB01 = [
     plotting.plot_spectrum(*db_spectrum(vowel[:4096]), ax=axes[2], title="speech = source × filter", ylabel="dB")
     for ax in axes:
         ax.set(xlim=(0, 4000), ylim=(-80, 5))
-    plotting.savefig(fig, "01_source_filter")
+    plotting.savefig(fig, "01_source_filter", caption=(
+        "Source-filter model of a vowel: glottal pulses (source), the vocal tract's response for "
+        "/a/ (filter), and their product, the speech spectrum (dB)."))
     '''),
     md("""
     **Voiced and unvoiced.** Vowels and voiced consonants (m, n, l, b, d ...) have the harmonic
@@ -206,7 +208,9 @@ NB01 = [
         plotting.plot_spectrum(*db_spectrum(frames[i]), ax=axes[1, col], ylabel="dB")
         axes[1, col].set(ylim=(-80, 5))
     fig.tight_layout()
-    plotting.savefig(fig, "01_voiced_unvoiced")
+    plotting.savefig(fig, "01_voiced_unvoiced", caption=(
+        "A voiced and an unvoiced 25 ms frame of the real recording: waveforms, and their spectra"
+        " (dB): harmonics against noise."))
     '''),
     md("""
     ## 2. Singing, and cante
@@ -240,7 +244,9 @@ NB01 = [
         plotting.plot_spectrogram(A.log_mel_spectrogram(x).numpy(), ax=axes[1, col], colorbar=col == 1)
     axes[0, 0].set_xlim(0, max(len(spoken), len(sung)) / SR)
     fig.tight_layout()
-    plotting.savefig(fig, "01_spoken_vs_sung")
+    plotting.savefig(fig, "01_spoken_vs_sung", caption=(
+        "The same copla spoken and sung: waveforms and log-Mel spectrograms (lengthened vowels, a"
+        " held pitch, the accompaniment)."))
     '''),
     md("""
     ## 3. The log-Mel spectrogram, step by step
@@ -251,7 +257,9 @@ NB01 = [
     code('''
     fig, ax = plt.subplots(figsize=(9, 2.4))
     plotting.plot_waveform(y, ax=ax, title=f"Waveform: {prompt_id} ({len(y) / SR:.1f} s)")
-    plotting.savefig(fig, "01_waveform")
+    plotting.savefig(fig, "01_waveform", caption=(
+        "Waveform of one real Spanish recording (Debian's asterisk prompts), the input of the "
+        "derivation."))
     '''),
     md("""
     ### 3.1 Padding to 30 s
@@ -280,7 +288,9 @@ NB01 = [
 
     fig, ax = plt.subplots(figsize=(9, 2.6))
     plotting.plot_frames(y, start=voiced_i * A.HOP_LENGTH, n_frames=4, ax=ax)
-    plotting.savefig(fig, "01_framing")
+    plotting.savefig(fig, "01_framing", caption=(
+        "Framing: four consecutive 25 ms analysis windows (400 samples) every 10 ms (160 "
+        "samples)."))
     '''),
     md("""
     ### 3.3 The window
@@ -305,7 +315,9 @@ NB01 = [
         plotting.plot_spectrum(f_bins, 20 * np.log10(mag / mag.max() + 1e-9), ax=axes[1], label=name,
                                ylabel="dB", title="leakage: rectangular vs Hann")
     axes[1].set(ylim=(-90, 5))
-    plotting.savefig(fig, "01_window")
+    plotting.savefig(fig, "01_window", caption=(
+        "One frame with and without the Hann window, and the leakage of each in the spectrum "
+        "(dB)."))
     '''),
     md("""
     ### 3.4 STFT and power
@@ -324,7 +336,8 @@ NB01 = [
     fig, ax = plt.subplots(figsize=(9, 2.8))
     plotting.plot_spectrogram(10 * np.log10(power[:, :n_speech] + 1e-10), ax=ax, y_axis="hz", label="dB",
                               title="power spectrogram (STFT), dB")
-    plotting.savefig(fig, "01_power_spectrogram")
+    plotting.savefig(fig, "01_power_spectrogram", caption=(
+        "Power spectrogram (STFT, 400-point frames, 10 ms hop) of the recording, in dB."))
     '''),
     md("""
     ### 3.5 The mel scale and the filterbank
@@ -339,7 +352,9 @@ NB01 = [
     fig, axes = plt.subplots(1, 2, figsize=(11, 2.8))
     plotting.plot_mel_scale(ax=axes[0])
     plotting.plot_filterbank(filters, ax=axes[1])
-    plotting.savefig(fig, "01_mel_filterbank")
+    plotting.savefig(fig, "01_mel_filterbank", caption=(
+        "The mel scale against frequency, and Whisper's 80 Slaney mel filters over the 201 STFT "
+        "bins."))
     print("filters:", filters.shape, "| band 1 spans",
           f"{np.ptp(f_bins[filters[1] > 0]):.0f} Hz, band 79 spans {np.ptp(f_bins[filters[79] > 0]):.0f} Hz")
     '''),
@@ -367,7 +382,9 @@ NB01 = [
                             mark=log_mel.max() - A.DYNAMIC_RANGE, mark_label="max − 8")
     plotting.plot_histogram(ours, ax=axes[1], title="after clamp and (x + 4) / 4", xlabel="Whisper input value")
     fig.tight_layout()
-    plotting.savefig(fig, "01_clamp")
+    plotting.savefig(fig, "01_clamp", caption=(
+        "Histograms of the log10 mel power before and after Whisper's clamp to max - 8 and "
+        "scaling (x + 4) / 4."))
 
     fig, axes = plt.subplots(3, 1, figsize=(9, 6.6), sharex=True)
     plotting.plot_spectrogram(mel_power[:, :n_speech], ax=axes[0], title="mel power (linear): only the loudest bands show",
@@ -375,7 +392,9 @@ NB01 = [
     plotting.plot_spectrogram(log_mel[:, :n_speech], ax=axes[1], title="log10 mel power", label="log10")
     plotting.plot_spectrogram(ours[:, :n_speech], ax=axes[2], title="clamped to max − 8 and scaled: Whisper's input")
     fig.tight_layout()
-    plotting.savefig(fig, "01_log_mel_steps")
+    plotting.savefig(fig, "01_log_mel_steps", caption=(
+        "The log-Mel steps on the recording: mel power, log10 mel power, then clamped and scaled "
+        "(Whisper's input)."))
     '''),
     md("""
     ### 3.7 The whole input: 80 × 3000
@@ -386,7 +405,9 @@ NB01 = [
     code('''
     fig, ax = plt.subplots(figsize=(9, 2.8))
     plotting.plot_spectrogram(ours, ax=ax, title=f"Whisper's input: {ours.shape[0]} bands × {ours.shape[1]} frames (30 s)")
-    plotting.savefig(fig, "01_log_mel")
+    plotting.savefig(fig, "01_log_mel", caption=(
+        "Whisper's log-Mel input of the recording, derived by hand: 80 bands by 3000 frames (30 "
+        "s), the padding at the floor."))
     '''),
     md("""
     ## 4. Check: the derivation equals the library and transformers
@@ -505,7 +526,9 @@ NB02 = [
 
     fig, ax = plt.subplots(figsize=(9, 2.6))
     plotting.plot_spectrum(hz, log_spec, ax=ax, title=f"log spectrum of a voiced frame at {start / SR:.2f} s")
-    plotting.savefig(fig, "02_log_spectrum")
+    plotting.savefig(fig, "02_log_spectrum", caption=(
+        "Log magnitude spectrum of one voiced frame: a fine comb (the harmonics) on a smooth "
+        "envelope (the vocal tract)."))
     '''),
     md("""
     ## 2. The cepstrum
@@ -524,7 +547,9 @@ NB02 = [
     fig, ax = plt.subplots(figsize=(9, 2.6))
     plotting.plot_cepstrum(ceps, ax=ax, mark_pitch=f0)
     ax.set_title("real cepstrum: low quefrency = envelope, peak = pitch period")
-    plotting.savefig(fig, "02_cepstrum")
+    plotting.savefig(fig, "02_cepstrum", caption=(
+        "Real cepstrum of the same frame: low quefrencies hold the envelope, the peak marks the "
+        "pitch period."))
     '''),
     md("""
     ## 3. Liftering: envelope and excitation apart
@@ -544,7 +569,9 @@ NB02 = [
     plotting.plot_spectrum(hz, excitation, ax=axes[1], title="the rest: the source's harmonics", color="C2")
     axes[1].set_xlim(0, 2000)
     fig.tight_layout()
-    plotting.savefig(fig, "02_liftering")
+    plotting.savefig(fig, "02_liftering", caption=(
+        "Liftering: the spectral envelope from the first quefrencies, and the remaining "
+        "excitation (the harmonics)."))
     '''),
     md("""
     ## 4. Pitch from the cepstrum: spoken vs sung
@@ -585,7 +612,9 @@ NB02 = [
                               notes=sung_meta["held_notes"])
     axes[0].set_ylim(70, 600)
     fig.tight_layout()
-    plotting.savefig(fig, "02_pitch_spoken_vs_sung")
+    plotting.savefig(fig, "02_pitch_spoken_vs_sung", caption=(
+        "F0 of the same words spoken by a real voice and sung by the transform (held notes "
+        "marked)."))
     '''),
     md("""
     ## 5. MFCC: the cepstrum of the log-Mel spectrum
@@ -604,7 +633,8 @@ NB02 = [
     plotting.plot_spectrogram(coeffs, ax=axes[1], y_axis="coef", label="MFCC",
                               title=f"MFCC: DCT of each frame, first {n_mfcc} coefficients")
     fig.tight_layout()
-    plotting.savefig(fig, "02_mfcc")
+    plotting.savefig(fig, "02_mfcc", caption=(
+        "The log-Mel spectrogram and its MFCC: the DCT of each frame, first coefficients only."))
     '''),
     md("""
     ## 6. Why Whisper feeds on log-Mel, not MFCC
@@ -631,7 +661,9 @@ NB02 = [
         plotting.plot_spectrogram(from_mfcc(lm, 13), ax=axes[row, 1], title=f"{name}: rebuilt from 13 MFCC",
                                   colorbar=False)
     fig.tight_layout()
-    plotting.savefig(fig, "02_mfcc_reconstruction")
+    plotting.savefig(fig, "02_mfcc_reconstruction", caption=(
+        "Spoken and sung log-Mel spectrograms, and the same rebuilt from 13 MFCC: the envelope "
+        "stays, the pitch goes."))
     '''),
     md("""
     ## 7. Check: equal to librosa
@@ -796,7 +828,9 @@ NB03 = [
     fig, ax = plt.subplots(figsize=(8, 3))
     plotting.plot_ctc_trellis(alpha[:, 0].detach().numpy(), states=states, ax=ax, path=best_path,
                               title="CTC forward variables log α[t, s] for 'olé'")
-    plotting.savefig(fig, "03_ctc_trellis")
+    plotting.savefig(fig, "03_ctc_trellis", caption=(
+        "CTC forward variables log alpha[t, s] for the target 'olé' over the frames; the "
+        "likeliest state per frame marked."))
     '''),
     md("""
     **Decoding.** *Greedy* (best path) takes the likeliest class per frame and collapses. But the
@@ -859,7 +893,9 @@ NB03 = [
 
     fig, ax = plt.subplots(figsize=(6, 2.6))
     plotting.plot_training_curve(history, ax=ax, title="CTC loss per target character (train)")
-    plotting.savefig(fig, "03_ctc_training")
+    plotting.savefig(fig, "03_ctc_training", caption=(
+        "Training loss (CTC, per target character) of the small recurrent model on real Spanish "
+        "speech."))
     '''),
     md("""
     What the model emits on a test clip: mostly blank, with sharp **spikes** of letters — CTC's
@@ -873,7 +909,9 @@ NB03 = [
     fig, ax = plt.subplots(figsize=(9, 3.2))
     plotting.plot_ctc_posteriors(log_probs["test"][k].numpy(), vocab=ctc.VOCAB, frame_s=model.stride / 100, ax=ax,
                                  title="CTC posteriors on a test clip (the 12 classes that peak highest)")
-    plotting.savefig(fig, "03_ctc_posteriors")
+    plotting.savefig(fig, "03_ctc_posteriors", caption=(
+        "Per-frame CTC posteriors on a test clip: mostly blank, with sharp peaks of the "
+        "characters."))
     '''),
     md("""
     ## 4. Shallow fusion with an n-gram language model
@@ -979,7 +1017,9 @@ NB03 = [
     code('''
     fig, ax = plt.subplots(figsize=(7, 3))
     plotting.plot_wer_bars(table, ax=ax, title=f"Real Spanish speech, {n_w} test clips")
-    plotting.savefig(fig, "03_wer")
+    plotting.savefig(fig, "03_wer", caption=(
+        "WER and CER on the real-speech test clips: CTC greedy, beam, beam + character LM, and "
+        "zero-shot Whisper base."))
     '''),
     md("""
     ## Discussion: shallow fusion and deep fusion
@@ -1151,7 +1191,9 @@ NB04 = [
     for ax in axes:
         ax.grid(False)
     fig.tight_layout()
-    plotting.savefig(fig, "04_pipeline")
+    plotting.savefig(fig, "04_pipeline", caption=(
+        "Whisper's pipeline on one clip: the shapes from the waveform to log-Mel, encoder states "
+        "and decoder tokens."))
     '''),
     md("""
     The padding is not blank in the encoder's output: the silent 21 s are states like any
@@ -1228,7 +1270,8 @@ NB04 = [
 
     fig, ax = plt.subplots(figsize=(7, 3))
     plotting.plot_model_sizes(sizes, ax=ax, title="Whisper sizes: parameters of encoder and decoder")
-    plotting.savefig(fig, "04_model_sizes")
+    plotting.savefig(fig, "04_model_sizes", caption=(
+        "Parameters of Whisper's encoder and decoder for each model size."))
     '''),
     md("""
     Two things to read in the table: the token embedding (51 865 × d_model, shared with the
@@ -1293,7 +1336,9 @@ NB04 = [
     fig, ax = plt.subplots(figsize=(9, 3))
     plotting.plot_state_difference(curves, speech_s=len(y) / SR, baseline=neighbours, ax=ax,
                                    title="Same audio, different place in the window: encoder states differ")
-    plotting.savefig(fig, "04_padding")
+    plotting.savefig(fig, "04_padding", caption=(
+        "The same audio at different places in the 30 s window gives different encoder states: "
+        "Whisper has no attention mask."))
     '''),
     md("""
     The states differ a lot — more than two neighbouring states of one clip — and yet the
@@ -1416,7 +1461,9 @@ NB04 = [
                                   title=f"spoken ({prompt_id}): attention of the alignment heads")
     plotting.plot_cross_attention(sung_attn, tokens=sung_tokens, ax=axes[1], title="sung (synthetic cante)")
     fig.tight_layout()
-    plotting.savefig(fig, "04_cross_attention")
+    plotting.savefig(fig, "04_cross_attention", caption=(
+        "Cross-attention of Whisper's alignment heads, token by audio frame, for a spoken clip "
+        "and a sung one."))
     '''),
     md("""
     The numbers of this notebook, for the report (`data/results/04_anatomy/anatomy.json`).

@@ -47,6 +47,11 @@ def test_theory_notebook_runs_and_draws_its_figures(name, tmp_path, monkeypatch)
     figures = report / "figures"
     missing = [f for f in EXPECTED_FIGURES[name] for ext in ("png", "pdf") if not (figures / f"{f}.{ext}").exists()]
     assert not missing, f"{name} did not write {missing}"
+    from flamenco_lib.plotting import caption_of
+
+    # the report page shows a caption under every figure, not just its file name
+    uncaptioned = [f for f in EXPECTED_FIGURES[name] if caption_of(figures / f"{f}.png") in ("", f)]
+    assert not uncaptioned, f"{name} saved {uncaptioned} without a caption"
     if name.startswith("03"):
         executed = nbformat.read(out, as_version=4)
         text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
