@@ -563,6 +563,10 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
     AcceleratorState._reset_state()
     acc = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
     set_seed(cfg.seed)
+    # CPU kernels that accumulate with atomic adds across threads (the backward of an indexed
+    # gather, e.g. the decoder's position embeddings) sum in a varying order: ask for the
+    # deterministic ones, so the same seed gives the same weights in every process.
+    torch.use_deterministic_algorithms(True, warn_only=True)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     world, rank = acc.num_processes, acc.process_index
