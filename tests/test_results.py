@@ -94,7 +94,8 @@ def test_a_prompted_row_where_no_clip_has_a_palo_is_the_unprompted_run(tmp_path,
     def fake_evaluate(model_name, manifest, *, out, prompt_kinds, **kw):
         calls.append((Path(out).name, tuple(prompt_kinds)))
         Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "metrics.json").write_text(json.dumps({"wer": len(calls) / 10, "row": kw["extra"]["row"]}))
+        (Path(out) / "metrics.json").write_text(json.dumps({"wer": len(calls) / 10, "row": kw["extra"]["row"],
+                                                             "decoding": {"prompts": bool(prompt_kinds), "num_beams": 1}}))
         (Path(out) / "predictions.jsonl").write_text(json.dumps({"id": "x", "hypothesis": str(len(calls))}) + "\n")
 
     monkeypatch.setattr(evaluation, "evaluate_manifest", fake_evaluate)
@@ -108,6 +109,8 @@ def test_a_prompted_row_where_no_clip_has_a_palo_is_the_unprompted_run(tmp_path,
     m = json.loads((copy / "metrics.json").read_text())
     assert m["wer"] == json.loads((twin / "metrics.json").read_text())["wer"]
     assert m["row"] == "zero-shot + prompts" and m["same_as"] == twin.name
+    # the copy describes the row's decoding (prompts asked for), the rest of the settings are the twin's
+    assert m["decoding"] == {"prompts": True, "num_beams": 1}
     assert (copy / "predictions.jsonl").read_text() == (twin / "predictions.jsonl").read_text()
     results.evaluate_stages(stages, sets, progress=False)
     assert len(calls) == 3  # the copy is kept like any run
