@@ -30,6 +30,7 @@ Notebooks: ``07_stage1_flamenco.ipynb``, ``08_stage2_common_voice.ipynb``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -544,6 +545,28 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
     many steps, as an interruption would (tests). The final model, processor and generation
     config go to ``<output_dir>/final`` (a folder ``load_whisper`` and ``evaluate`` accept).
     """
+    with deterministic_kernels():
+        return _train_stage(cfg, resume=resume, stop_after=stop_after, progress=progress)
+
+
+@contextlib.contextmanager
+def deterministic_kernels():
+    """Ask torch for deterministic kernels while training, and restore the caller's setting after.
+
+    CPU kernels that accumulate with atomic adds across threads (the backward of an indexed
+    gather, e.g. the decoder's position embeddings) sum in a varying order: the deterministic
+    ones make the same seed give the same weights in every process. ``warn_only``: an operation
+    without a deterministic kernel warns instead of failing the run.
+    """
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+def _train_stage(cfg: StageConfig, *, resume: bool, stop_after: int | None, progress: bool) -> dict:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
@@ -563,10 +586,6 @@ def train_stage(cfg: StageConfig, *, resume: bool = False, stop_after: int | Non
     AcceleratorState._reset_state()
     acc = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
     set_seed(cfg.seed)
-    # CPU kernels that accumulate with atomic adds across threads (the backward of an indexed
-    # gather, e.g. the decoder's position embeddings) sum in a varying order: ask for the
-    # deterministic ones, so the same seed gives the same weights in every process.
-    torch.use_deterministic_algorithms(True, warn_only=True)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     world, rank = acc.num_processes, acc.process_index

@@ -186,6 +186,22 @@ def _trainable(path):
     return load_file(str(path / "model.safetensors"))
 
 
+def test_deterministic_kernels_are_asked_for_while_training_only():
+    """Training turns deterministic kernels on and gives the caller's setting back, also after an error."""
+    assert not torch.are_deterministic_algorithms_enabled()
+    with training.deterministic_kernels():
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    assert not torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)  # a caller that wants them strict keeps them strict
+    try:
+        with pytest.raises(RuntimeError, match="inside"):
+            with training.deterministic_kernels():
+                raise RuntimeError("inside")
+        assert torch.are_deterministic_algorithms_enabled() and not torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
 @pytest.mark.model
 def test_resume_reaches_the_same_model_and_the_logged_wer_is_evaluates(tmp_path, tiny_corpus):
     (tmp_path / "a").mkdir()
@@ -280,6 +296,7 @@ def test_prompted_stage_trains_and_evaluates_with_prompts(tmp_path, tiny_corpus,
     cfg = training.load_config(_smoke(tmp_path, tiny_corpus, steps=2, save_every=2,
                                       prompt_kinds=["palo", "lexicon"], prompt_drop=0.5))
     summary = training.train_stage(cfg, progress=False)
+    assert not torch.are_deterministic_algorithms_enabled()  # the setting does not outlive training
     assert summary["prompt_kinds"] == ["palo", "lexicon"] and summary["lexicon"]  # words of the training lyrics
     preds = [json.loads(x) for x in (tmp_path / "out" / "eval" / "step-000002" / "predictions.jsonl").read_text().splitlines()]
     assert all(p["prompt"] and p["prompt"].startswith(p["palo"][:1].upper()) for p in preds)
