@@ -108,7 +108,7 @@ def evaluate_stages(stages=STAGES, test_sets=TEST_SETS, *, max_items: int | None
                 continue
             twin = _unprompted_twin(stages, label, model, key, opts) if opts.get("prompts") else None
             if twin is not None and not any(r.get("palo") for r in read_manifest(man)):
-                _copy_run(twin, out, label, prompts=True)  # no clip gets a prompt here: the unprompted run is this run
+                _copy_run(twin, out, label, prompt_kinds=opts["prompts"])  # no clip gets a prompt here: the unprompted run is this run
                 if progress:
                     print(f"results: {label} on {key}: no clip has a palo, so no prompt: "
                           f"the run of {twin.name} is this run", flush=True)
@@ -140,16 +140,18 @@ def _unprompted_twin(stages, label: str, model: str, key: str, opts: dict) -> Pa
     return None
 
 
-def _copy_run(src: Path, dest: Path, label: str, *, prompts: bool) -> None:
+def _copy_run(src: Path, dest: Path, label: str, *, prompt_kinds) -> None:
     """``src``'s predictions and metrics as the run of row ``label`` (``same_as`` names the source);
-    ``decoding.prompts`` says what row ``label`` asked for, like a run decoded for it would."""
+    ``prompt_kinds`` and ``decoding.prompts`` say what row ``label`` asked for, like a run decoded
+    for it would."""
     import shutil
 
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src / "predictions.jsonl", dest / "predictions.jsonl")
     m = json.loads((src / "metrics.json").read_text(encoding="utf-8"))
     m.update(row=label, same_as=src.name)
-    m["decoding"] = {**m.get("decoding", {}), "prompts": prompts}
+    m["prompt_kinds"] = list(prompt_kinds)
+    m["decoding"] = {**m.get("decoding", {}), "prompts": bool(prompt_kinds)}
     tmp = dest / "metrics.json.tmp"
     tmp.write_text(json.dumps(m, indent=1, ensure_ascii=False), encoding="utf-8")
     tmp.replace(dest / "metrics.json")

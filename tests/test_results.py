@@ -111,6 +111,7 @@ def test_a_prompted_row_where_no_clip_has_a_palo_is_the_unprompted_run(tmp_path,
     assert m["row"] == "zero-shot + prompts" and m["same_as"] == twin.name
     # the copy describes the row's decoding (prompts asked for), the rest of the settings are the twin's
     assert m["decoding"] == {"prompts": True, "num_beams": 1}
+    assert m["prompt_kinds"] == ["palo", "lexicon"]
     assert (copy / "predictions.jsonl").read_text() == (twin / "predictions.jsonl").read_text()
     results.evaluate_stages(stages, sets, progress=False)
     assert len(calls) == 3  # the copy is kept like any run
