@@ -80,15 +80,22 @@ def _audio_of(out):
 
 
 def test_build_is_deterministic_parallel_and_resumable(tmp_path, my_lyrics):
-    one = cante.build_synth_corpus(tmp_path / "one", lyrics=my_lyrics, n=6, seed=3, jobs=1, progress=False)
-    two = cante.build_synth_corpus(tmp_path / "two", lyrics=my_lyrics, n=6, seed=3, jobs=2, progress=False)
+    one = cante.build_synth_corpus(
+        tmp_path / "one", lyrics=my_lyrics, n=6, seed=3, jobs=1, progress=False
+    )
+    two = cante.build_synth_corpus(
+        tmp_path / "two", lyrics=my_lyrics, n=6, seed=3, jobs=2, progress=False
+    )
     assert one["rendered"] == two["rendered"] == 6 and not one["failed"]
     audio1, rows1 = _audio_of(tmp_path / "one")
     audio2, rows2 = _audio_of(tmp_path / "two")
     assert [r["id"] for r in rows1] == [r["id"] for r in rows2]
     for k in audio1:
         np.testing.assert_array_equal(audio1[k], audio2[k])
-    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("audio_path", "_line")} for r in rs]  # noqa: E731
+
+    def strip(rs):
+        return [{k: v for k, v in r.items() if k not in ("audio_path", "_line")} for r in rs]
+
     assert strip(rows1) == strip(rows2)
     assert manifest.validate_manifest(tmp_path / "one" / "manifest.jsonl") == []
 
@@ -102,12 +109,16 @@ def test_build_is_deterministic_parallel_and_resumable(tmp_path, my_lyrics):
     # resume: nothing to do, and the unchanged manifest is not rewritten (evaluations stay valid)
     man = tmp_path / "one" / "manifest.jsonl"
     os.utime(man, (1.0e9, 1.0e9))
-    again = cante.build_synth_corpus(tmp_path / "one", lyrics=my_lyrics, n=6, seed=3, jobs=1, progress=False)
+    again = cante.build_synth_corpus(
+        tmp_path / "one", lyrics=my_lyrics, n=6, seed=3, jobs=1, progress=False
+    )
     assert again["rendered"] == 0 and again["skipped"] == 6
     assert man.stat().st_mtime == 1.0e9
     lost = rows1[2]["id"]
     (tmp_path / "one" / "audio" / f"{lost}.json").unlink()
-    again = cante.build_synth_corpus(tmp_path / "one", lyrics=my_lyrics, n=6, seed=3, jobs=1, progress=False)
+    again = cante.build_synth_corpus(
+        tmp_path / "one", lyrics=my_lyrics, n=6, seed=3, jobs=1, progress=False
+    )
     assert again["rendered"] == 1 and again["skipped"] == 5
     audio3, rows3 = _audio_of(tmp_path / "one")
     assert strip(rows3) == strip(rows1)
@@ -116,12 +127,21 @@ def test_build_is_deterministic_parallel_and_resumable(tmp_path, my_lyrics):
     # a clip whose files no longer match the plan (another voice) is rendered again
     side = tmp_path / "one" / "audio" / f"{lost}.json"
     side.write_text(side.read_text().replace(f'"voice": "{rows1[2]["voice"]}"', '"voice": "es+m9"'))
-    again = cante.build_synth_corpus(tmp_path / "one", lyrics=my_lyrics, n=6, seed=3, jobs=1, progress=False)
+    again = cante.build_synth_corpus(
+        tmp_path / "one", lyrics=my_lyrics, n=6, seed=3, jobs=1, progress=False
+    )
     assert again["rendered"] == 1 and strip(_audio_of(tmp_path / "one")[1]) == strip(rows1)
 
     # another generator setting (here the SNR range) renders every clip again
-    again = cante.build_synth_corpus(tmp_path / "one", lyrics=my_lyrics, n=6, seed=3, jobs=1,
-                                     snr_db_range=(30.0, 31.0), progress=False)
+    again = cante.build_synth_corpus(
+        tmp_path / "one",
+        lyrics=my_lyrics,
+        n=6,
+        seed=3,
+        jobs=1,
+        snr_db_range=(30.0, 31.0),
+        progress=False,
+    )
     assert again["rendered"] == 6 and again["skipped"] == 0
     rows5 = _audio_of(tmp_path / "one")[1]
     assert all(30.0 <= r["snr_db"] <= 31.0 for r in rows5)
@@ -130,19 +150,32 @@ def test_build_is_deterministic_parallel_and_resumable(tmp_path, my_lyrics):
     assert synth.settings_id("spoken", (30.0, 31.0)) == synth.settings_id("spoken")
 
     # another seed, other samples
-    cante.build_synth_corpus(tmp_path / "three", lyrics=my_lyrics, n=2, seed=4, jobs=1, progress=False)
+    cante.build_synth_corpus(
+        tmp_path / "three", lyrics=my_lyrics, n=2, seed=4, jobs=1, progress=False
+    )
     audio4, _ = _audio_of(tmp_path / "three")
-    assert any(k not in audio1 or len(audio4[k]) != len(audio1[k]) or not np.array_equal(audio4[k], audio1[k])
-               for k in audio4)
+    assert any(
+        k not in audio1
+        or len(audio4[k]) != len(audio1[k])
+        or not np.array_equal(audio4[k], audio1[k])
+        for k in audio4
+    )
 
 
 def test_styles_render_the_same_words_with_the_same_voice(tmp_path, my_lyrics):
     rows = {}
     for style in ("spoken", "a-capella"):
-        cante.build_synth_corpus(tmp_path / style, lyrics=my_lyrics, n=3, seed=0, jobs=1, style=style, progress=False)
+        cante.build_synth_corpus(
+            tmp_path / style, lyrics=my_lyrics, n=3, seed=0, jobs=1, style=style, progress=False
+        )
         rows[style] = manifest.read_manifest(tmp_path / style / "manifest.jsonl")
-    for a, b in zip(rows["spoken"], rows["a-capella"]):
-        assert (a["id"], a["text"], a["voice"], a["split"]) == (b["id"], b["text"], b["voice"], b["split"])
+    for a, b in zip(rows["spoken"], rows["a-capella"], strict=True):
+        assert (a["id"], a["text"], a["voice"], a["split"]) == (
+            b["id"],
+            b["text"],
+            b["voice"],
+            b["split"],
+        )
         assert a["source"] == "synth-spoken" and b["source"] == "synth-a-capella"
         assert not b["accompaniment"] and b["snr_db"] is None
         # singing lengthens the vowels: the sung clip is longer than the spoken one
@@ -158,7 +191,9 @@ def test_a_failing_clip_is_reported_and_the_rest_kept(tmp_path, my_lyrics, monke
         return real_render(clip, **kw)
 
     monkeypatch.setattr(cante, "render", render)
-    res = cante.build_synth_corpus(tmp_path / "c", lyrics=my_lyrics, n=4, seed=0, jobs=1, progress=False)
+    res = cante.build_synth_corpus(
+        tmp_path / "c", lyrics=my_lyrics, n=4, seed=0, jobs=1, progress=False
+    )
     assert len(res["failed"]) == 1 and "split it" in next(iter(res["failed"].values()))
     assert res["clips"] == 3
     ids = [r["id"] for r in manifest.read_manifest(tmp_path / "c" / "manifest.jsonl")]
@@ -171,25 +206,56 @@ def test_sings_recorded_speech_keeping_its_splits(tmp_path, real_speech):
     (src / "audio").mkdir(parents=True)
     texts = ["para salir pulse cero", "introduzca su contraseña", "gracias por llamar"]
     rows = []
-    for i, (text, split) in enumerate(zip(texts, ("train", "dev", "test"))):
+    for i, (text, split) in enumerate(zip(texts, ("train", "dev", "test"), strict=True)):
         sf.write(src / "audio" / f"u{i}.flac", real_speech[i * 32000 : i * 32000 + 40000], 16000)
-        rows.append({"id": f"u{i}", "audio": f"audio/u{i}.flac", "text": text, "text_canonical": text,
-                     "split": split, "singer": "real-speaker", "source": "test"})
+        rows.append(
+            {
+                "id": f"u{i}",
+                "audio": f"audio/u{i}.flac",
+                "text": text,
+                "text_canonical": text,
+                "split": split,
+                "singer": "real-speaker",
+                "source": "test",
+            }
+        )
     manifest.write_manifest(rows, src / "manifest.jsonl")
-    res = cante.build_synth_corpus(tmp_path / "sung", speech_manifest=src / "manifest.jsonl", seed=0, jobs=1,
-                                   progress=False)
+    res = cante.build_synth_corpus(
+        tmp_path / "sung", speech_manifest=src / "manifest.jsonl", seed=0, jobs=1, progress=False
+    )
     assert res["clips"] == 3 and not res["failed"]
     out = {r["id"]: r for r in manifest.read_manifest(tmp_path / "sung" / "manifest.jsonl")}
-    for i, (text, split) in enumerate(zip(texts, ("train", "dev", "test"))):
+    for i, (text, split) in enumerate(zip(texts, ("train", "dev", "test"), strict=True)):
         r = out[f"real-u{i}"]
-        assert (r["text"], r["text_canonical"], r["split"], r["singer"]) == (text, text, split, "real-speaker")
+        assert (r["text"], r["text_canonical"], r["split"], r["singer"]) == (
+            text,
+            text,
+            split,
+            "real-speaker",
+        )
         assert r["source"] == "synth-sung-real" and r["palo"] in synth.COMPAS
         assert r["duration_s"] > 2.5 * 1.3  # sung: longer than the 2.5 s spoken
 
 
 def test_cli_synth_on_own_lyrics_then_validate(tmp_path, my_lyrics, capsys):
     out = tmp_path / "corpus"
-    assert main(["data", "synth", "--lyrics", str(my_lyrics), "--out", str(out), "--n", "2", "--jobs", "1"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--lyrics",
+                str(my_lyrics),
+                "--out",
+                str(out),
+                "--n",
+                "2",
+                "--jobs",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "2 clips (2 rendered" in capsys.readouterr().out
     assert main(["data", "validate", str(out / "manifest.jsonl")]) == 0
     bad = tmp_path / "bad.tsv"
@@ -197,5 +263,19 @@ def test_cli_synth_on_own_lyrics_then_validate(tmp_path, my_lyrics, capsys):
     assert main(["data", "synth", "--lyrics", str(bad), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "header" in err
-    assert main(["data", "synth", "--lyrics", str(my_lyrics), "--out", str(tmp_path / "y"), "--voices", "es,es+f1"]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--lyrics",
+                str(my_lyrics),
+                "--out",
+                str(tmp_path / "y"),
+                "--voices",
+                "es,es+f1",
+            ]
+        )
+        == 2
+    )
     assert "held out for test" in capsys.readouterr().err

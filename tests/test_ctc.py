@@ -41,7 +41,9 @@ def test_ctc_loss_equals_torch_value_and_gradient(case, reduction):
     ours_in = lp.clone().requires_grad_(True)
     ref_in = lp.clone().requires_grad_(True)
     ours = ctc.ctc_loss(ours_in.log_softmax(-1), targets, il, tl, reduction=reduction)
-    ref = torch.nn.functional.ctc_loss(ref_in.log_softmax(-1), targets, il, tl, blank=0, reduction=reduction)
+    ref = torch.nn.functional.ctc_loss(
+        ref_in.log_softmax(-1), targets, il, tl, blank=0, reduction=reduction
+    )
     torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-9)
     weights = torch.linspace(0.5, 1.5, ours.numel(), dtype=torch.float64).reshape(ours.shape)
     (ours * weights).sum().backward()
@@ -130,10 +132,16 @@ def texts():
     return ["la luna y el sol", "el sol de la mañana", "la noche y la luna", "mi mare lavaba ropa"]
 
 
-@pytest.mark.parametrize("unit,order", [("char", 1), ("char", 3), ("char", 5), ("word", 2), ("word", 3)])
+@pytest.mark.parametrize(
+    "unit,order", [("char", 1), ("char", 3), ("char", 5), ("word", 2), ("word", 3)]
+)
 def test_ngram_lm_is_normalised(texts, unit, order):
     lm = ctc.NGramLM.from_texts(texts, order=order, unit=unit)
-    contexts = ["", "la l", "zzq", "el sol de la"] if unit == "char" else [[], ["la"], ["la", "luna"], ["foo"]]
+    contexts = (
+        ["", "la l", "zzq", "el sol de la"]
+        if unit == "char"
+        else [[], ["la"], ["la", "luna"], ["foo"]]
+    )
     for context in contexts:
         dist = lm.distribution(context)
         assert set(dist) == set(lm.vocab)
@@ -206,8 +214,9 @@ def test_train_ctc_reduces_the_loss():
         rows = [patterns[i].repeat(int(rng.integers(4, 7)), 1) for i in ctc.encode(t)]
         x = torch.cat(rows) + 0.3 * torch.randn(sum(len(r) for r in rows), 80)
         feats.append(x)
-    model, history = ctc.train_ctc(feats, texts, epochs=6, batch_size=8, lr=5e-3, hidden=32, n_layers=1,
-                                   augment=False, seed=0)
+    model, history = ctc.train_ctc(
+        feats, texts, epochs=6, batch_size=8, lr=5e-3, hidden=32, n_layers=1, augment=False, seed=0
+    )
     assert len(history) == 6 and history[-1]["step"] == 6 * 3
     assert history[-1]["loss"] < 0.7 * history[0]["loss"]
     lps = ctc.ctc_log_probs(model, feats[:2])
@@ -221,5 +230,7 @@ def test_train_ctc_with_our_loss_matches_torch_loss():
     texts = ["la", "sol", "mar", "son"]
     kw = {"epochs": 1, "batch_size": 4, "hidden": 16, "n_layers": 1, "augment": False, "seed": 0}
     _, h_torch = ctc.train_ctc(feats, texts, **kw)
-    _, h_ours = ctc.train_ctc(feats, texts, loss_fn=lambda lp, y, il, tl: ctc.ctc_loss(lp, y, il, tl), **kw)
+    _, h_ours = ctc.train_ctc(
+        feats, texts, loss_fn=lambda lp, y, il, tl: ctc.ctc_loss(lp, y, il, tl), **kw
+    )
     assert h_ours[0]["loss"] == pytest.approx(h_torch[0]["loss"], rel=1e-4)

@@ -11,6 +11,8 @@ import parselmouth
 import pytest
 
 from flamenco_lib.data import synth as S
+from flamenco_lib.data.synth.singing import _shift_formants
+from flamenco_lib.errors import FlamencoError
 
 SR = S.SAMPLE_RATE
 LINES = ["Le pregunté a la luna", "por qué me daba la espalda", "y se escondió tras la torre"]
@@ -147,7 +149,7 @@ def test_sung_f0_is_steadier_than_speech(spoken, sung):
     y, meta = sung
     t, f0 = _f0(y)
     sung_spread = []
-    for a, b, hz in meta["held_notes"]:
+    for a, _b, hz in meta["held_notes"]:
         sel = (t >= a) & (t <= a + S.VIBRATO_DELAY_S) & (f0 > 0)  # before the vibrato
         if sel.sum() >= 4:
             sung_spread.append(np.ptp(12 * np.log2(f0[sel] / hz)))
@@ -203,8 +205,8 @@ def _centroid(x: np.ndarray) -> float:
 
 
 def test_formant_shift_moves_formants_and_keeps_pitch_and_timing(spoken):
-    up = S._shift_formants(spoken, 1.15, sr=SR, seed=1)
-    down = S._shift_formants(spoken, 0.88, sr=SR, seed=1)
+    up = _shift_formants(spoken, 1.15, sr=SR, seed=1)
+    down = _shift_formants(spoken, 0.88, sr=SR, seed=1)
     assert len(up) == len(down) == len(spoken)
     # (Praat's formant tracker mislabels shifted formants; the spectral centroid does not)
     assert _centroid(up) / _centroid(down) == pytest.approx(1.15 / 0.88, rel=0.1)
@@ -386,6 +388,29 @@ def test_mix_reaches_the_requested_snr(snr_db):
     active = slice(SR, 3 * SR)
     measured = 10 * np.log10(np.mean((c * voice[active]) ** 2) / np.mean((d * acc[active]) ** 2))
     assert measured == pytest.approx(snr_db, abs=0.5)
+
+
+# ---------------------------------------------------------------- settings
+
+
+# Recorded before synth.py became a package (issue 16). A changed hash re-renders every user's
+# corpus: change these only together with the generator, never to make a refactoring pass.
+@pytest.mark.parametrize(
+    "style, snr_db_range, expected",
+    [
+        ("sung", S.SNR_DB_RANGE, "8278d7bb739a"),
+        ("sung", (30.0, 31.0), "3085a7722b3d"),
+        ("a-capella", S.SNR_DB_RANGE, "bc213f58bce3"),
+        ("a-capella", (30.0, 31.0), "bc213f58bce3"),
+        ("spoken", S.SNR_DB_RANGE, "63ddf6535249"),
+    ],
+)
+def test_settings_id_is_stable(style, snr_db_range, expected):
+    assert S.settings_id(style, snr_db_range) == expected
+
+
+def test_synth_error_is_a_flamenco_error_and_a_runtime_error():
+    assert issubclass(S.SynthError, FlamencoError) and issubclass(S.SynthError, RuntimeError)
 
 
 # ---------------------------------------------------------------- text and clips
