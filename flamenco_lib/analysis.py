@@ -2,7 +2,7 @@
 
 Every function here only *reads* the run folders that :mod:`flamenco_lib.evaluation` writes
 (``data/results/<row>__<test set>/metrics.json`` and ``predictions.jsonl``, one per row of
-:data:`flamenco_lib.results.STAGES` and test set of :data:`~flamenco_lib.results.TEST_SETS`).
+:data:`flamenco_lib.grid.STAGES` and test set of :data:`~flamenco_lib.grid.TEST_SETS`).
 Rows or test sets without results are skipped; with no results at all a table is empty, never an
 error. Rates are percentages. Notebook: ``notebooks/10_results.ipynb``; figures:
 :mod:`flamenco_lib.plotting`.
@@ -16,12 +16,15 @@ from pathlib import Path
 import jiwer
 import pandas as pd
 
+from .grid import STAGES, TEST_SETS
 from .paths import results_dir
-from .results import STAGES, TEST_SETS, results_table, run_dir
+from .results import results_table, run_dir
 from .text import normalize
 
 # The printed line of a notebook section whose results do not exist yet.
-NO_RESULTS = "no results for this yet: run `python -m flamenco_lib results --evaluate` (after `make stages`)"
+NO_RESULTS = (
+    "no results for this yet: run `python -m flamenco_lib results --evaluate` (after `make stages`)"
+)
 # Stage-3 comparison rows: (row, stage, prompt given at decoding).
 PROMPT_ROWS = (
     ("stage 2", "stage 2", "none"),
@@ -48,24 +51,43 @@ def runs_table(*, root: Path | None = None) -> pd.DataFrame:
     insertions`` (percent; S, D and I of the reference words, so that they add up to the WER).
     The stage-comparison figure draws it (:func:`flamenco_lib.plotting.plot_stage_comparison`)."""
     rows = [
-        {"model": row, "test_set": key, "n": m["n_utterances"], "wer": 100 * m["wer"],
-         "wer_lo": 100 * m["wer_ci"][0], "wer_hi": 100 * m["wer_ci"][1], "cer": 100 * m["cer"],
-         **{k: 100 * m[k] / m["ref_words"] for k in ("substitutions", "deletions", "insertions")}}
+        {
+            "model": row,
+            "test_set": key,
+            "n": m["n_utterances"],
+            "wer": 100 * m["wer"],
+            "wer_lo": 100 * m["wer_ci"][0],
+            "wer_hi": 100 * m["wer_ci"][1],
+            "cer": 100 * m["cer"],
+            **{
+                k: 100 * m[k] / m["ref_words"] for k in ("substitutions", "deletions", "insertions")
+            },
+        }
         for row, key, m in _metrics(root)
     ]
     return pd.DataFrame(rows)
 
 
-def per_palo_table(*, test_set: str = "cante", field: str = "palo", root: Path | None = None) -> pd.DataFrame:
+def per_palo_table(
+    *, test_set: str = "cante", field: str = "palo", root: Path | None = None
+) -> pd.DataFrame:
     """WER per palo (or another ``field`` of ``per_group``) per model on one test set.
 
     Returns a long table, one row per (model, palo): ``model, palo, n, wer, wer_lo, wer_hi``
     (percent). Runs whose metrics have no such group are skipped."""
     rows = [
-        {"model": row, field: g["group"], "n": g["n"], "wer": 100 * g["wer"],
-         "wer_lo": 100 * g["wer_lo"], "wer_hi": 100 * g["wer_hi"]}
-        for row, key, m in _metrics(root) if key == test_set
-        for g in m.get("per_group", []) if g["field"] == field
+        {
+            "model": row,
+            field: g["group"],
+            "n": g["n"],
+            "wer": 100 * g["wer"],
+            "wer_lo": 100 * g["wer_lo"],
+            "wer_hi": 100 * g["wer_hi"],
+        }
+        for row, key, m in _metrics(root)
+        if key == test_set
+        for g in m.get("per_group", [])
+        if g["field"] == field
     ]
     return pd.DataFrame(rows)
 
@@ -74,7 +96,9 @@ def sdi_table(*, root: Path | None = None) -> pd.DataFrame:
     """Substitutions, deletions and insertions as % of the reference words, per model and test set:
     ``model, test_set, substitutions, deletions, insertions, wer``."""
     t = runs_table(root=root)
-    return t[["model", "test_set", "substitutions", "deletions", "insertions", "wer"]] if len(t) else t
+    return (
+        t[["model", "test_set", "substitutions", "deletions", "insertions", "wer"]] if len(t) else t
+    )
 
 
 def forgetting_table(*, root: Path | None = None) -> pd.DataFrame:
@@ -94,7 +118,9 @@ def prompt_table(*, root: Path | None = None) -> pd.DataFrame:
     if t.empty:
         return t
     names = pd.DataFrame(PROMPT_ROWS, columns=["model", "stage", "prompt"])
-    t = names.merge(t[t["test_set"].isin(["cante", "speech"])], on="model")  # keeps PROMPT_ROWS order
+    t = names.merge(
+        t[t["test_set"].isin(["cante", "speech"])], on="model"
+    )  # keeps PROMPT_ROWS order
     return t[["model", "stage", "prompt", "test_set", "wer", "wer_lo", "wer_hi"]]
 
 
@@ -110,7 +136,7 @@ def align(reference: str, hypothesis: str) -> list[tuple[str, str, str]]:
     r, h = out.references[0], out.hypotheses[0]
     triples = []
     for c in out.alignments[0]:
-        rw, hw = r[c.ref_start_idx:c.ref_end_idx], h[c.hyp_start_idx:c.hyp_end_idx]
+        rw, hw = r[c.ref_start_idx : c.ref_end_idx], h[c.hyp_start_idx : c.hyp_end_idx]
         if c.type == "delete":
             hw = [""] * len(rw)
         elif c.type == "insert":
@@ -156,13 +182,34 @@ def paired_table(pairs=PAIRS, *, root: Path | None = None, seed: int = 0) -> pd.
         ids = [i for i in a if i in b]
         if not ids:
             continue
-        d = paired_bootstrap([a[i]["reference"] for i in ids], [a[i]["hypothesis"] for i in ids],
-                             [b[i]["hypothesis"] for i in ids], seed=seed)
-        verdict = "better" if d["delta_hi"] < 0 else "worse" if d["delta_lo"] > 0 else "no clear difference"
-        rows.append({"baseline": base, "model": model, "test_set": key, "n": len(ids),
-                     "wer_baseline": 100 * d["wer_a"], "wer_model": 100 * d["wer_b"], "delta": 100 * d["delta"],
-                     "delta_lo": 100 * d["delta_lo"], "delta_hi": 100 * d["delta_hi"],
-                     "p_better": d["p_b_better"], "verdict": verdict})
+        d = paired_bootstrap(
+            [a[i]["reference"] for i in ids],
+            [a[i]["hypothesis"] for i in ids],
+            [b[i]["hypothesis"] for i in ids],
+            seed=seed,
+        )
+        verdict = (
+            "better"
+            if d["delta_hi"] < 0
+            else "worse"
+            if d["delta_lo"] > 0
+            else "no clear difference"
+        )
+        rows.append(
+            {
+                "baseline": base,
+                "model": model,
+                "test_set": key,
+                "n": len(ids),
+                "wer_baseline": 100 * d["wer_a"],
+                "wer_model": 100 * d["wer_b"],
+                "delta": 100 * d["delta"],
+                "delta_lo": 100 * d["delta_lo"],
+                "delta_hi": 100 * d["delta_hi"],
+                "p_better": d["p_b_better"],
+                "verdict": verdict,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -191,7 +238,9 @@ def best_and_worst(run: str | Path, n: int = 5, *, root: Path | None = None) -> 
     f = path / "predictions.jsonl"
     if not f.exists():
         return pd.DataFrame()
-    preds = pd.DataFrame([json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()])
+    preds = pd.DataFrame(
+        [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    )
     if preds.empty:
         return pd.DataFrame()
     preds["alignment"] = [align(r, h) for r, h in zip(preds["reference"], preds["hypothesis"])]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import tokens
 from .audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE
 
 ENCODER_FRAMES = 1500  # encoder states per 30 s window: 3000 mel frames, conv stride 2
@@ -37,11 +38,18 @@ def whisper_config(size: str):
         raise KeyError(f"{size!r}: not one of {', '.join(WHISPER_DIMS)}")
     d = WHISPER_DIMS[size]
     return WhisperConfig(
-        vocab_size=d["vocab"], num_mel_bins=d["n_mels"], d_model=d["d_model"],
-        encoder_layers=d["layers"], decoder_layers=d["layers"],
-        encoder_attention_heads=d["heads"], decoder_attention_heads=d["heads"],
-        encoder_ffn_dim=4 * d["d_model"], decoder_ffn_dim=4 * d["d_model"],
-        max_source_positions=ENCODER_FRAMES, max_target_positions=448, tie_word_embeddings=True,
+        vocab_size=d["vocab"],
+        num_mel_bins=d["n_mels"],
+        d_model=d["d_model"],
+        encoder_layers=d["layers"],
+        decoder_layers=d["layers"],
+        encoder_attention_heads=d["heads"],
+        decoder_attention_heads=d["heads"],
+        encoder_ffn_dim=4 * d["d_model"],
+        decoder_ffn_dim=4 * d["d_model"],
+        max_source_positions=ENCODER_FRAMES,
+        max_target_positions=448,
+        tie_word_embeddings=True,
     )
 
 
@@ -73,10 +81,21 @@ def size_table(sizes=tuple(WHISPER_DIMS)) -> list[dict]:
     for size in sizes:
         d = WHISPER_DIMS[size]
         counts = count_parameters(whisper_config(size))
-        rows.append({"size": size, "n_mels": d["n_mels"], "vocab": d["vocab"], "layers": d["layers"],
-                     "d_model": d["d_model"], "heads": d["heads"], "ffn": 4 * d["d_model"],
-                     "parameters": counts["total"], "encoder": counts["encoder"], "decoder": counts["decoder"],
-                     "token_embedding": counts["token_embedding"]})
+        rows.append(
+            {
+                "size": size,
+                "n_mels": d["n_mels"],
+                "vocab": d["vocab"],
+                "layers": d["layers"],
+                "d_model": d["d_model"],
+                "heads": d["heads"],
+                "ffn": 4 * d["d_model"],
+                "parameters": counts["total"],
+                "encoder": counts["encoder"],
+                "decoder": counts["decoder"],
+                "token_embedding": counts["token_embedding"],
+            }
+        )
     return rows
 
 
@@ -85,13 +104,17 @@ def size_table(sizes=tuple(WHISPER_DIMS)) -> list[dict]:
 # ------------------------------------------------------------------------------------------
 
 
-def place_in_window(audio: np.ndarray, *, offset_s: float = 0.0, length: int = N_SAMPLES) -> np.ndarray:
+def place_in_window(
+    audio: np.ndarray, *, offset_s: float = 0.0, length: int = N_SAMPLES
+) -> np.ndarray:
     """The clip inside a window of ``length`` samples (30 s) of digital silence, starting at
     ``offset_s`` seconds: ``offset_s`` of leading zeros, the rest trailing. Shape = (length,)."""
     start = round(offset_s * SAMPLE_RATE)
     if start < 0 or start + len(audio) > length:
-        raise ValueError(f"a {len(audio) / SAMPLE_RATE:.2f} s clip at {offset_s} s does not fit in "
-                         f"{length / SAMPLE_RATE:.0f} s")
+        raise ValueError(
+            f"a {len(audio) / SAMPLE_RATE:.2f} s clip at {offset_s} s does not fit in "
+            f"{length / SAMPLE_RATE:.0f} s"
+        )
     out = np.zeros(length, dtype=np.float32)
     out[start : start + len(audio)] = audio
     return out
@@ -131,14 +154,13 @@ class Step:
 def prefix_ids(processor, *, language: str = "es", task: str = "transcribe") -> list[int]:
     """The decoder prompt of transcription without timestamps:
     ``<|startoftranscript|> <|es|> <|transcribe|> <|notimestamps|>``."""
-    from .training import prefix_ids as _prefix
-
-    return _prefix(processor.tokenizer, language=language, task=task)
+    return tokens.prefix_ids(processor.tokenizer, language=language, task=task)
 
 
 @torch.no_grad()
-def greedy_steps(model, states: torch.Tensor, prefix: list[int], *, max_new_tokens: int = 64,
-                 top_k: int = 5) -> list[Step]:
+def greedy_steps(
+    model, states: torch.Tensor, prefix: list[int], *, max_new_tokens: int = 64, top_k: int = 5
+) -> list[Step]:
     """Greedy decoding as a plain loop: call the model on the growing ``decoder_input_ids``
     (no cache), take the argmax of the last position, append it, stop at ``<|endoftext|>``.
 
@@ -158,19 +180,23 @@ def greedy_steps(model, states: torch.Tensor, prefix: list[int], *, max_new_toke
     -------
     list of Step, the last one ``<|endoftext|>`` unless ``max_new_tokens`` ran out.
     """
-    from .transcription import suppress
-
     gc = model.generation_config
     eot = gc.eos_token_id
     ids = torch.tensor([prefix], device=states.device)
     steps: list[Step] = []
     for i in range(max_new_tokens):
-        logits = model(encoder_outputs=(states,), decoder_input_ids=ids, use_cache=False).logits[0, -1].float()
-        suppress(logits, gc, first_step=i == 0)
+        logits = (
+            model(encoder_outputs=(states,), decoder_input_ids=ids, use_cache=False)
+            .logits[0, -1]
+            .float()
+        )
+        tokens.suppress(logits, gc, first_step=i == 0)
         probs = logits.softmax(-1)
         top = probs.topk(top_k)
         token = int(top.indices[0])
-        steps.append(Step(token, tuple(int(t) for t in top.indices), tuple(float(p) for p in top.values)))
+        steps.append(
+            Step(token, tuple(int(t) for t in top.indices), tuple(float(p) for p in top.values))
+        )
         if token == eot:
             break
         ids = torch.cat([ids, torch.tensor([[token]], device=ids.device)], dim=1)
@@ -187,8 +213,16 @@ def cross_attention(model, states: torch.Tensor, tokens: list[int], *, heads=Non
     attention (``model.set_attn_implementation("eager")``): the fused kernels return no weights.
     """
     heads = heads if heads is not None else model.generation_config.alignment_heads
-    out = model(encoder_outputs=(states,), decoder_input_ids=torch.tensor([tokens], device=states.device),
-                output_attentions=True, use_cache=False)
+    out = model(
+        encoder_outputs=(states,),
+        decoder_input_ids=torch.tensor([tokens], device=states.device),
+        output_attentions=True,
+        use_cache=False,
+    )
     if out.cross_attentions is None or out.cross_attentions[0] is None:
-        raise RuntimeError("no attention weights: call model.set_attn_implementation('eager') first")
-    return np.stack([out.cross_attentions[layer][0, head].float().cpu().numpy() for layer, head in heads])
+        raise RuntimeError(
+            "no attention weights: call model.set_attn_implementation('eager') first"
+        )
+    return np.stack(
+        [out.cross_attentions[layer][0, head].float().cpu().numpy() for layer, head in heads]
+    )

@@ -1,10 +1,10 @@
-"""Audio in, Whisper features out: loading, 30 s windows, log-Mel spectrogram, cepstrum, MFCC.
+"""Audio in, Whisper features out: loading, 30 s windows, the mel filterbank, the log-Mel
+spectrogram. (The cepstrum and MFCC, built on these, are in :mod:`flamenco_lib.cepstrum`.)
 
-Explained step by step in ``notebooks/01_speech_and_log_mel.ipynb`` (log-Mel) and
-``notebooks/02_cepstrum.ipynb`` (cepstrum, MFCC). The log-Mel recipe is Whisper's own
-(``whisper/audio.py``); tests check it against transformers' ``WhisperFeatureExtractor``,
-the filterbank against ``librosa.filters.mel`` and openai-whisper's ``mel_filters.npz``, and the
-MFCC against ``librosa.feature.mfcc``.
+Explained step by step in ``notebooks/01_speech_and_log_mel.ipynb``. The log-Mel recipe is
+Whisper's own (``whisper/audio.py``); tests check it against transformers'
+``WhisperFeatureExtractor``, and the filterbank against ``librosa.filters.mel`` and
+openai-whisper's ``mel_filters.npz``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from .errors import FlamencoError
 
 # Hard-coded audio hyperparameters, as in Whisper.
 SAMPLE_RATE = 16000  # Hz
@@ -32,7 +34,7 @@ DYNAMIC_RANGE = 8.0  # log10 units (80 dB) kept below the loudest bin
 _FFMPEG_RAW_FORMATS = {".g722": "g722", ".sln": "s16le", ".sln16": "s16le"}
 
 
-class AudioError(ValueError):
+class AudioError(FlamencoError, ValueError):
     """Audio that cannot be used; the message names the file and the problem."""
 
 
@@ -77,7 +79,9 @@ def load_audio(
     if start is not None and start < 0:
         raise AudioError(f"{path}: segment start {start} s is negative")
     if start is not None and end is not None and end <= start:
-        raise AudioError(f"{path}: empty segment (start={start} s, end={end} s); end must be > start")
+        raise AudioError(
+            f"{path}: empty segment (start={start} s, end={end} s); end must be > start"
+        )
 
     audio, file_sr = _decode(path)
     if audio.ndim == 2:
@@ -138,7 +142,9 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
                 file_sr = f.samplerate
         except sf.LibsndfileError as err:
             if _looks_truncated(path):
-                raise AudioError(f"{path}: truncated file ({err}); re-export or re-download it") from None
+                raise AudioError(
+                    f"{path}: truncated file ({err}); re-export or re-download it"
+                ) from None
             if shutil.which("ffmpeg") is None:
                 raise AudioError(
                     f"{path}: not audio, or a format libsndfile cannot decode ({err}). "
@@ -189,7 +195,14 @@ def _decode_ffmpeg(path: Path, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, int]:
     if raw == "g722":
         cmd += ["-f", "g722"]
     elif raw == "s16le":
-        cmd += ["-f", "s16le", "-ar", "16000" if path.suffix.lower() == ".sln16" else "8000", "-ac", "1"]
+        cmd += [
+            "-f",
+            "s16le",
+            "-ar",
+            "16000" if path.suffix.lower() == ".sln16" else "8000",
+            "-ac",
+            "1",
+        ]
     cmd += ["-i", str(path), "-f", "f32le", "-ac", "1", "-ar", str(sr), "-"]
     proc = subprocess.run(cmd, capture_output=True, check=False)
     if proc.returncode != 0:
@@ -288,7 +301,9 @@ def mel_filterbank(
     librosa.filters.mel : the reference this equals to 1e-6 (tests/test_audio.py).
     """
     if sr <= 0 or n_fft <= 0 or n_mels <= 0:
-        raise ValueError(f"mel_filterbank: sr, n_fft and n_mels must be > 0 (got {sr}, {n_fft}, {n_mels})")
+        raise ValueError(
+            f"mel_filterbank: sr, n_fft and n_mels must be > 0 (got {sr}, {n_fft}, {n_mels})"
+        )
     fmax = sr / 2 if fmax is None else fmax
     fft_hz = np.linspace(0.0, sr / 2, n_fft // 2 + 1)
     points_hz = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
@@ -336,7 +351,9 @@ def log_mel_spectrogram(audio, *, n_mels: int = N_MELS, device: str | torch.devi
         x = x.to(device)
     x = x.float()
     if x.ndim not in (1, 2):
-        raise ValueError(f"log_mel_spectrogram: expected shape (n,) or (batch, n), got {tuple(x.shape)}")
+        raise ValueError(
+            f"log_mel_spectrogram: expected shape (n,) or (batch, n), got {tuple(x.shape)}"
+        )
     dev = str(x.device)
     window, filters = _hann_window(dev), _mel_filters_torch(n_mels, dev)
     if x.ndim == 1:
@@ -356,88 +373,3 @@ def _log_mel(x: torch.Tensor, window: torch.Tensor, filters: torch.Tensor) -> to
     peak = log_spec.amax(dim=(-2, -1), keepdim=True)
     log_spec = torch.maximum(log_spec, peak - DYNAMIC_RANGE)
     return (log_spec + 4.0) / 4.0
-
-
-# --------------------------------------------------------------------------------------------
-# Cepstrum and MFCC (see notebooks/02_cepstrum.ipynb)
-# --------------------------------------------------------------------------------------------
-
-
-def cepstrum(frames, *, n_fft: int | None = None, eps: float = 1e-10) -> np.ndarray:
-    """Real cepstrum: the inverse FFT of the log magnitude spectrum.
-
-    Low quefrencies describe the spectral envelope (formants); a peak at a quefrency ``q``
-    seconds reveals a harmonic excitation with period ``q`` (pitch ``1 / q`` Hz).
-
-    Parameters
-    ----------
-    frames : array, shape = (..., frame_length)
-        Time-domain frames (windowed or not).
-    n_fft : int, optional
-        FFT size (zero-padded); default ``frame_length``.
-
-    Returns
-    -------
-    np.ndarray, shape = (..., n_fft), indexed by quefrency in samples.
-    """
-    frames = np.asarray(frames, dtype=np.float64)
-    n_fft = frames.shape[-1] if n_fft is None else n_fft
-    log_mag = np.log(np.abs(np.fft.rfft(frames, n=n_fft, axis=-1)) + eps)
-    return np.fft.irfft(log_mag, n=n_fft, axis=-1)
-
-
-def cepstral_pitch(frame, *, sr: int = SAMPLE_RATE, fmin: float = 60.0, fmax: float = 1000.0) -> float:
-    """Fundamental frequency (Hz) of one frame from its strongest cepstral peak in
-    ``[1/fmax, 1/fmin]`` seconds of quefrency. The frame should span a few periods."""
-    c = cepstrum(np.asarray(frame) * np.hanning(len(frame)))
-    lo, hi = int(sr / fmax), min(int(sr / fmin), len(c) // 2)
-    q = lo + int(np.argmax(c[lo:hi]))
-    return sr / q
-
-
-def lifter(ceps, *, n_keep: int) -> np.ndarray:
-    """Keep the ``n_keep`` lowest quefrencies (and their mirror); the rest set to zero.
-
-    The FFT of the liftered cepstrum is the smoothed log spectrum: the vocal-tract envelope
-    without the harmonics of the voice source.
-    """
-    ceps = np.array(ceps, dtype=np.float64, copy=True)
-    n = ceps.shape[-1]
-    ceps[..., n_keep : n - n_keep + 1] = 0.0
-    return ceps
-
-
-def dct_matrix(n_out: int, n_in: int) -> np.ndarray:
-    """Orthonormal DCT-II basis, shape = (n_out, n_in): ``y = D @ x`` along the mel axis."""
-    k = np.arange(n_out)[:, None]
-    n = np.arange(n_in)[None, :]
-    basis = np.cos(np.pi * k * (2 * n + 1) / (2 * n_in)) * np.sqrt(2.0 / n_in)
-    basis[0] /= np.sqrt(2.0)
-    return basis
-
-
-def mfcc(log_mel, *, n_mfcc: int = 20) -> np.ndarray:
-    """Mel-frequency cepstral coefficients: the orthonormal DCT-II of a log-Mel spectrogram.
-
-    This is the "log-Mel cepstrum": the cepstrum taken on the mel-warped log spectrum, with
-    the DCT in place of the inverse FFT (the log spectrum is real and even).
-
-    Parameters
-    ----------
-    log_mel : array, shape = (..., n_mels, n_frames)
-        Any log-scaled mel spectrogram (Whisper's, or ``librosa.power_to_db`` of a mel power
-        spectrogram).
-    n_mfcc : int > 0
-        Coefficients kept.
-
-    Returns
-    -------
-    np.ndarray, shape = (..., n_mfcc, n_frames)
-
-    See Also
-    --------
-    librosa.feature.mfcc : equal for ``S=log_mel, dct_type=2, norm="ortho"``.
-    """
-    log_mel = np.asarray(log_mel, dtype=np.float64)
-    basis = dct_matrix(n_mfcc, log_mel.shape[-2])
-    return np.einsum("km,...mt->...kt", basis, log_mel)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .audio import AudioError
-from .data.synth import SNR_DB_RANGE, SynthError
-from .models import ChecksumError, ModelNotAvailable
+from .data.synth import SNR_DB_RANGE
+from .errors import FlamencoError
+from .log import show_messages
 
 
 def _figures(args) -> int:
@@ -22,7 +22,9 @@ def _report(args) -> int:
     from .paths import default_profile
     from .report import NotebookFailed, build
 
-    profile = default_profile() if args.profile == "auto" else args.profile  # main() reports a bad FLAMENCO_PROFILE
+    profile = (
+        default_profile() if args.profile == "auto" else args.profile
+    )  # main() reports a bad FLAMENCO_PROFILE
     try:
         build(profile=profile)
     except NotebookFailed as err:
@@ -41,12 +43,18 @@ def _models(args) -> int:
             print(models.build_offline_base(force=args.force))
     elif args.models_command == "list":
         base = models.offline_base_dir()
-        state = "built" if (base / "conversion.json").exists() else "not built (python -m flamenco_lib models install base)"
+        state = (
+            "built"
+            if (base / "conversion.json").exists()
+            else "not built (python -m flamenco_lib models install base)"
+        )
         print(f"base\t{base}\t{state}")
         for m in models.list_models():
             if m["path"] != str(base):
                 print(f"{m['name']}\t{m['path']}\tlocal checkpoint")
-        print(f"hub\t{'reachable' if models.hub_reachable() else 'unreachable'}\topenai/whisper-<size> loads from the hub when reachable")
+        print(
+            f"hub\t{'reachable' if models.hub_reachable() else 'unreachable'}\topenai/whisper-<size> loads from the hub when reachable"
+        )
     elif args.models_command == "export-ct2":
         print(models.export_ct2(args.checkpoint, args.out, quantization=args.quantization))
     return 0
@@ -63,8 +71,15 @@ def _transcribe(args) -> int:
     audios = [load_audio(p) for p in args.audio]  # fail on bad input before loading the model
     model, processor = load_whisper(args.model)
     prompts = [args.prompt] * len(audios) if args.prompt else None
-    texts = transcribe(model, processor, audios, language=args.language, prompts=prompts,
-                       batch_size=args.batch_size, num_beams=args.beams)
+    texts = transcribe(
+        model,
+        processor,
+        audios,
+        language=args.language,
+        prompts=prompts,
+        batch_size=args.batch_size,
+        num_beams=args.beams,
+    )
     for path, text in zip(args.audio, texts):
         print(f"{path}\t{text}", flush=True)
     return 0
@@ -76,13 +91,23 @@ def _evaluate(args) -> int:
     from .evaluation import evaluate_manifest
 
     hf_logging.set_verbosity_error()
-    m = evaluate_manifest(args.model, args.manifest, split=args.split, out=args.out, max_items=args.max_items,
-                          batch_size=args.batch_size, num_beams=args.beams, max_new_tokens=args.max_new_tokens,
-                          prompt_kinds=args.prompt_kinds.split(",") if args.prompt_kinds else None)
+    m = evaluate_manifest(
+        args.model,
+        args.manifest,
+        split=args.split,
+        out=args.out,
+        max_items=args.max_items,
+        batch_size=args.batch_size,
+        num_beams=args.beams,
+        max_new_tokens=args.max_new_tokens,
+        prompt_kinds=args.prompt_kinds.split(",") if args.prompt_kinds else None,
+    )
     lo, hi = m["wer_ci"]
-    print(f"{args.model} on {args.manifest} [{args.split}]: n={m['n_utterances']} "
-          f"WER {100 * m['wer']:.1f}% (95% CI {100 * lo:.1f}-{100 * hi:.1f}), CER {100 * m['cer']:.1f}%, "
-          f"WER vs written lyric {100 * m['canonical']['wer']:.1f}%")
+    print(
+        f"{args.model} on {args.manifest} [{args.split}]: n={m['n_utterances']} "
+        f"WER {100 * m['wer']:.1f}% (95% CI {100 * lo:.1f}-{100 * hi:.1f}), CER {100 * m['cer']:.1f}%, "
+        f"WER vs written lyric {100 * m['canonical']['wer']:.1f}%"
+    )
     return 0
 
 
@@ -97,8 +122,10 @@ def _train(args) -> int:
     summary = train_stage(cfg, resume=args.resume)
     if "final" in summary:
         wer = summary.get("eval_wer")
-        print(f"{cfg.name}: {summary['steps']} steps in {summary['train_seconds']:.0f} s -> {summary['final']}"
-              + (f"; eval WER {100 * wer:.1f}%" if wer is not None else ""))
+        print(
+            f"{cfg.name}: {summary['steps']} steps in {summary['train_seconds']:.0f} s -> {summary['final']}"
+            + (f"; eval WER {100 * wer:.1f}%" if wer is not None else "")
+        )
     return 0
 
 
@@ -116,7 +143,9 @@ def _results(args) -> int:
 
     paired = paired_table()
     if not paired.empty:
-        print("\nPaired comparisons (WER points, model - baseline, paired 95% bootstrap interval):\n")
+        print(
+            "\nPaired comparisons (WER points, model - baseline, paired 95% bootstrap interval):\n"
+        )
         print(to_markdown(paired.round(1)))
     return 0
 
@@ -143,12 +172,21 @@ def _data(args) -> int:
 
         voices = args.voices.split(",") if args.voices else None
         res = build_synth_corpus(
-            args.out, lyrics=args.lyrics, speech_manifest=args.speech, n=args.n, seed=args.seed,
-            jobs=args.jobs, style=args.style, voices=voices, heldout=args.heldout_voice,
+            args.out,
+            lyrics=args.lyrics,
+            speech_manifest=args.speech,
+            n=args.n,
+            seed=args.seed,
+            jobs=args.jobs,
+            style=args.style,
+            voices=voices,
+            heldout=args.heldout_voice,
             snr_db_range=(args.snr_min, args.snr_max),
         )
-        print(f"{res['manifest']}: {res['clips']} clips ({res['rendered']} rendered, "
-              f"{res['skipped']} already there, {len(res['failed'])} failed)")
+        print(
+            f"{res['manifest']}: {res['clips']} clips ({res['rendered']} rendered, "
+            f"{res['skipped']} already there, {len(res['failed'])} failed)"
+        )
         for cid, msg in sorted(res["failed"].items()):
             print(f"  failed {cid}: {msg}", file=sys.stderr)
         return 0
@@ -160,33 +198,49 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("figures", help="log-Mel / cepstrum figures of one recording")
-    p.add_argument("--audio", help="audio file (default: a real Spanish prompt from the asterisk corpus)")
+    p.add_argument(
+        "--audio", help="audio file (default: a real Spanish prompt from the asterisk corpus)"
+    )
     p.add_argument("--out", help="output folder (default: report/figures)")
     p.set_defaults(func=_figures)
 
     p = sub.add_parser("models", help="install, list and export Whisper checkpoints")
     msub = p.add_subparsers(dest="models_command", required=True)
-    q = msub.add_parser("install", help="build the offline whisper-base checkpoint (or resolve another); prints its folder")
+    q = msub.add_parser(
+        "install",
+        help="build the offline whisper-base checkpoint (or resolve another); prints its folder",
+    )
     q.add_argument("name", nargs="?", default="base")
     q.add_argument("--force", action="store_true", help="rebuild even if present")
     msub.add_parser("list", help="checkpoints available here")
-    q = msub.add_parser("export-ct2", help="convert a Hugging Face Whisper checkpoint to CTranslate2 (faster-whisper)")
+    q = msub.add_parser(
+        "export-ct2",
+        help="convert a Hugging Face Whisper checkpoint to CTranslate2 (faster-whisper)",
+    )
     q.add_argument("checkpoint")
     q.add_argument("out")
-    q.add_argument("--quantization", default="float16", help="float16 (default), int8, int8_float16, float32")
+    q.add_argument(
+        "--quantization", default="float16", help="float16 (default), int8, int8_float16, float32"
+    )
     p.set_defaults(func=_models)
 
     p = sub.add_parser("transcribe", help="print <file>\\t<transcript> for each audio file")
     p.add_argument("audio", nargs="+")
-    p.add_argument("--model", default="base", help="size, hub id or checkpoint folder (default: base)")
+    p.add_argument(
+        "--model", default="base", help="size, hub id or checkpoint folder (default: base)"
+    )
     p.add_argument("--language", default="es")
     p.add_argument("--prompt", help="text prompt (previous-text slot)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--beams", type=int, default=1)
     p.set_defaults(func=_transcribe)
 
-    p = sub.add_parser("evaluate", help="transcribe a manifest split; write predictions.jsonl and metrics.json")
-    p.add_argument("--model", default="base", help="size, hub id or checkpoint folder (default: base)")
+    p = sub.add_parser(
+        "evaluate", help="transcribe a manifest split; write predictions.jsonl and metrics.json"
+    )
+    p.add_argument(
+        "--model", default="base", help="size, hub id or checkpoint folder (default: base)"
+    )
     p.add_argument("--manifest", required=True)
     p.add_argument("--split", default="test")
     p.add_argument("--out", help="results folder (default: data/results/<model>-<corpus>-<split>)")
@@ -194,43 +248,93 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--beams", type=int, default=1, help="1 = greedy (default)")
     p.add_argument("--max-new-tokens", type=int, help="default: 8 per second of audio + 16")
-    p.add_argument("--prompt-kinds", help="prompt every utterance: comma-separated palo,previous,lexicon (stage 3)")
+    p.add_argument(
+        "--prompt-kinds",
+        help="prompt every utterance: comma-separated palo,previous,lexicon (stage 3)",
+    )
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("train", help="run one fine-tuning stage from its YAML config")
     p.add_argument("--config", required=True, help="e.g. configs/stage1.yaml")
-    p.add_argument("--profile", choices=["smoke", "cpu", "gpu"],
-                   help="apply the config's profile overrides (default: gpu with CUDA, else cpu)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
+    p.add_argument(
+        "--profile",
+        choices=["smoke", "cpu", "gpu"],
+        help="apply the config's profile overrides (default: gpu with CUDA, else cpu)",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the newest checkpoint in output_dir"
+    )
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("results", help="the stage comparison table (zero-shot, stage 1, control, stage 2)")
-    p.add_argument("--evaluate", action="store_true", help="first evaluate every trained model on every built test set")
-    p.add_argument("--max-items", type=int, help="only the first N utterances of each test set (smoke runs)")
-    p.add_argument("--force", action="store_true", help="re-evaluate even where results are up to date")
+    p = sub.add_parser(
+        "results", help="the stage comparison table (zero-shot, stage 1, control, stage 2)"
+    )
+    p.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="first evaluate every trained model on every built test set",
+    )
+    p.add_argument(
+        "--max-items", type=int, help="only the first N utterances of each test set (smoke runs)"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="re-evaluate even where results are up to date"
+    )
     p.set_defaults(func=_results)
 
     p = sub.add_parser("data", help="build and check corpora")
     dsub = p.add_subparsers(dest="data_command", required=True)
-    q = dsub.add_parser("speech", help="real Spanish speech (Debian's asterisk prompts) as FLAC + manifest")
+    q = dsub.add_parser(
+        "speech", help="real Spanish speech (Debian's asterisk prompts) as FLAC + manifest"
+    )
     q.add_argument("--out", required=True, help="output folder")
     q.add_argument("--seed", type=int, default=0, help="seed of the fixed train/dev/test split")
-    q = dsub.add_parser("synth", help="synthetic cante: lyrics (or recorded speech) sung, with guitar and palmas")
-    q.add_argument("--out", required=True, help="output folder (a rerun resumes: finished clips are kept)")
+    q = dsub.add_parser(
+        "synth", help="synthetic cante: lyrics (or recorded speech) sung, with guitar and palmas"
+    )
+    q.add_argument(
+        "--out", required=True, help="output folder (a rerun resumes: finished clips are kept)"
+    )
     src = q.add_mutually_exclusive_group()
-    src.add_argument("--lyrics", help="lyrics file, TSV or JSONL with palo and text (default: data/lyrics/coplas.tsv)")
-    src.add_argument("--speech", metavar="MANIFEST", help="sing the recorded utterances of this manifest instead of TTS")
-    q.add_argument("--n", type=int, help="number of clips (default 1200 from lyrics; every utterance from --speech)")
+    src.add_argument(
+        "--lyrics",
+        help="lyrics file, TSV or JSONL with palo and text (default: data/lyrics/coplas.tsv)",
+    )
+    src.add_argument(
+        "--speech",
+        metavar="MANIFEST",
+        help="sing the recorded utterances of this manifest instead of TTS",
+    )
+    q.add_argument(
+        "--n",
+        type=int,
+        help="number of clips (default 1200 from lyrics; every utterance from --speech)",
+    )
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--jobs", type=int, help="worker processes (default: all cores)")
-    q.add_argument("--style", default="sung", choices=["sung", "a-capella", "spoken"],
-                   help="sung + guitar/palmas (default), sung only, or spoken (the control)")
-    q.add_argument("--voices", help="comma-separated espeak-ng voices (default: every Spanish voice)")
-    q.add_argument("--heldout-voice", default="es-419", help="base voice kept for the test split (default es-419)")
-    q.add_argument("--snr-min", type=float, default=SNR_DB_RANGE[0],
-                   help=f"dB, voice over accompaniment (default {SNR_DB_RANGE[0]:g})")
-    q.add_argument("--snr-max", type=float, default=SNR_DB_RANGE[1],
-                   help=f"(default {SNR_DB_RANGE[1]:g})")
+    q.add_argument(
+        "--style",
+        default="sung",
+        choices=["sung", "a-capella", "spoken"],
+        help="sung + guitar/palmas (default), sung only, or spoken (the control)",
+    )
+    q.add_argument(
+        "--voices", help="comma-separated espeak-ng voices (default: every Spanish voice)"
+    )
+    q.add_argument(
+        "--heldout-voice",
+        default="es-419",
+        help="base voice kept for the test split (default es-419)",
+    )
+    q.add_argument(
+        "--snr-min",
+        type=float,
+        default=SNR_DB_RANGE[0],
+        help=f"dB, voice over accompaniment (default {SNR_DB_RANGE[0]:g})",
+    )
+    q.add_argument(
+        "--snr-max", type=float, default=SNR_DB_RANGE[1], help=f"(default {SNR_DB_RANGE[1]:g})"
+    )
     q = dsub.add_parser("validate", help="check a manifest; exit 2 and list every problem by line")
     q.add_argument("manifest")
     q.add_argument("--no-audio", action="store_true", help="skip decoding the audio files")
@@ -244,9 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    show_messages()  # the library's progress messages, one line each
     try:
         return args.func(args)
-    except (AudioError, SynthError, FileNotFoundError, ValueError, ModelNotAvailable, ChecksumError) as err:
+    except (
+        FlamencoError
+    ) as err:  # a problem with the user's input or machine: one line, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -21,8 +21,18 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
+from .errors import FlamencoError
 from .paths import project_root, results_dir
 from .transcription import transcribe
+
+
+class EvaluationError(FlamencoError, ValueError):
+    """An evaluation that cannot run on what it was given (an empty split, say)."""
+
+
+class ResultsMissing(FlamencoError, FileNotFoundError):
+    """A results folder without ``metrics.json``."""
+
 
 GROUP_FIELDS = ("palo", "voice", "base_voice", "voice_heldout", "style", "source", "singer")
 DEFAULT_BATCH_SIZE = 8
@@ -32,10 +42,21 @@ def git_revision() -> str | None:
     """The project's git revision (with ``-dirty`` when the tree has changes), or None."""
     try:
         root = project_root()
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -46,7 +67,9 @@ def _rows(dataset) -> list[dict]:
     if hasattr(dataset, "column_names"):
         plain = dataset.with_format(None)  # without the decoding transform: metadata only
         cols = [c for c in plain.column_names if c != "audio"]
-        return [dict(zip(cols, vals)) for vals in zip(*(plain[c] for c in cols))] if len(plain) else []
+        return (
+            [dict(zip(cols, vals)) for vals in zip(*(plain[c] for c in cols))] if len(plain) else []
+        )
     return [{k: v for k, v in r.items() if k != "audio"} for r in dataset]
 
 
@@ -91,8 +114,15 @@ def transcribe_dataset(
                 rows = [dataset[i]["audio"] for i in idx]
             audios = [np.asarray(a["array"], dtype=np.float32) for a in rows]
             texts = transcribe(
-                model, processor, audios, language=language, prompts=None if prompts is None else [prompts[i] for i in idx],
-                batch_size=batch_size, num_beams=num_beams, max_new_tokens=max_new_tokens, guard=guard,
+                model,
+                processor,
+                audios,
+                language=language,
+                prompts=None if prompts is None else [prompts[i] for i in idx],
+                batch_size=batch_size,
+                num_beams=num_beams,
+                max_new_tokens=max_new_tokens,
+                guard=guard,
                 soft_prompt=soft_prompt,
             )
             for i, text in zip(idx, texts):
@@ -101,13 +131,18 @@ def transcribe_dataset(
     return out
 
 
-def score_predictions(rows: list[dict], hyps: list[str], *, group_fields=GROUP_FIELDS, seed: int = 0) -> dict:
+def score_predictions(
+    rows: list[dict], hyps: list[str], *, group_fields=GROUP_FIELDS, seed: int = 0
+) -> dict:
     """The metrics dictionary of ``metrics.json`` for rows (with ``text``, ``text_canonical``) and
     their hypotheses: scores against what is sung and against the written lyric, per group."""
     refs = [r["text"] for r in rows]
     canon = [r.get("text_canonical") or r["text"] for r in rows]
-    groups = {f: [str(r.get(f)) for r in rows] for f in group_fields
-              if any(r.get(f) is not None for r in rows) and len({str(r.get(f)) for r in rows}) > 1}
+    groups = {
+        f: [str(r.get(f)) for r in rows]
+        for f in group_fields
+        if any(r.get(f) is not None for r in rows) and len({str(r.get(f)) for r in rows}) > 1
+    }
     sung = metrics.score(refs, hyps, groups=groups, seed=seed)
     written = metrics.score(canon, hyps, seed=seed)
     d = sung.to_dict()
@@ -144,26 +179,48 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     rows = _rows(dataset)
     if not rows:
-        raise ValueError("evaluate: the dataset is empty (check the manifest and the split)")
+        raise EvaluationError("evaluate: the dataset is empty (check the manifest and the split)")
     t0 = time.perf_counter()
-    hyps = transcribe_dataset(model, processor, dataset, batch_size=batch_size, language=language,
-                              num_beams=num_beams, max_new_tokens=max_new_tokens, prompts=prompts,
-                              progress=progress, soft_prompt=soft_prompt)
+    hyps = transcribe_dataset(
+        model,
+        processor,
+        dataset,
+        batch_size=batch_size,
+        language=language,
+        num_beams=num_beams,
+        max_new_tokens=max_new_tokens,
+        prompts=prompts,
+        progress=progress,
+        soft_prompt=soft_prompt,
+    )
     seconds = time.perf_counter() - t0
     tmp = out / "predictions.jsonl.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         for i, (r, h) in enumerate(zip(rows, hyps)):
-            rec = {"id": r.get("id"), "reference": r["text"], "reference_canonical": r.get("text_canonical") or r["text"],
-                   "hypothesis": h, "prompt": None if prompts is None else prompts[i]}
+            rec = {
+                "id": r.get("id"),
+                "reference": r["text"],
+                "reference_canonical": r.get("text_canonical") or r["text"],
+                "hypothesis": h,
+                "prompt": None if prompts is None else prompts[i],
+            }
             rec.update({f: r.get(f) for f in group_fields if f in r})
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     os.replace(tmp, out / "predictions.jsonl")
     m = score_predictions(rows, hyps, group_fields=group_fields)
     m.update(
-        model=model_id, git=git_revision(), seconds=seconds,
-        decoding={"language": language, "task": "transcribe", "num_beams": num_beams,
-                  "max_new_tokens": max_new_tokens, "batch_size": batch_size, "prompts": prompts is not None,
-                  "soft_prompt": None if soft_prompt is None else soft_prompt.k},
+        model=model_id,
+        git=git_revision(),
+        seconds=seconds,
+        decoding={
+            "language": language,
+            "task": "transcribe",
+            "num_beams": num_beams,
+            "max_new_tokens": max_new_tokens,
+            "batch_size": batch_size,
+            "prompts": prompts is not None,
+            "soft_prompt": None if soft_prompt is None else soft_prompt.k,
+        },
         **(extra or {}),
     )
     tmp = out / "metrics.json.tmp"
@@ -208,7 +265,9 @@ def evaluate_manifest(
 
     corpus = load_corpus(manifest)
     if split not in corpus:
-        raise ManifestError(f"{manifest}: no rows in split {split!r} (splits here: {sorted(corpus)})")
+        raise ManifestError(
+            f"{manifest}: no rows in split {split!r} (splits here: {sorted(corpus)})"
+        )
     ds = corpus[split]
     if max_items is not None:
         ds = ds.select(range(min(int(max_items), len(ds))))
@@ -251,5 +310,7 @@ def load_metrics(run: str | Path) -> dict:
         path = results_dir() / str(run)
     f = path / "metrics.json" if path.is_dir() else path
     if not f.exists():
-        raise FileNotFoundError(f"{f}: no metrics.json; run `python -m flamenco_lib evaluate ... --out {path}` first")
+        raise ResultsMissing(
+            f"{f}: no metrics.json; run `python -m flamenco_lib evaluate ... --out {path}` first"
+        )
     return json.loads(f.read_text(encoding="utf-8"))

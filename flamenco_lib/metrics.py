@@ -51,7 +51,10 @@ def wer(refs: Sequence[str], hyps: Sequence[str], *, normalize: bool = True) -> 
     """Corpus word error rate, ``(S + D + I) / N``, with :func:`flamenco_lib.text.normalize`
     applied to both sides (``normalize=False``: only whitespace is collapsed)."""
     _check(refs, hyps)
-    r, h = _prepare(refs, _normalize if normalize else None), _prepare(hyps, _normalize if normalize else None)
+    r, h = (
+        _prepare(refs, _normalize if normalize else None),
+        _prepare(hyps, _normalize if normalize else None),
+    )
     errors, n = _totals(r, h)
     return errors / n
 
@@ -59,7 +62,10 @@ def wer(refs: Sequence[str], hyps: Sequence[str], *, normalize: bool = True) -> 
 def cer(refs: Sequence[str], hyps: Sequence[str], *, normalize: bool = True) -> float:
     """Corpus character error rate (spaces count as characters, as in jiwer)."""
     _check(refs, hyps)
-    r, h = _prepare(refs, _normalize if normalize else None), _prepare(hyps, _normalize if normalize else None)
+    r, h = (
+        _prepare(refs, _normalize if normalize else None),
+        _prepare(hyps, _normalize if normalize else None),
+    )
     if sum(len(x) for x in r) == 0:
         raise ValueError("every reference is empty after normalisation: CER is undefined")
     return float(jiwer.cer(r, h))
@@ -83,7 +89,9 @@ def utterance_counts(refs: Sequence[str], hyps: Sequence[str]) -> pd.DataFrame:
                 c["insertions"] += n_hyp
         c["ref_words"] = len(ref.split())
         rows.append(c)
-    return pd.DataFrame(rows, columns=["hits", "substitutions", "deletions", "insertions", "ref_words"])
+    return pd.DataFrame(
+        rows, columns=["hits", "substitutions", "deletions", "insertions", "ref_words"]
+    )
 
 
 def char_errors(refs: Sequence[str], hyps: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +110,12 @@ def char_errors(refs: Sequence[str], hyps: Sequence[str]) -> tuple[np.ndarray, n
 
 
 def bootstrap_ci(
-    errors: np.ndarray, lengths: np.ndarray, *, n_boot: int = BOOTSTRAP_SAMPLES, seed: int = 0, level: float = 0.95
+    errors: np.ndarray,
+    lengths: np.ndarray,
+    *,
+    n_boot: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+    level: float = 0.95,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of ``sum(errors) / sum(lengths)``, resampling utterances."""
     errors, lengths = np.asarray(errors, dtype=np.float64), np.asarray(lengths, dtype=np.float64)
@@ -138,7 +151,11 @@ def paired_bootstrap(
     errs, n_words = [], None
     for hyps in (hyps_a, hyps_b):
         counts = utterance_counts(r, _prepare(hyps, normalizer))
-        errs.append((counts["substitutions"] + counts["deletions"] + counts["insertions"]).to_numpy(np.float64))
+        errs.append(
+            (counts["substitutions"] + counts["deletions"] + counts["insertions"]).to_numpy(
+                np.float64
+            )
+        )
         n_words = counts["ref_words"].to_numpy(np.float64)
     if n_words.sum() == 0:
         raise ValueError("every reference is empty after normalisation: WER is undefined")
@@ -149,8 +166,14 @@ def paired_bootstrap(
     alpha = (1.0 - level) / 2
     lo, hi = np.quantile(diffs, [alpha, 1.0 - alpha])
     wer_a, wer_b = errs[0].sum() / n_words.sum(), errs[1].sum() / n_words.sum()
-    return {"wer_a": float(wer_a), "wer_b": float(wer_b), "delta": float(wer_b - wer_a),
-            "delta_lo": float(lo), "delta_hi": float(hi), "p_b_better": float(np.mean(diffs < 0))}
+    return {
+        "wer_a": float(wer_a),
+        "wer_b": float(wer_b),
+        "delta": float(wer_b - wer_a),
+        "delta_lo": float(lo),
+        "delta_hi": float(hi),
+        "p_b_better": float(np.mean(diffs < 0)),
+    }
 
 
 def compression_ratio(text: str) -> float:
@@ -188,7 +211,9 @@ class Score:
     repeated_ngram_rate: float  # mean over hypotheses
     compression_ratio: float  # mean over hypotheses
     loops: int  # hypotheses above COMPRESSION_RATIO_THRESHOLD
-    per_group: pd.DataFrame = field(repr=False)  # columns: field, group, n, wer, cer, wer_lo, wer_hi
+    per_group: pd.DataFrame = field(
+        repr=False
+    )  # columns: field, group, n, wer, cer, wer_lo, wer_hi
 
     def to_dict(self) -> dict:
         """JSON-ready summary (the per-group table as a list of records)."""
@@ -273,5 +298,7 @@ def score(
         repeated_ngram_rate=float(np.mean([repeated_ngram_rate(x) for x in raw_h])),
         compression_ratio=float(np.mean(ratios)),
         loops=int(sum(x > COMPRESSION_RATIO_THRESHOLD for x in ratios)),
-        per_group=pd.DataFrame(per_group, columns=["field", "group", "n", "wer", "cer", "wer_lo", "wer_hi"]),
+        per_group=pd.DataFrame(
+            per_group, columns=["field", "group", "n", "wer", "cer", "wer_lo", "wer_hi"]
+        ),
     )

@@ -19,8 +19,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import FlamencoError
+
 _PACKAGE_DIR = Path(__file__).resolve().parent
 PROFILES = ("smoke", "cpu", "gpu")
+
+
+class ProfileError(FlamencoError, ValueError):
+    """``FLAMENCO_PROFILE`` or a ``profile`` argument names no profile."""
 
 
 def project_root() -> Path:
@@ -67,7 +73,9 @@ def default_profile() -> str:
     chosen = os.environ.get("FLAMENCO_PROFILE")
     if chosen:
         if chosen not in PROFILES:
-            raise ValueError(f"FLAMENCO_PROFILE={chosen!r}: use one of {', '.join(PROFILES)} (or unset it)")
+            raise ProfileError(
+                f"FLAMENCO_PROFILE={chosen!r}: use one of {', '.join(PROFILES)} (or unset it)"
+            )
         return chosen
     import torch
 

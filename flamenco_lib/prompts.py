@@ -35,7 +35,9 @@ STOPWORDS = frozenset(
 def lexicon(texts, *, size: int = 40, min_count: int = 2) -> list[str]:
     """The corpus's own vocabulary: its most frequent content words (no stopwords, 3+ letters),
     most frequent first — e.g. from the training lyrics only, never the test ones."""
-    counts = Counter(w for t in texts for w in normalize(t).split() if len(w) >= 3 and w not in STOPWORDS)
+    counts = Counter(
+        w for t in texts for w in normalize(t).split() if len(w) >= 3 and w not in STOPWORDS
+    )
     return [w for w, c in counts.most_common() if c >= min_count][:size]
 
 
@@ -57,7 +59,9 @@ def build_prompt(
     return " ".join(parts) or None
 
 
-def prompt_token_ids(tokenizer, prompt: str | None, *, max_tokens: int = MAX_PROMPT_TOKENS) -> list[int]:
+def prompt_token_ids(
+    tokenizer, prompt: str | None, *, max_tokens: int = MAX_PROMPT_TOKENS
+) -> list[int]:
     """``<|startofprev|>`` + the prompt's tokens (with a leading space, as
     ``WhisperProcessor.get_prompt_ids``), keeping the last ``max_tokens - 1``; [] for no prompt."""
     if not prompt or not prompt.strip():
@@ -87,8 +91,15 @@ def prompts_for(rows, *, kinds, words: list[str] | None = None) -> list[str | No
     ]
 
 
-def generate_decoder_input(model, processor, features, *, prompt: str | None = None, language: str = "es",
-                           max_new_tokens: int = 40) -> tuple[list[int], list[int]]:
+def generate_decoder_input(
+    model,
+    processor,
+    features,
+    *,
+    prompt: str | None = None,
+    language: str = "es",
+    max_new_tokens: int = 40,
+) -> tuple[list[int], list[int]]:
     """What ``generate(prompt_ids=...)`` feeds Whisper's decoder for one clip, seen by a forward
     pre-hook on the decoder: the decoder's whole input (the first call's ids, then the one token added
     at each cached step), and the ids ``generate`` returns.
@@ -106,7 +117,9 @@ def generate_decoder_input(model, processor, features, *, prompt: str | None = N
     hook = model.model.decoder.register_forward_pre_hook(record, with_kwargs=True)
     try:
         kw = {"prompt_ids": processor.get_prompt_ids(prompt, return_tensors="pt")} if prompt else {}
-        out = model.generate(features, language=language, task="transcribe", max_new_tokens=max_new_tokens, **kw)
+        out = model.generate(
+            features, language=language, task="transcribe", max_new_tokens=max_new_tokens, **kw
+        )
     finally:
         hook.remove()
     return seen[0][0].tolist() + [int(x[0, -1]) for x in seen[1:]], out[0].tolist()

@@ -14,36 +14,20 @@ CLI: ``python -m flamenco_lib results [--evaluate]``. Notebook: ``10_results.ipy
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
 
+from .grid import STAGES, TEST_SETS
+from .hashing import sha256_of
 from .paths import data_dir, results_dir
 
-# (row label, model: a size or a stage's output_dir relative to the data folder[, options]).
-# Options: "prompts" (prompt kinds given to every test utterance) and "sets" (only these test sets).
-# A model folder holding soft_prompt.pt (configs/stage3_soft.yaml) is decoded with its soft prompt.
+logger = logging.getLogger(__name__)
+
+__all__ = ["evaluate_stages", "markdown", "results_table", "run_dir", "to_markdown"]
+
 INPUTS = "inputs.json"  # in a run folder: what the run was computed from (evaluate_stages)
-_GRID = {"sets": ("cante", "speech")}  # the stage-3 grid: cante and forgetting only (CPU time)
-PROMPTS = ("palo", "lexicon")
-STAGES = (
-    ("zero-shot", "base"),
-    ("stage 1", "checkpoints/stage1"),
-    # the control answers one question (voices or singing?): the cante set, sung and spoken
-    ("stage 1, spoken control", "checkpoints/stage1_spoken", {"sets": ("cante", "cante_spoken")}),
-    ("stage 2", "checkpoints/stage2"),
-    ("stage 2 + prompts", "checkpoints/stage2", {**_GRID, "prompts": PROMPTS}),  # never trained with prompts
-    ("stage 3", "checkpoints/stage3", _GRID),
-    ("stage 3 + prompts", "checkpoints/stage3", {**_GRID, "prompts": PROMPTS}),
-    ("stage 3, soft prompt", "checkpoints/stage3_soft", _GRID),
-)
-# (column key, manifest relative to the data folder, split)
-TEST_SETS = (
-    ("cante", "corpora/cante/manifest.jsonl", "test"),
-    ("cante_real", "corpora/cante-real/manifest.jsonl", "test"),
-    ("cante_spoken", "corpora/cante-spoken/manifest.jsonl", "test"),  # the same clips, spoken
-    ("speech", "corpora/speech/manifest.jsonl", "test"),
-)
 
 
 def _slug(label: str) -> str:
@@ -62,8 +46,15 @@ def _model_path(model: str) -> str:
     return model
 
 
-def evaluate_stages(stages=STAGES, test_sets=TEST_SETS, *, max_items: int | None = None, force: bool = False,
-                    progress: bool = True, **eval_kwargs) -> list[Path]:
+def evaluate_stages(
+    stages=STAGES,
+    test_sets=TEST_SETS,
+    *,
+    max_items: int | None = None,
+    force: bool = False,
+    progress: bool = True,
+    **eval_kwargs,
+) -> list[Path]:
     """Evaluate every available model on every available test set. A run is kept when what it was
     computed from is unchanged: its ``inputs.json`` (sha256 of the manifest and of the model
     folder, ``max_items``, the prompt kinds) equals the current one; a run saved without it is
@@ -75,7 +66,6 @@ def evaluate_stages(stages=STAGES, test_sets=TEST_SETS, *, max_items: int | None
     from .data.manifest import read_manifest
     from .evaluation import evaluate_manifest
     from .models import load_whisper
-    from .pipeline import sha256_of
 
     done = []
     for label, model, *opts in stages:
@@ -83,7 +73,7 @@ def evaluate_stages(stages=STAGES, test_sets=TEST_SETS, *, max_items: int | None
         path = _model_path(model)
         local = Path(path)
         if model != "base" and not local.exists():
-            print(f"results: {label}: {data_dir() / model} not trained yet, skipped")
+            logger.info("results: %s: %s not trained yet, skipped", label, data_dir() / model)
             continue
         model_digest = sha256_of(local) if local.exists() else str(path)
         loaded = None
@@ -92,12 +82,16 @@ def evaluate_stages(stages=STAGES, test_sets=TEST_SETS, *, max_items: int | None
                 continue
             man = data_dir() / manifest
             if not man.exists():
-                print(f"results: test set {key}: {man} not built yet, skipped")
+                logger.info("results: test set %s: %s not built yet, skipped", key, man)
                 continue
             out = run_dir(label, key)
             metrics, saved = out / "metrics.json", out / INPUTS
-            inputs = {"manifest": sha256_of(man), "model": model_digest, "max_items": max_items,
-                      "prompts": list(opts.get("prompts", ()))}
+            inputs = {
+                "manifest": sha256_of(man),
+                "model": model_digest,
+                "max_items": max_items,
+                "prompts": list(opts.get("prompts", ())),
+            }
             if saved.exists():
                 keep = json.loads(saved.read_text(encoding="utf-8")) == inputs
             else:  # saved before inputs.json existed: newer than both the model and the test set
@@ -106,20 +100,36 @@ def evaluate_stages(stages=STAGES, test_sets=TEST_SETS, *, max_items: int | None
             if keep and metrics.exists() and not force:
                 done.append(out)
                 continue
-            twin = _unprompted_twin(stages, label, model, key, opts) if opts.get("prompts") else None
+            twin = (
+                _unprompted_twin(stages, label, model, key, opts) if opts.get("prompts") else None
+            )
             if twin is not None and not any(r.get("palo") for r in read_manifest(man)):
-                _copy_run(twin, out, label, prompt_kinds=opts["prompts"])  # no clip gets a prompt here: the unprompted run is this run
-                if progress:
-                    print(f"results: {label} on {key}: no clip has a palo, so no prompt: "
-                          f"the run of {twin.name} is this run", flush=True)
+                _copy_run(
+                    twin, out, label, prompt_kinds=opts["prompts"]
+                )  # no clip gets a prompt here: the unprompted run is this run
+                logger.info(
+                    "results: %s on %s: no clip has a palo, so no prompt: the run of %s is this run",
+                    label,
+                    key,
+                    twin.name,
+                )
             else:
                 if loaded is None:
                     loaded = load_whisper(path)
-                if progress:
-                    print(f"results: evaluating {label} on {key}", flush=True)
-                evaluate_manifest(path, man, split=split, out=out, max_items=max_items, model=loaded[0],
-                                  processor=loaded[1], progress=progress, prompt_kinds=list(opts.get("prompts", ())),
-                                  extra={"row": label, "test_set": key}, **eval_kwargs)
+                logger.info("results: evaluating %s on %s", label, key)
+                evaluate_manifest(
+                    path,
+                    man,
+                    split=split,
+                    out=out,
+                    max_items=max_items,
+                    model=loaded[0],
+                    processor=loaded[1],
+                    progress=progress,
+                    prompt_kinds=list(opts.get("prompts", ())),
+                    extra={"row": label, "test_set": key},
+                    **eval_kwargs,
+                )
             tmp = out / (INPUTS + ".tmp")
             tmp.write_text(json.dumps(inputs, indent=1), encoding="utf-8")
             tmp.replace(saved)
@@ -192,10 +202,17 @@ def markdown(table: pd.DataFrame) -> str:
         if f"{key}_wer" in table:
             out[f"{key} WER % [95% CI]"] = [
                 "" if pd.isna(w) else f"{w:.1f} [{lo:.1f}, {hi:.1f}]"
-                for w, lo, hi in zip(table[f"{key}_wer"], table[f"{key}_wer_lo"], table[f"{key}_wer_hi"])
+                for w, lo, hi in zip(
+                    table[f"{key}_wer"], table[f"{key}_wer_lo"], table[f"{key}_wer_hi"]
+                )
             ]
-            out[f"{key} CER %"] = table[f"{key}_cer"].map(lambda x: "" if pd.isna(x) else f"{x:.1f}")
-    for col, name in (("cante_wer_heldout_voice", "cante WER, held-out voice"), ("cante_wer_seen_voice", "cante WER, seen voices")):
+            out[f"{key} CER %"] = table[f"{key}_cer"].map(
+                lambda x: "" if pd.isna(x) else f"{x:.1f}"
+            )
+    for col, name in (
+        ("cante_wer_heldout_voice", "cante WER, held-out voice"),
+        ("cante_wer_seen_voice", "cante WER, seen voices"),
+    ):
         if col in table:
             out[name] = table[col].map(lambda x: "" if pd.isna(x) else f"{x:.1f}")
     return to_markdown(out)

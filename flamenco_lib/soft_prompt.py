@@ -7,8 +7,9 @@ need not be embeddings of any token. Only the ``k x d_model`` vectors train (whi
 token embeddings, a soft prompt decodes exactly as that text prompt does (tested), which is the
 natural starting point for training.
 
-Saved as ``soft_prompt.pt`` next to (or apart from) the model; :func:`greedy_decode` transcribes
-with it, since ``generate`` only accepts token ids in the prompt slot.
+Saved as ``soft_prompt.pt`` next to (or apart from) the model;
+:func:`flamenco_lib.tokens.greedy_decode` transcribes with it, since ``generate`` only accepts
+token ids in the prompt slot.
 
 Notebook: ``09_stage3_prompts.ipynb``.
 """
@@ -20,17 +21,35 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .errors import FlamencoError
+from .tokens import greedy_decode
+
+__all__ = ["FILENAME", "SoftPrompt", "SoftPromptMissing", "greedy_decode"]
+
 FILENAME = "soft_prompt.pt"
+
+
+class SoftPromptMissing(FlamencoError, FileNotFoundError):
+    """No ``soft_prompt.pt`` where one was asked for."""
 
 
 class SoftPrompt(nn.Module):
     """``k`` trainable vectors of the decoder's width, placed after ``<|startofprev|>``."""
 
-    def __init__(self, k: int, d_model: int, *, init: torch.Tensor | None = None, init_text: str | None = None):
+    def __init__(
+        self,
+        k: int,
+        d_model: int,
+        *,
+        init: torch.Tensor | None = None,
+        init_text: str | None = None,
+    ):
         super().__init__()
         if init is not None and tuple(init.shape) != (k, d_model):
             raise ValueError(f"init has shape {tuple(init.shape)}, expected ({k}, {d_model})")
-        self.embeddings = nn.Parameter(init.clone().float() if init is not None else torch.randn(k, d_model) * 0.02)
+        self.embeddings = nn.Parameter(
+            init.clone().float() if init is not None else torch.randn(k, d_model) * 0.02
+        )
         self.init_text = init_text
 
     @classmethod
@@ -56,14 +75,23 @@ class SoftPrompt(nn.Module):
         (batch, n) embedded -> (batch, 1 + k + n, d_model)."""
         embed = model.get_decoder().embed_tokens
         b = ids_after.shape[0]
-        sop = torch.full((b, 1), tokenizer.convert_tokens_to_ids("<|startofprev|>"), device=ids_after.device)
-        soft = self.embeddings.to(embed.weight.dtype).to(ids_after.device).unsqueeze(0).expand(b, -1, -1)
+        sop = torch.full(
+            (b, 1), tokenizer.convert_tokens_to_ids("<|startofprev|>"), device=ids_after.device
+        )
+        soft = (
+            self.embeddings.to(embed.weight.dtype)
+            .to(ids_after.device)
+            .unsqueeze(0)
+            .expand(b, -1, -1)
+        )
         return torch.cat([embed(sop), soft, embed(ids_after)], dim=1)
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / FILENAME
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"embeddings": self.embeddings.detach().cpu(), "init_text": self.init_text}, path)
+        torch.save(
+            {"embeddings": self.embeddings.detach().cpu(), "init_text": self.init_text}, path
+        )
         return path
 
     @classmethod
@@ -71,45 +99,9 @@ class SoftPrompt(nn.Module):
         path = Path(folder_or_file)
         path = path / FILENAME if path.is_dir() else path
         if not path.exists():
-            raise FileNotFoundError(f"{path}: no soft prompt here (train one with configs/stage3_soft.yaml)")
+            raise SoftPromptMissing(
+                f"{path}: no soft prompt here (train one with configs/stage3_soft.yaml)"
+            )
         state = torch.load(path, map_location="cpu")
         emb = state["embeddings"]
         return cls(emb.shape[0], emb.shape[1], init=emb, init_text=state.get("init_text"))
-
-
-@torch.no_grad()
-def greedy_decode(model, tokenizer, input_features: torch.Tensor, soft: SoftPrompt | None, *,
-                  language: str = "es", max_new_tokens: int = 100) -> list[list[int]]:
-    """Greedy transcription with a soft prompt (or none): the generated token ids of each clip,
-    without special tokens. Applies the generation config's suppress lists as ``generate`` does."""
-    from .training import prefix_ids
-    from .transcription import suppress
-
-    eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    gc = model.generation_config
-    device = input_features.device
-    enc = model.model.encoder(input_features.to(next(model.parameters()).dtype)).last_hidden_state
-    b = enc.shape[0]
-    prefix = torch.tensor([prefix_ids(tokenizer, language=language)] * b, device=device)
-    if soft is not None:
-        embeds = soft.decoder_embeds(model, tokenizer, prefix)
-    else:
-        embeds = model.get_decoder().embed_tokens(prefix)
-    out = model(encoder_outputs=(enc,), decoder_inputs_embeds=embeds, use_cache=True)
-    past, logits = out.past_key_values, out.logits[:, -1]
-    tokens = [[] for _ in range(b)]
-    done = torch.zeros(b, dtype=torch.bool, device=device)
-    for step in range(max_new_tokens):
-        logits = suppress(logits.clone(), gc, first_step=step == 0)
-        logits[:, tokenizer.convert_tokens_to_ids("<|notimestamps|>")] = -float("inf")
-        nxt = logits.argmax(-1)
-        nxt = torch.where(done, torch.full_like(nxt, eot), nxt)
-        for i in range(b):
-            if not done[i] and nxt[i] != eot:
-                tokens[i].append(int(nxt[i]))
-        done |= nxt == eot
-        if done.all():
-            break
-        out = model(encoder_outputs=(enc,), decoder_input_ids=nxt[:, None], past_key_values=past, use_cache=True)
-        past, logits = out.past_key_values, out.logits[:, -1]
-    return tokens

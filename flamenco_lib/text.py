@@ -22,7 +22,8 @@ _SPACES = re.compile(r"\s+")
 def _symbols_to_space(text: str) -> str:
     """NFKC, then every mark (M), symbol (S) and punctuation (P) character becomes a space."""
     return "".join(
-        " " if unicodedata.category(c)[0] in "MSP" else c for c in unicodedata.normalize("NFKC", text)
+        " " if unicodedata.category(c)[0] in "MSP" else c
+        for c in unicodedata.normalize("NFKC", text)
     )
 
 
@@ -33,7 +34,9 @@ def fold_accents(text: str) -> str:
         if c in "ñÑ":
             out.append(c)
             continue
-        out.append("".join(d for d in unicodedata.normalize("NFD", c) if unicodedata.category(d) != "Mn"))
+        out.append(
+            "".join(d for d in unicodedata.normalize("NFD", c) if unicodedata.category(d) != "Mn")
+        )
     return unicodedata.normalize("NFC", "".join(out))
 
 
@@ -93,7 +96,9 @@ ANDALUSIAN_SPELLINGS: dict[str, str] = {
     "pío": "pido",
 }
 # Quejíos and fillers that a singer adds and the written lyric lacks.
-QUEJIOS = frozenset({"ay", "ayy", "ayyy", "ah", "oh", "eh", "ea", "olé", "ole", "lerele", "lere", "tiritrán"})
+QUEJIOS = frozenset(
+    {"ay", "ayy", "ayyy", "ah", "oh", "eh", "ea", "olé", "ole", "lerele", "lere", "tiritrán"}
+)
 
 
 def normalize_flamenco(text: str, *, keep_accents: bool = True) -> str:

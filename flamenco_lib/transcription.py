@@ -12,14 +12,19 @@ import numpy as np
 import torch
 
 from .audio import N_SAMPLES, SAMPLE_RATE
+from .tokens import greedy_decode, suppress
+
+__all__ = ["prompt_ids", "suppress", "token_budget", "transcribe", "trim_repetition"]
 
 MAX_TARGET_TOKENS = 448  # Whisper's decoder context
 TOKENS_PER_SECOND = 8  # generous budget: Spanish speech runs at ~3-5 tokens/s
 _REPEAT = re.compile(r"(\b.{2,60}?)(?:[\s,.;]*\1){3,}", flags=re.IGNORECASE)
 # Two warnings that transformers' generate prints on every batch of every Whisper call, about
 # settings Whisper's own generate makes (max_length next to our max_new_tokens; its suppress lists).
-_GENERATE_NOISE = ("seem to have been set. `max_new_tokens` will take precedence",
-                   "Passing `generation_config` together with generation-related arguments")
+_GENERATE_NOISE = (
+    "seem to have been set. `max_new_tokens` will take precedence",
+    "Passing `generation_config` together with generation-related arguments",
+)
 
 
 class _DropGenerateNoise(logging.Filter):
@@ -40,19 +45,6 @@ def trim_repetition(text: str) -> str:
     """Collapse a phrase repeated four or more times in a row to one occurrence: the loop
     ("a mí, a mí, a mí, ...") that greedy decoding can fall into."""
     return _REPEAT.sub(r"\1", text).strip()
-
-
-def suppress(logits: torch.Tensor, generation_config, *, first_step: bool) -> torch.Tensor:
-    """Mask (in place, to -inf) the tokens ``generate`` never emits: the generation config's
-    ``suppress_tokens`` always, its ``begin_suppress_tokens`` at the first step. ``logits``:
-    (..., vocab). For hand-written greedy loops that must equal ``generate`` token for token."""
-    always = list(generation_config.suppress_tokens or [])
-    if always:
-        logits[..., always] = -torch.inf
-    begin = list(generation_config.begin_suppress_tokens or [])
-    if first_step and begin:
-        logits[..., begin] = -torch.inf
-    return logits
 
 
 def prompt_ids(processor, prompt: str | None):
@@ -89,8 +81,18 @@ def transcribe(
     if prompts is not None and len(prompts) != len(audios):
         raise ValueError(f"{len(prompts)} prompts for {len(audios)} clips")
     if soft_prompt is not None:
-        return _transcribe_soft(model, processor, audios, soft_prompt, language=language, batch_size=batch_size,
-                                num_beams=num_beams, max_new_tokens=max_new_tokens, guard=guard, prompts=prompts)
+        return _transcribe_soft(
+            model,
+            processor,
+            audios,
+            soft_prompt,
+            language=language,
+            batch_size=batch_size,
+            num_beams=num_beams,
+            max_new_tokens=max_new_tokens,
+            guard=guard,
+            prompts=prompts,
+        )
     prompts = prompts or [None] * len(audios)
     device, dtype = model.device, next(model.parameters()).dtype
     fe = processor.feature_extractor
@@ -107,8 +109,12 @@ def transcribe(
         n_prompt = 0 if pids is None else len(pids)
         for b in range(0, len(idx), batch_size):
             chunk = idx[b : b + batch_size]
-            feats = fe([audios[i] for i in chunk], sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
-            budget = max_new_tokens or token_budget(max(len(audios[i]) for i in chunk), prompt_tokens=n_prompt)
+            feats = fe(
+                [audios[i] for i in chunk], sampling_rate=SAMPLE_RATE, return_tensors="pt"
+            ).input_features
+            budget = max_new_tokens or token_budget(
+                max(len(audios[i]) for i in chunk), prompt_tokens=n_prompt
+            )
             kwargs = dict(gen, max_new_tokens=budget)
             if pids is not None:
                 kwargs["prompt_ids"] = pids.to(device)
@@ -118,38 +124,68 @@ def transcribe(
                 out[i] = _strip_prompt(text, prompt)
     for i, a in enumerate(audios):
         if out[i] is None:  # longer than 30 s: sequential long-form decoding
-            feats = fe(a, sampling_rate=SAMPLE_RATE, return_tensors="pt", truncation=False,
-                       padding="longest", return_attention_mask=True)
+            feats = fe(
+                a,
+                sampling_rate=SAMPLE_RATE,
+                return_tensors="pt",
+                truncation=False,
+                padding="longest",
+                return_attention_mask=True,
+            )
             kwargs = dict(gen, return_timestamps=True, condition_on_prev_tokens=False)
             pids = prompt_ids(processor, prompts[i])
             if pids is not None:
                 kwargs["prompt_ids"] = pids.to(device)
-            ids = model.generate(feats.input_features.to(device, dtype),
-                                 attention_mask=feats.attention_mask.to(device), **kwargs)
-            out[i] = _strip_prompt(processor.batch_decode(ids, skip_special_tokens=True)[0], prompts[i])
+            ids = model.generate(
+                feats.input_features.to(device, dtype),
+                attention_mask=feats.attention_mask.to(device),
+                **kwargs,
+            )
+            out[i] = _strip_prompt(
+                processor.batch_decode(ids, skip_special_tokens=True)[0], prompts[i]
+            )
     return [trim_repetition(t) if guard else t.strip() for t in out]
 
 
-def _transcribe_soft(model, processor, audios, soft, *, language, batch_size, num_beams, max_new_tokens, guard,
-                     prompts) -> list[str]:
-    from .soft_prompt import greedy_decode
-
+def _transcribe_soft(
+    model,
+    processor,
+    audios,
+    soft,
+    *,
+    language,
+    batch_size,
+    num_beams,
+    max_new_tokens,
+    guard,
+    prompts,
+) -> list[str]:
     if num_beams != 1:
         raise ValueError("a soft prompt decodes greedily only: use num_beams=1")
     if prompts is not None and any(p for p in prompts):
         raise ValueError("a soft prompt takes the prompt slot: pass no text prompts with it")
     too_long = [i for i, a in enumerate(audios) if len(a) > N_SAMPLES]
     if too_long:
-        raise ValueError(f"a soft prompt decodes clips of at most 30 s; clip {too_long[0]} lasts "
-                         f"{len(audios[too_long[0]]) / SAMPLE_RATE:.1f} s (cut it into segments)")
+        raise ValueError(
+            f"a soft prompt decodes clips of at most 30 s; clip {too_long[0]} lasts "
+            f"{len(audios[too_long[0]]) / SAMPLE_RATE:.1f} s (cut it into segments)"
+        )
     device, dtype = model.device, next(model.parameters()).dtype
     out = []
     for b in range(0, len(audios), batch_size):
         chunk = audios[b : b + batch_size]
-        feats = processor.feature_extractor(chunk, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+        feats = processor.feature_extractor(
+            chunk, sampling_rate=SAMPLE_RATE, return_tensors="pt"
+        ).input_features
         budget = max_new_tokens or token_budget(max(len(a) for a in chunk), prompt_tokens=soft.k)
-        ids = greedy_decode(model, processor.tokenizer, feats.to(device, dtype), soft,
-                            language=language or "es", max_new_tokens=budget)
+        ids = greedy_decode(
+            model,
+            processor.tokenizer,
+            feats.to(device, dtype),
+            soft,
+            language=language or "es",
+            max_new_tokens=budget,
+        )
         out += processor.batch_decode(ids, skip_special_tokens=True)
     return [trim_repetition(t) if guard else t.strip() for t in out]
 

@@ -30,30 +30,60 @@ CANTE = [  # (id, palo, what is sung)
     ("fandango-2", "fandango", "que me lleven a Cádiz, que allí tengo mi querer"),
     ("bulería-1", "bulería", "tanto presumir de guapo y al final te has casao"),
 ]
-SPEECH = ["el número que ha marcado no existe", "por favor, deje su mensaje después de la señal",
-          "su llamada es importante para nosotros"]
+SPEECH = [
+    "el número que ha marcado no existe",
+    "por favor, deje su mensaje después de la señal",
+    "su llamada es importante para nosotros",
+]
 HYPS = {  # (row, test set): hypotheses, one per reference
-    ("zero-shot", "cante"): ["la lula de triana se ha dormido en el río y", "mi madre me lo decía que no te fueras",
-                             "por la calle del pozo va mi niña llorando", "que me lleven a cadiz allí tengo mi querer",
-                             "tanto presumir de guapo al final te has casado"],
-    ("zero-shot", "speech"): ["el número que ha marcado no existe", "por favor deje su mensaje después de la señal",
-                              "su llamada es muy importante para nosotros"],
-    ("stage 1", "cante"): ["ay la luna de triana se ha dormío en el río", "mi mare me lo decía que no te fueras al puerto",
-                           "por la calle del pozo va mi niña", "que me lleven a cádiz que allí tengo mi querer",
-                           "tanto presumir de guapo y al final te has casao"],
-    ("stage 1", "speech"): ["el número que ha marcao no existe", "por favor deje su mensaje de la señal",
-                            "su llamada es importante pa nosotros"],
-    ("stage 2", "cante"): ["ay la luna de triana se ha dormío en el río", "mi mare me lo decía que no te fueras al puerto",
-                           "por la calle del pozo va mi niña llorando", "que me lleven a cádiz que allí tengo mi querer",
-                           "tanto presumir de guapo y al final te has casado"],
-    ("stage 2 + prompts", "cante"): ["ay la luna de triana se ha dormío en el río", "mi mare me lo decía",
-                                     "por la calle del pozo va mi niña llorando", "que me lleven a cádiz",
-                                     "tanto presumir de guapo y al final te has casao"],
-    ("stage 2 + prompts", "speech"): ["el número que ha marcado no existe soleá",
-                                      "por favor deje su mensaje después de la señal",
-                                      "su llamada es importante para nosotros"],
-    ("stage 3, soft prompt", "speech"): ["el número no existe", "por favor deje su mensaje después de la señal",
-                                         "su llamada es importante para nosotros"],
+    ("zero-shot", "cante"): [
+        "la lula de triana se ha dormido en el río y",
+        "mi madre me lo decía que no te fueras",
+        "por la calle del pozo va mi niña llorando",
+        "que me lleven a cadiz allí tengo mi querer",
+        "tanto presumir de guapo al final te has casado",
+    ],
+    ("zero-shot", "speech"): [
+        "el número que ha marcado no existe",
+        "por favor deje su mensaje después de la señal",
+        "su llamada es muy importante para nosotros",
+    ],
+    ("stage 1", "cante"): [
+        "ay la luna de triana se ha dormío en el río",
+        "mi mare me lo decía que no te fueras al puerto",
+        "por la calle del pozo va mi niña",
+        "que me lleven a cádiz que allí tengo mi querer",
+        "tanto presumir de guapo y al final te has casao",
+    ],
+    ("stage 1", "speech"): [
+        "el número que ha marcao no existe",
+        "por favor deje su mensaje de la señal",
+        "su llamada es importante pa nosotros",
+    ],
+    ("stage 2", "cante"): [
+        "ay la luna de triana se ha dormío en el río",
+        "mi mare me lo decía que no te fueras al puerto",
+        "por la calle del pozo va mi niña llorando",
+        "que me lleven a cádiz que allí tengo mi querer",
+        "tanto presumir de guapo y al final te has casado",
+    ],
+    ("stage 2 + prompts", "cante"): [
+        "ay la luna de triana se ha dormío en el río",
+        "mi mare me lo decía",
+        "por la calle del pozo va mi niña llorando",
+        "que me lleven a cádiz",
+        "tanto presumir de guapo y al final te has casao",
+    ],
+    ("stage 2 + prompts", "speech"): [
+        "el número que ha marcado no existe soleá",
+        "por favor deje su mensaje después de la señal",
+        "su llamada es importante para nosotros",
+    ],
+    ("stage 3, soft prompt", "speech"): [
+        "el número no existe",
+        "por favor deje su mensaje después de la señal",
+        "su llamada es importante para nosotros",
+    ],
 }
 
 
@@ -68,11 +98,19 @@ def _write_run(root, row, key, hyps):
     refs = _references(key)
     d = results.run_dir(row, key, root=root)
     d.mkdir(parents=True)
-    (d / "metrics.json").write_text(json.dumps(evaluation.score_predictions(refs, hyps)), encoding="utf-8")
+    (d / "metrics.json").write_text(
+        json.dumps(evaluation.score_predictions(refs, hyps)), encoding="utf-8"
+    )
     with open(d / "predictions.jsonl", "w", encoding="utf-8") as f:
         for r, h in zip(refs, hyps):
-            rec = {"id": r["id"], "reference": r["text"], "reference_canonical": r["text"], "hypothesis": h,
-                   "prompt": None, "palo": r.get("palo")}
+            rec = {
+                "id": r["id"],
+                "reference": r["text"],
+                "reference_canonical": r["text"],
+                "hypothesis": h,
+                "prompt": None,
+                "palo": r.get("palo"),
+            }
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
@@ -91,16 +129,25 @@ def _jiwer(row, key, palo=None):
     """jiwer's own counts on the normalised texts of one run (of one palo)."""
     refs = _references(key)
     keep = [i for i, r in enumerate(refs) if palo is None or r["palo"] == palo]
-    return jiwer.process_words([normalize(refs[i]["text"]) for i in keep],
-                               [normalize(HYPS[row, key][i]) for i in keep])
+    return jiwer.process_words(
+        [normalize(refs[i]["text"]) for i in keep], [normalize(HYPS[row, key][i]) for i in keep]
+    )
 
 
 def test_runs_and_sdi_tables_match_jiwer(fake_results):
     runs = analysis.runs_table()
-    assert list(zip(runs["model"], runs["test_set"])) == [  # the grid's order, runs without files left out
-        ("zero-shot", "cante"), ("zero-shot", "speech"), ("stage 1", "cante"), ("stage 1", "speech"),
-        ("stage 2", "cante"), ("stage 2 + prompts", "cante"), ("stage 2 + prompts", "speech"),
-        ("stage 3, soft prompt", "speech")]
+    assert list(
+        zip(runs["model"], runs["test_set"])
+    ) == [  # the grid's order, runs without files left out
+        ("zero-shot", "cante"),
+        ("zero-shot", "speech"),
+        ("stage 1", "cante"),
+        ("stage 1", "speech"),
+        ("stage 2", "cante"),
+        ("stage 2 + prompts", "cante"),
+        ("stage 2 + prompts", "speech"),
+        ("stage 3, soft prompt", "speech"),
+    ]
     sdi = analysis.sdi_table().set_index(["model", "test_set"])
     for (row, key), r in runs.set_index(["model", "test_set"]).iterrows():
         out = _jiwer(row, key)
@@ -109,40 +156,63 @@ def test_runs_and_sdi_tables_match_jiwer(fake_results):
         assert r["wer_lo"] <= r["wer"] <= r["wer_hi"]
         for kind in ("substitutions", "deletions", "insertions"):
             assert sdi.loc[(row, key), kind] == pytest.approx(100 * getattr(out, kind) / n)
-        assert sdi.loc[(row, key), ["substitutions", "deletions", "insertions"]].sum() == pytest.approx(r["wer"])
+        assert sdi.loc[
+            (row, key), ["substitutions", "deletions", "insertions"]
+        ].sum() == pytest.approx(r["wer"])
 
 
 def test_per_palo_table_matches_jiwer_on_each_palo(fake_results):
     table = analysis.per_palo_table()
     assert sorted(set(table["model"])) == sorted({row for row, key in HYPS if key == "cante"})
-    assert len(table) == len({row for row, key in HYPS if key == "cante"}) * len({p for _, p, _ in CANTE})
+    assert len(table) == len({row for row, key in HYPS if key == "cante"}) * len(
+        {p for _, p, _ in CANTE}
+    )
     for r in table.itertuples():
-        assert r.wer == pytest.approx(100 * _jiwer(r.model, "cante", palo=r.palo).wer), (r.model, r.palo)
+        assert r.wer == pytest.approx(100 * _jiwer(r.model, "cante", palo=r.palo).wer), (
+            r.model,
+            r.palo,
+        )
         assert r.n == sum(p == r.palo for _, p, _ in CANTE)
 
 
 def test_forgetting_and_prompt_tables(fake_results):
     forgetting = analysis.forgetting_table()
-    assert list(forgetting["model"]) == ["zero-shot", "stage 1", "stage 2 + prompts"]  # evaluated on both sets
+    assert list(forgetting["model"]) == [
+        "zero-shot",
+        "stage 1",
+        "stage 2 + prompts",
+    ]  # evaluated on both sets
     for r in forgetting.itertuples():
         assert r.cante_wer == pytest.approx(100 * _jiwer(r.model, "cante").wer)
         assert r.speech_wer == pytest.approx(100 * _jiwer(r.model, "speech").wer)
     prompts = analysis.prompt_table()
     assert list(zip(prompts["model"], prompts["test_set"], prompts["prompt"])) == [
-        ("stage 2", "cante", "none"), ("stage 2 + prompts", "cante", "text prompt"),
-        ("stage 2 + prompts", "speech", "text prompt"), ("stage 3, soft prompt", "speech", "soft prompt")]
+        ("stage 2", "cante", "none"),
+        ("stage 2 + prompts", "cante", "text prompt"),
+        ("stage 2 + prompts", "speech", "text prompt"),
+        ("stage 3, soft prompt", "speech", "soft prompt"),
+    ]
     for r in prompts.itertuples():
-        m = json.loads((results.run_dir(r.model, r.test_set, root=fake_results) / "metrics.json").read_text())
-        assert (r.wer_lo, r.wer, r.wer_hi) == pytest.approx([100 * m["wer_ci"][0], 100 * m["wer"], 100 * m["wer_ci"][1]])
+        m = json.loads(
+            (results.run_dir(r.model, r.test_set, root=fake_results) / "metrics.json").read_text()
+        )
+        assert (r.wer_lo, r.wer, r.wer_hi) == pytest.approx(
+            [100 * m["wer_ci"][0], 100 * m["wer"], 100 * m["wer_ci"][1]]
+        )
         assert r.stage == r.model[:7]
 
 
 def test_tables_read_the_root_given_and_are_empty_without_results(fake_results, tmp_path):
     assert analysis.runs_table(root=fake_results).equals(analysis.runs_table())
     empty = tmp_path / "nothing"
-    for table in (analysis.runs_table(root=empty), analysis.per_palo_table(root=empty), analysis.sdi_table(root=empty),
-                  analysis.forgetting_table(root=empty), analysis.prompt_table(root=empty),
-                  analysis.best_and_worst("zero-shot__cante", root=empty)):
+    for table in (
+        analysis.runs_table(root=empty),
+        analysis.per_palo_table(root=empty),
+        analysis.sdi_table(root=empty),
+        analysis.forgetting_table(root=empty),
+        analysis.prompt_table(root=empty),
+        analysis.best_and_worst("zero-shot__cante", root=empty),
+    ):
         assert isinstance(table, pd.DataFrame) and table.empty
 
 
@@ -153,12 +223,23 @@ def test_paired_table_compares_runs_on_their_common_utterances(fake_results):
     assert got == expected and expected  # exactly the pairs whose two runs exist
     row = t.set_index(["baseline", "model"]).loc[("zero-shot", "stage 1")]
     refs = _references("cante")
-    wer = lambda hyps: 100 * jiwer.wer([normalize(r["text"]) for r in refs], [normalize(h) for h in hyps])  # noqa: E731
+
+    def wer(hyps):
+        return 100 * jiwer.wer([normalize(r["text"]) for r in refs], [normalize(h) for h in hyps])
+
     assert row["wer_baseline"] == pytest.approx(wer(HYPS[("zero-shot", "cante")]))
     assert row["wer_model"] == pytest.approx(wer(HYPS[("stage 1", "cante")]))
-    assert row["delta"] == pytest.approx(row["wer_model"] - row["wer_baseline"]) and row["n"] == len(CANTE)
+    assert row["delta"] == pytest.approx(row["wer_model"] - row["wer_baseline"]) and row[
+        "n"
+    ] == len(CANTE)
     assert row["delta_lo"] <= row["delta"] <= row["delta_hi"]
-    verdict = "better" if row["delta_hi"] < 0 else "worse" if row["delta_lo"] > 0 else "no clear difference"
+    verdict = (
+        "better"
+        if row["delta_hi"] < 0
+        else "worse"
+        if row["delta_lo"] > 0
+        else "no clear difference"
+    )
     assert row["verdict"] == verdict
 
 
@@ -169,7 +250,9 @@ def test_results_cli_prints_the_table_and_the_paired_comparisons(fake_results, c
     out = capsys.readouterr().out
     assert out.startswith(results.markdown(results.results_table()))
     row = analysis.paired_table().round(1).iloc[0]
-    assert f"| {row.baseline} | {row.model} | {row.test_set} | {row.n} | {row.wer_baseline} |" in out
+    assert (
+        f"| {row.baseline} | {row.model} | {row.test_set} | {row.n} | {row.wer_baseline} |" in out
+    )
 
 
 def test_difference_plot_draws_each_difference_and_its_interval(fake_results):
@@ -180,9 +263,13 @@ def test_difference_plot_draws_each_difference_and_its_interval(fake_results):
     for container, row in zip(lines, t.iloc[::-1].itertuples()):
         x, _ = container.lines[0].get_data()
         assert x[0] == pytest.approx(row.delta)
-        assert matplotlib.colors.same_color(container.lines[0].get_color(), plotting.VERDICT_COLORS[row.verdict])
+        assert matplotlib.colors.same_color(
+            container.lines[0].get_color(), plotting.VERDICT_COLORS[row.verdict]
+        )
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels[-1] == f"{t.model[0]} vs {t.baseline[0]} ({t.test_set[0]})"  # the first pair on top
+    assert (
+        labels[-1] == f"{t.model[0]} vs {t.baseline[0]} ({t.test_set[0]})"
+    )  # the first pair on top
     plt.close(ax.figure)
 
 
@@ -197,20 +284,31 @@ def test_best_and_worst_are_ranked_by_utterance_wer_and_aligned_as_jiwer(fake_re
     assert list(table["id"][:n]) == list(wers.sort_values(kind="stable").index[:n])
     assert list(table["id"][n:]) == list(wers.sort_values(ascending=False, kind="stable").index[:n])
     assert table["wer"].tolist() == pytest.approx(wers[table["id"]].tolist())
-    assert table.equals(analysis.best_and_worst("zero-shot__cante", n=n))  # a name under the results folder
+    assert table.equals(
+        analysis.best_and_worst("zero-shot__cante", n=n)
+    )  # a name under the results folder
     for r in table.itertuples():
         k = list(wers.index).index(r.id)
         ops = [op for *_, op in r.alignment]
-        assert ops.count("substitute") == outs[k].substitutions and ops.count("delete") == outs[k].deletions
+        assert (
+            ops.count("substitute") == outs[k].substitutions
+            and ops.count("delete") == outs[k].deletions
+        )
         assert ops.count("insert") == outs[k].insertions and ops.count("equal") == outs[k].hits
         assert [w for w, _, op in r.alignment if op != "insert"] == refs[k].split()
         assert [w for _, w, op in r.alignment if op != "delete"] == hyps[k].split()
 
 
 def test_format_alignment_puts_each_marker_under_its_words():
-    ref, hyp, marks = analysis.format_alignment(analysis.align("La luna de Triana se", "la lula triana se, ay"))
+    ref, hyp, marks = analysis.format_alignment(
+        analysis.align("La luna de Triana se", "la lula triana se, ay")
+    )
     assert ref.startswith("REF: ") and hyp.startswith("HYP: ")
-    for op_mark, ref_word, hyp_word in (("S", "luna", "lula"), ("D", "de", "**"), ("I", "**", "ay")):
+    for op_mark, ref_word, hyp_word in (
+        ("S", "luna", "lula"),
+        ("D", "de", "**"),
+        ("I", "**", "ay"),
+    ):
         col = marks.index(op_mark)
         assert ref[col:].startswith(ref_word) and hyp[col:].startswith(hyp_word)
     assert marks.count("S") == marks.count("D") == marks.count("I") == 1
@@ -244,11 +342,15 @@ def test_index_page_shows_every_figure_results_profile_timings_and_versions(fake
     plotting.savefig(fig, "10-plain")
     fig.savefig(figures / "99-by-hand.png")  # a PNG with no sidecar at all
     plt.close(fig)
-    assert "no results yet" not in report.build_index(profile="cpu", timings={}).read_text(encoding="utf-8")
+    assert "no results yet" not in report.build_index(profile="cpu", timings={}).read_text(
+        encoding="utf-8"
+    )
     smoke = tmp_path / "data" / "smoke"  # a smoke report reads the smoke runs' results, kept apart
     smoke.mkdir()
     fake_results = fake_results.rename(smoke / "results")
-    assert "no results yet" in report.build_index(profile="cpu", timings={}).read_text(encoding="utf-8")
+    assert "no results yet" in report.build_index(profile="cpu", timings={}).read_text(
+        encoding="utf-8"
+    )
     index = report.build_index(profile="smoke", timings={"10_results.ipynb": 12.25})
     assert index == tmp_path / "report" / "index.html"
     page = index.read_text(encoding="utf-8")
@@ -259,15 +361,31 @@ def test_index_page_shows_every_figure_results_profile_timings_and_versions(fake
     assert ">10-plain " in page and ">99-by-hand " in page  # captions fall back to the name
     assert f"<td>{evaluation.git_revision() or 'unknown'}</td>" in page and "<td>smoke</td>" in page
     assert "<th>10_results.ipynb</th><td>12.2</td>" in page
-    assert f"<td>{platform.python_version()}</td>" in page and f"<td>{metadata.version('jiwer')}</td>" in page
-    zs = json.loads((results.run_dir("zero-shot", "cante", root=fake_results) / "metrics.json").read_text())
-    assert f"<td>{100 * zs['wer']:.1f} [{100 * zs['wer_ci'][0]:.1f}, {100 * zs['wer_ci'][1]:.1f}]</td>" in page
+    assert (
+        f"<td>{platform.python_version()}</td>" in page
+        and f"<td>{metadata.version('jiwer')}</td>" in page
+    )
+    zs = json.loads(
+        (results.run_dir("zero-shot", "cante", root=fake_results) / "metrics.json").read_text()
+    )
+    assert (
+        f"<td>{100 * zs['wer']:.1f} [{100 * zs['wer_ci'][0]:.1f}, {100 * zs['wer_ci'][1]:.1f}]</td>"
+        in page
+    )
 
 
 def _tiny_notebook(path):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('profile = "cpu"', metadata={"tags": ["parameters"]}),
-                                         nbformat.v4.new_code_cell("print(profile)")])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell('profile = "cpu"', metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell("print(profile)"),
+        ]
+    )
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
 
 
@@ -286,23 +404,50 @@ def test_build_ends_with_the_index_and_the_notebook_timings(tmp_path, monkeypatc
 
 def _run_notebook(out):
     papermill = pytest.importorskip("papermill")
-    papermill.execute_notebook(str(NOTEBOOK), str(out), parameters={"profile": "smoke"}, kernel_name="python3",
-                               cwd=str(ROOT), progress_bar=False)
+    papermill.execute_notebook(
+        str(NOTEBOOK),
+        str(out),
+        parameters={"profile": "smoke"},
+        kernel_name="python3",
+        cwd=str(ROOT),
+        progress_bar=False,
+    )
     executed = nbformat.read(out, as_version=4)
-    return "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    return "".join(
+        o.get("text", "")
+        for c in executed.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
 
 
 @pytest.mark.notebook
 def test_results_notebook_draws_its_figures_and_writes_its_tables(fake_results, tmp_path):
     (tmp_path / "data" / "smoke").mkdir()
-    fake_results.rename(tmp_path / "data" / "smoke" / "results")  # where the smoke runs of 05-09 keep them
+    fake_results.rename(
+        tmp_path / "data" / "smoke" / "results"
+    )  # where the smoke runs of 05-09 keep them
     text = _run_notebook(tmp_path / "10_results.ipynb")
     report_dir = tmp_path / "report"
-    for name in ("10-stage-comparison", "10-paired", "10-per-palo", "10-sdi", "10-forgetting", "10-prompts"):
+    for name in (
+        "10-stage-comparison",
+        "10-paired",
+        "10-per-palo",
+        "10-sdi",
+        "10-forgetting",
+        "10-prompts",
+    ):
         for ext in ("png", "pdf", "json"):
             assert (report_dir / "figures" / f"{name}.{ext}").exists(), f"{name}.{ext}"
-    csv, md = sorted((report_dir / "tables").glob("*.csv")), sorted((report_dir / "tables").glob("*.md"))
-    assert [p.stem for p in csv] == [p.stem for p in md] and "results" in [p.stem for p in csv] and len(csv) == 7
+    csv, md = (
+        sorted((report_dir / "tables").glob("*.csv")),
+        sorted((report_dir / "tables").glob("*.md")),
+    )
+    assert (
+        [p.stem for p in csv] == [p.stem for p in md]
+        and "results" in [p.stem for p in csv]
+        and len(csv) == 7
+    )
     assert "[worst]" in text and "REF: " in text and "HYP: " in text
     assert analysis.NO_RESULTS not in text
 
@@ -312,8 +457,12 @@ def test_results_notebook_completes_without_results(tmp_path, monkeypatch):
     monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("FLAMENCO_REPORT", str(tmp_path / "report"))
     text = _run_notebook(tmp_path / "10_results.ipynb")
-    assert text.count("python -m flamenco_lib results --evaluate") >= 8  # the table and every section say so
-    assert not list((tmp_path / "report").glob("**/*.png")) and not list((tmp_path / "report").glob("**/*.csv"))
+    assert (
+        text.count("python -m flamenco_lib results --evaluate") >= 8
+    )  # the table and every section say so
+    assert not list((tmp_path / "report").glob("**/*.png")) and not list(
+        (tmp_path / "report").glob("**/*.csv")
+    )
 
 
 def test_docstring_examples_hold():
@@ -324,11 +473,22 @@ def test_docstring_examples_hold():
 
 
 def test_training_losses_draw_one_line_per_stage():
-    summaries = {"stage 1": {"log": [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}, {"step": 2, "eval_wer": 0.3}]},
-                 "control": {"log": [{"step": 1, "loss": 1.0}, {"step": 2, "loss": 0.4}]}}
+    summaries = {
+        "stage 1": {
+            "log": [
+                {"step": 1, "loss": 2.0},
+                {"step": 2, "loss": 1.5},
+                {"step": 2, "eval_wer": 0.3},
+            ]
+        },
+        "control": {"log": [{"step": 1, "loss": 1.0}, {"step": 2, "loss": 0.4}]},
+    }
     ax = plotting.plot_training_losses(summaries, title="losses")
     lines = ax.get_lines()
     assert [line.get_label() for line in lines] == ["stage 1", "control"]
-    assert list(lines[0].get_ydata()) == [2.0, 1.5] and list(lines[1].get_xdata()) == [1, 2]  # eval entries left out
+    assert list(lines[0].get_ydata()) == [2.0, 1.5] and list(lines[1].get_xdata()) == [
+        1,
+        2,
+    ]  # eval entries left out
     assert ax.get_title() == "losses"
     plt.close(ax.figure)

@@ -8,12 +8,15 @@ import soundfile as sf
 import torch
 
 from flamenco_lib import audio as A
-
+from flamenco_lib import cepstrum as C
 
 # ---------------------------------------------------------------- loading
 
 
-@pytest.mark.parametrize("fmt,subtype", [("wav", "PCM_16"), ("flac", "PCM_16"), ("ogg", "VORBIS"), ("mp3", "MPEG_LAYER_III")])
+@pytest.mark.parametrize(
+    "fmt,subtype",
+    [("wav", "PCM_16"), ("flac", "PCM_16"), ("ogg", "VORBIS"), ("mp3", "MPEG_LAYER_III")],
+)
 def test_load_formats_roundtrip(tmp_path, real_speech, fmt, subtype):
     path = tmp_path / f"clip.{fmt}"
     sf.write(path, real_speech, 16000, subtype=subtype)
@@ -21,7 +24,11 @@ def test_load_formats_roundtrip(tmp_path, real_speech, fmt, subtype):
     assert y.dtype == np.float32 and y.ndim == 1
     # lossless formats give the samples back; lossy ones keep the waveform recognisable
     # (mp3 adds an encoder delay of a few hundred samples: compare after aligning)
-    lag = int(np.argmax(np.correlate(y[16000:24000], real_speech[16000:20000], mode="valid"))) if fmt == "mp3" else 0
+    lag = (
+        int(np.argmax(np.correlate(y[16000:24000], real_speech[16000:20000], mode="valid")))
+        if fmt == "mp3"
+        else 0
+    )
     a, b = y[lag:], real_speech
     m = min(len(a), len(b))
     corr = np.corrcoef(a[:m], b[:m])[0, 1]
@@ -95,7 +102,15 @@ def test_truncated_wav(tmp_path, real_speech):
     assert str(path) in str(info.value)
 
 
-@pytest.mark.parametrize("start,end,needle", [(50.0, None, "outside"), (1.0, 99.0, "outside"), (2.0, 2.0, "empty segment"), (-1.0, 1.0, "negative")])
+@pytest.mark.parametrize(
+    "start,end,needle",
+    [
+        (50.0, None, "outside"),
+        (1.0, 99.0, "outside"),
+        (2.0, 2.0, "empty segment"),
+        (-1.0, 1.0, "negative"),
+    ],
+)
 def test_bad_segments(tmp_path, real_speech, start, end, needle):
     path = tmp_path / "clip.wav"
     sf.write(path, real_speech, 16000)
@@ -149,7 +164,9 @@ def test_log_mel_equals_whisper_feature_extractor(real_speech, seconds):
 
     n = int(seconds * 16000)
     clip = np.resize(real_speech, n)  # longer than the prompt: tiled real speech
-    ref = WhisperFeatureExtractor(feature_size=80)(clip, sampling_rate=16000, return_tensors="np").input_features[0]
+    ref = WhisperFeatureExtractor(feature_size=80)(
+        clip, sampling_rate=16000, return_tensors="np"
+    ).input_features[0]
     ours = A.log_mel_spectrogram(A.pad_or_trim(clip)).numpy()
     assert ours.shape == ref.shape == (80, 3000)
     assert np.abs(ours - ref).max() <= 1e-4
@@ -184,18 +201,17 @@ def test_pulse_train_cepstral_peak_at_period(f0):
     from scipy.signal import lfilter
 
     x = lfilter([1.0], [1.0, -1.3, 0.8], x)
-    c = A.cepstrum(x * np.hanning(len(x)))
+    c = C.cepstrum(x * np.hanning(len(x)))
     lo, hi = int(sr / 1000), int(sr / 60)
     assert lo + int(np.argmax(c[lo:hi])) == pytest.approx(period, abs=1)
-    assert A.cepstral_pitch(x, sr=sr) == pytest.approx(sr / period, rel=0.02)
+    assert C.cepstral_pitch(x, sr=sr) == pytest.approx(sr / period, rel=0.02)
 
 
 def test_lifter_keeps_envelope_and_removes_pitch():
-    sr = 16000
     x = np.zeros(1024)
     x[::80] = 1.0  # 200 Hz
-    c = A.cepstrum(x * np.hanning(1024))
-    smooth = A.lifter(c, n_keep=30)
+    c = C.cepstrum(x * np.hanning(1024))
+    smooth = C.lifter(c, n_keep=30)
     assert np.all(smooth[30:-29] == 0) and np.abs(smooth[80]) == 0 and np.abs(c[80]) > 0.05
     np.testing.assert_array_equal(smooth[:30], c[:30])
 
@@ -205,13 +221,13 @@ def test_mfcc_equals_librosa(real_speech):
 
     S = librosa.power_to_db(librosa.feature.melspectrogram(y=real_speech, sr=16000, n_mels=40))
     ref = librosa.feature.mfcc(S=S, n_mfcc=13)
-    np.testing.assert_allclose(A.mfcc(S, n_mfcc=13), ref, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(C.mfcc(S, n_mfcc=13), ref, rtol=1e-5, atol=1e-4)
     # from audio, librosa's own pipeline (its default STFT, slaney mel, dB): equal too
     ref_y = librosa.feature.mfcc(y=real_speech, sr=16000, n_mfcc=20)
     S_y = librosa.power_to_db(librosa.feature.melspectrogram(y=real_speech, sr=16000))
-    np.testing.assert_allclose(A.mfcc(S_y, n_mfcc=20), ref_y, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(C.mfcc(S_y, n_mfcc=20), ref_y, rtol=1e-5, atol=1e-3)
 
 
 def test_dct_matrix_is_orthonormal():
-    D = A.dct_matrix(80, 80)
+    D = C.dct_matrix(80, 80)
     np.testing.assert_allclose(D @ D.T, np.eye(80), atol=1e-12)

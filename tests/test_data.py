@@ -11,7 +11,6 @@ import soundfile as sf
 from flamenco_lib.cli import main
 from flamenco_lib.data import corpus, lyrics, manifest
 
-
 # ---------------------------------------------------------------- lyrics
 
 
@@ -21,8 +20,18 @@ def test_project_lyrics_are_many_distinct_coplas():
     assert len({c.id for c in coplas}) == len(coplas)
     assert len({c.text.lower() for c in coplas}) == len(coplas)
     palos = {c.palo for c in coplas}
-    assert {"soleá", "seguiriya", "bulería", "fandango", "tangos", "alegrías", "malagueña", "granaína",
-            "martinete", "tientos"} <= palos
+    assert {
+        "soleá",
+        "seguiriya",
+        "bulería",
+        "fandango",
+        "tangos",
+        "alegrías",
+        "malagueña",
+        "granaína",
+        "martinete",
+        "tientos",
+    } <= palos
     assert all(2 <= len(c.lines) <= 6 for c in coplas)
     soleares = [c for c in coplas if c.palo == "soleá"]
     assert sum(len(c.lines) == 3 for c in soleares) > len(soleares) / 2  # the soleá is a tercet
@@ -30,19 +39,34 @@ def test_project_lyrics_are_many_distinct_coplas():
 
 def test_tsv_and_jsonl_read_the_same(tmp_path):
     tsv = tmp_path / "mine.tsv"
-    tsv.write_text("palo\ttext\nsoleá\tLa luna / sobre Triana / llora\ntangos\tDe Cádiz, vengo, cantando\n")
+    tsv.write_text(
+        "palo\ttext\nsoleá\tLa luna / sobre Triana / llora\ntangos\tDe Cádiz, vengo, cantando\n"
+    )
     jsonl = tmp_path / "mine.jsonl"
-    jsonl.write_text("\n".join(json.dumps({"palo": c.palo, "text": " / ".join(c.lines)}, ensure_ascii=False)
-                               for c in lyrics.read_lyrics(tsv)) + "\n")
+    jsonl.write_text(
+        "\n".join(
+            json.dumps({"palo": c.palo, "text": " / ".join(c.lines)}, ensure_ascii=False)
+            for c in lyrics.read_lyrics(tsv)
+        )
+        + "\n"
+    )
     a, b = lyrics.read_lyrics(tsv), lyrics.read_lyrics(jsonl)
     assert a == b
-    assert a[0].lines == ("La luna", "sobre Triana", "llora") and a[1].lines == ("De Cádiz", "vengo", "cantando")
+    assert a[0].lines == ("La luna", "sobre Triana", "llora") and a[1].lines == (
+        "De Cádiz",
+        "vengo",
+        "cantando",
+    )
 
 
 @pytest.mark.parametrize(
     "content,needle",
-    [("text\nhola\n", "lacks \\['palo'\\]"), ("palo\ttext\nsoleá\t\n", ":2: a copla needs"),
-     ("id\tpalo\ttext\na\tsoleá\tuno\na\tsoleá\tdos\n", ":3: duplicate id"), ('{"palo": "soleá", \n', ":1: not valid JSON")],
+    [
+        ("text\nhola\n", "lacks \\['palo'\\]"),
+        ("palo\ttext\nsoleá\t\n", ":2: a copla needs"),
+        ("id\tpalo\ttext\na\tsoleá\tuno\na\tsoleá\tdos\n", ":3: duplicate id"),
+        ('{"palo": "soleá", \n', ":1: not valid JSON"),
+    ],
 )
 def test_lyrics_errors_name_file_and_line(tmp_path, content, needle):
     path = tmp_path / "bad.tsv"
@@ -71,14 +95,26 @@ def _write(dir_, rows):
 
 
 def _row(i, **kw):
-    row = {"id": f"seg{i}", "audio": "audio/short.wav", "start": None, "end": None, "text": f"copla número {i}",
-           "text_canonical": f"copla número {i}", "palo": "soleá", "singer": "a", "split": "train", "source": "test"}
+    row = {
+        "id": f"seg{i}",
+        "audio": "audio/short.wav",
+        "start": None,
+        "end": None,
+        "text": f"copla número {i}",
+        "text_canonical": f"copla número {i}",
+        "palo": "soleá",
+        "singer": "a",
+        "split": "train",
+        "source": "test",
+    }
     row.update(kw)
     return row
 
 
 def test_valid_manifest(corpus_dir):
-    path = _write(corpus_dir, [_row(1), _row(2, audio="audio/long.flac", start=0.0, end=20.0, split="test")])
+    path = _write(
+        corpus_dir, [_row(1), _row(2, audio="audio/long.flac", start=0.0, end=20.0, split="test")]
+    )
     assert manifest.validate_manifest(path) == []
     assert main(["data", "validate", str(path)]) == 0
 
@@ -92,19 +128,34 @@ def test_every_problem_is_listed_with_its_line(corpus_dir, capsys):
         _row(5, start=3.0, end=9.0),  # outside the 4 s file
         _row(6, text="  "),
         _row(1, text="otra"),  # duplicate id
-        _row(8, text="copla número 1", text_canonical="copla número 1", split="test"),  # lyric in two splits
+        _row(
+            8, text="copla número 1", text_canonical="copla número 1", split="test"
+        ),  # lyric in two splits
         _row(9, text="la " * 500),  # > 448 tokens
         _row(10, audio="../outside.wav"),
         _row(11, start=2.0, end=1.0),
     ]
     path = _write(corpus_dir, rows)
     problems = manifest.validate_manifest(path)
-    expect = {2: "missing|not found", 3: "not audio", 4: "longer than", 5: "outside", 6: "empty text",
-              7: "duplicate id", 8: "same lyric", 9: "tokens exceeds", 10: "escapes", 11: "empty segment"}
+    expect = {
+        2: "missing|not found",
+        3: "not audio",
+        4: "longer than",
+        5: "outside",
+        6: "empty text",
+        7: "duplicate id",
+        8: "same lyric",
+        9: "tokens exceeds",
+        10: "escapes",
+        11: "empty segment",
+    }
     import re
 
     for line, pattern in expect.items():
-        assert any(p.startswith(f"{path}:{line}:") and re.search(pattern, p) for p in problems), (line, problems)
+        assert any(p.startswith(f"{path}:{line}:") and re.search(pattern, p) for p in problems), (
+            line,
+            problems,
+        )
     assert not any(p.startswith(f"{path}:1:") for p in problems)
     assert main(["data", "validate", str(path)]) == 2
     out = capsys.readouterr().out
@@ -135,7 +186,9 @@ def test_speech_corpus(speech_corpus):
 
 
 def test_load_corpus_decodes_lazily_and_cuts_segments(corpus_dir, real_speech):
-    path = _write(corpus_dir, [_row(1), _row(2, audio="audio/long.flac", start=1.0, end=3.5, split="test")])
+    path = _write(
+        corpus_dir, [_row(1), _row(2, audio="audio/long.flac", start=1.0, end=3.5, split="test")]
+    )
     dd = corpus.load_corpus(path)
     assert set(dd) == {"train", "test"}
     ex = dd["test"][0]
@@ -147,8 +200,21 @@ def test_load_corpus_decodes_lazily_and_cuts_segments(corpus_dir, real_speech):
 # ---------------------------------------------------------------- Common Voice
 
 
-CV_COLUMNS = ["client_id", "path", "sentence_id", "sentence", "sentence_domain", "up_votes", "down_votes",
-              "age", "gender", "accents", "variant", "locale", "segment"]
+CV_COLUMNS = [
+    "client_id",
+    "path",
+    "sentence_id",
+    "sentence",
+    "sentence_domain",
+    "up_votes",
+    "down_votes",
+    "age",
+    "gender",
+    "accents",
+    "variant",
+    "locale",
+    "segment",
+]
 
 
 @pytest.fixture
@@ -163,7 +229,11 @@ def common_voice_dir(tmp_path, speech_prompts):
         for i, p in enumerate(chunk):
             name = f"common_voice_es_{1000 + i}_{split}.mp3"
             sf.write(root / "clips" / name, load_audio(p["path"], sr=48000), 48000, format="MP3")
-            lines.append("\t".join([f"client{i}", name, f"s{i}", p["text"], "", "2", "0", "", "", "", "", "es", ""]))
+            lines.append(
+                "\t".join(
+                    [f"client{i}", name, f"s{i}", p["text"], "", "2", "0", "", "", "", "", "es", ""]
+                )
+            )
         (root / f"{split}.tsv").write_text("\n".join(lines) + "\n")
     (root / "validated.tsv").write_text((root / "train.tsv").read_text())
     return root, items

@@ -15,16 +15,33 @@ from flamenco_lib.data import manifest
 
 def test_score_predictions_sung_vs_written_and_groups():
     rows = [
-        {"text": "Ay, la luna sale, la luna sale", "text_canonical": "la luna sale", "palo": "soleá", "voice": "es"},
-        {"text": "por la sierra", "text_canonical": "por la sierra", "palo": "tangos", "voice": "es"},
+        {
+            "text": "Ay, la luna sale, la luna sale",
+            "text_canonical": "la luna sale",
+            "palo": "soleá",
+            "voice": "es",
+        },
+        {
+            "text": "por la sierra",
+            "text_canonical": "por la sierra",
+            "palo": "tangos",
+            "voice": "es",
+        },
     ]
     hyps = ["ay la luna sale la luna sale", "por la tierra"]
     m = evaluation.score_predictions(rows, hyps)
     assert m["wer"] == pytest.approx(1 / 10)  # one substitution in 10 sung words
-    assert m["canonical"]["wer"] == pytest.approx((1 + 4) / 6)  # plus 4 insertions against the written lyric
+    assert m["canonical"]["wer"] == pytest.approx(
+        (1 + 4) / 6
+    )  # plus 4 insertions against the written lyric
     groups = {(g["field"], g["group"]): g for g in m["per_group"]}
-    assert set(groups) == {("palo", "soleá"), ("palo", "tangos")}  # a field with one value is no group
-    assert groups[("palo", "soleá")]["wer"] == 0 and groups[("palo", "tangos")]["wer"] == pytest.approx(1 / 3)
+    assert set(groups) == {
+        ("palo", "soleá"),
+        ("palo", "tangos"),
+    }  # a field with one value is no group
+    assert groups[("palo", "soleá")]["wer"] == 0 and groups[("palo", "tangos")][
+        "wer"
+    ] == pytest.approx(1 / 3)
 
 
 @pytest.fixture(scope="module")
@@ -37,21 +54,41 @@ def tiny_manifest(tmp_path_factory, speech_prompts):
     rows = []
     for p in items:
         sf.write(d / "audio" / f"{p['id']}.flac", load_audio(p["path"]), 16000)
-        rows.append({"id": p["id"], "audio": f"audio/{p['id']}.flac", "text": p["text"], "text_canonical": p["text"],
-                     "split": "test", "singer": "asterisk", "source": "asterisk"})
+        rows.append(
+            {
+                "id": p["id"],
+                "audio": f"audio/{p['id']}.flac",
+                "text": p["text"],
+                "text_canonical": p["text"],
+                "split": "test",
+                "singer": "asterisk",
+                "source": "asterisk",
+            }
+        )
     return manifest.write_manifest(rows, d / "manifest.jsonl")
 
 
 @pytest.mark.model
 def test_evaluate_writes_predictions_and_metrics(base, tiny_manifest, tmp_path):
     path, model, processor = base
-    m = evaluation.evaluate_manifest(str(path), tiny_manifest, split="test", out=tmp_path / "run",
-                                     model=model, processor=processor, progress=False)
-    preds = [json.loads(x) for x in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
+    m = evaluation.evaluate_manifest(
+        str(path),
+        tiny_manifest,
+        split="test",
+        out=tmp_path / "run",
+        model=model,
+        processor=processor,
+        progress=False,
+    )
+    preds = [
+        json.loads(x) for x in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()
+    ]
     assert [p["id"] for p in preds] == [r["id"] for r in manifest.read_manifest(tiny_manifest)]
     assert all(p["hypothesis"] for p in preds)
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert saved["wer"] == pytest.approx(metrics.wer([p["reference"] for p in preds], [p["hypothesis"] for p in preds]))
+    assert saved["wer"] == pytest.approx(
+        metrics.wer([p["reference"] for p in preds], [p["hypothesis"] for p in preds])
+    )
     assert saved["wer"] == m["wer"] and saved["n_utterances"] == 4
     assert saved["wer"] < 0.5  # real read speech: whisper-base does well
     assert saved["decoding"]["num_beams"] == 1 and saved["decoding"]["language"] == "es"
@@ -60,11 +97,38 @@ def test_evaluate_writes_predictions_and_metrics(base, tiny_manifest, tmp_path):
 
 @pytest.mark.model
 def test_cli_evaluate(tiny_manifest, tmp_path, capsys):
-    assert main(["evaluate", "--manifest", str(tiny_manifest), "--split", "test", "--max-items", "2",
-                 "--out", str(tmp_path / "cli")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--manifest",
+                str(tiny_manifest),
+                "--split",
+                "test",
+                "--max-items",
+                "2",
+                "--out",
+                str(tmp_path / "cli"),
+            ]
+        )
+        == 0
+    )
     assert "n=2 WER" in capsys.readouterr().out
     assert json.loads((tmp_path / "cli" / "metrics.json").read_text())["n_utterances"] == 2
-    assert main(["evaluate", "--manifest", str(tiny_manifest), "--split", "dev", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--manifest",
+                str(tiny_manifest),
+                "--split",
+                "dev",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert str(tiny_manifest) in err and "split 'dev'" in err
 
@@ -79,8 +143,14 @@ def test_prompted_rows_are_grouped_and_returned_in_order(base, tiny_manifest):
     _, model, processor = base
     ds = load_corpus(tiny_manifest)["test"]
     prompts = ["Soleá. pena, fragua.", None, "Soleá. pena, fragua.", "Tangos. Triana."]
-    got = evaluation.transcribe_dataset(model, processor, ds, prompts=prompts, batch_size=2, progress=False)
-    alone = [transcribe(model, processor, [np.asarray(r["audio"]["array"], dtype=np.float32)], prompts=[p])[0]
-             for r, p in zip(ds, prompts)]
+    got = evaluation.transcribe_dataset(
+        model, processor, ds, prompts=prompts, batch_size=2, progress=False
+    )
+    alone = [
+        transcribe(
+            model, processor, [np.asarray(r["audio"]["array"], dtype=np.float32)], prompts=[p]
+        )[0]
+        for r, p in zip(ds, prompts)
+    ]
     assert got == alone
     assert len(set(got)) == 4  # four different clips: a shuffled order could not pass

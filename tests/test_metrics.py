@@ -1,13 +1,17 @@
 """flamenco_lib.metrics against jiwer, and the properties of its bootstrap and indicators."""
 
 import jiwer
-import numpy as np
 import pytest
 
 from flamenco_lib import metrics as M
 from flamenco_lib.text import normalize
 
-REFS = ["Mi mare, la de Triana", "¿Dónde vas, gitana?", "Fatigas de la fragua", "El yunque y la luna"]
+REFS = [
+    "Mi mare, la de Triana",
+    "¿Dónde vas, gitana?",
+    "Fatigas de la fragua",
+    "El yunque y la luna",
+]
 HYPS = ["mi madre la de triana", "donde vas gitana", "fatigas de fragua fragua", ""]
 
 
@@ -15,7 +19,9 @@ def test_wer_cer_equal_jiwer_on_normalised_text():
     r, h = [normalize(x) for x in REFS], [normalize(x) for x in HYPS]
     assert M.wer(REFS, HYPS) == pytest.approx(jiwer.wer(r, h))
     assert M.cer(REFS, HYPS) == pytest.approx(jiwer.cer(r, h))
-    assert M.wer(REFS, HYPS, normalize=False) == pytest.approx(jiwer.wer(REFS, [x or "" for x in HYPS]))
+    assert M.wer(REFS, HYPS, normalize=False) == pytest.approx(
+        jiwer.wer(REFS, [x or "" for x in HYPS])
+    )
     assert M.wer(REFS, REFS) == 0.0
 
 
@@ -23,12 +29,18 @@ def test_score_breakdown_matches_jiwer():
     s = M.score(REFS, HYPS, groups={"palo": ["soleá", "bulería", "soleá", "martinete"]})
     out = jiwer.process_words([normalize(x) for x in REFS], [normalize(x) for x in HYPS])
     assert (s.substitutions, s.deletions, s.insertions, s.hits) == (
-        out.substitutions, out.deletions, out.insertions, out.hits)
+        out.substitutions,
+        out.deletions,
+        out.insertions,
+        out.hits,
+    )
     assert s.wer == pytest.approx(out.wer)
     assert s.ref_words == s.hits + s.substitutions + s.deletions
     assert s.wer_ci[0] <= s.wer <= s.wer_ci[1]
     soleá = s.per_group.query("group == 'soleá'").iloc[0]
-    sub = jiwer.wer([normalize(REFS[0]), normalize(REFS[2])], [normalize(HYPS[0]), normalize(HYPS[2])])
+    sub = jiwer.wer(
+        [normalize(REFS[0]), normalize(REFS[2])], [normalize(HYPS[0]), normalize(HYPS[2])]
+    )
     assert soleá["n"] == 2 and soleá["wer"] == pytest.approx(sub)
     assert s.wer_raw > s.wer  # case and punctuation count as errors before normalising
     assert set(s.to_dict()) >= {"wer", "cer", "wer_ci", "per_group", "loops"}
@@ -48,7 +60,9 @@ def test_bootstrap_is_seeded_and_tightens_with_data(rng):
 def test_hallucination_indicators():
     loop = "a mí, " * 40
     assert M.compression_ratio(loop) > M.COMPRESSION_RATIO_THRESHOLD
-    assert M.compression_ratio("Por favor ingrese su numero de agente") < M.COMPRESSION_RATIO_THRESHOLD
+    assert (
+        M.compression_ratio("Por favor ingrese su numero de agente") < M.COMPRESSION_RATIO_THRESHOLD
+    )
     assert M.repeated_ngram_rate("la luna la luna la luna la luna") > 0.5
     assert M.repeated_ngram_rate("la luna de plata sobre Triana") == 0.0
     s = M.score(["la luna sale"], [loop])
@@ -57,7 +71,11 @@ def test_hallucination_indicators():
 
 @pytest.mark.parametrize(
     "refs,hyps,needle",
-    [([], [], "empty"), (["a"], ["a", "b"], "1 references but 2"), (["¿?", "..."], ["a", "b"], "empty after normalisation")],
+    [
+        ([], [], "empty"),
+        (["a"], ["a", "b"], "1 references but 2"),
+        (["¿?", "..."], ["a", "b"], "empty after normalisation"),
+    ],
 )
 def test_errors_are_clear(refs, hyps, needle):
     with pytest.raises(ValueError, match=needle):
@@ -79,17 +97,30 @@ def test_paired_bootstrap_difference_and_interval(rng):
     a = [r.replace("luna", "lula") for r in refs]  # one substitution per utterance
     b = [r if i % 3 else r.replace("río", "mío") for i, r in enumerate(refs)]  # one in every third
     d = M.paired_bootstrap(refs, a, b)
-    assert d["wer_a"] == pytest.approx(M.wer(refs, a)) and d["wer_b"] == pytest.approx(M.wer(refs, b))
+    assert d["wer_a"] == pytest.approx(M.wer(refs, a)) and d["wer_b"] == pytest.approx(
+        M.wer(refs, b)
+    )
     assert d["delta"] == pytest.approx(M.wer(refs, b) - M.wer(refs, a))
-    assert d["delta_lo"] <= d["delta"] <= d["delta_hi"] < 0 and d["p_b_better"] == 1.0  # B better in every resample
+    assert (
+        d["delta_lo"] <= d["delta"] <= d["delta_hi"] < 0 and d["p_b_better"] == 1.0
+    )  # B better in every resample
     same = M.paired_bootstrap(refs, a, a)
-    assert (same["delta"], same["delta_lo"], same["delta_hi"], same["p_b_better"]) == (0.0, 0.0, 0.0, 0.0)
+    assert (same["delta"], same["delta_lo"], same["delta_hi"], same["p_b_better"]) == (
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+    )
     # pairing removes the variation both systems share: the paired interval of the difference is
     # narrower than the two unpaired intervals side by side would suggest
-    noisy = [" ".join(w for w in r.split() if rng.random() > 0.3) for r in refs]  # shared hard utterances
+    noisy = [
+        " ".join(w for w in r.split() if rng.random() > 0.3) for r in refs
+    ]  # shared hard utterances
     a2 = [n.replace("luna", "lula") if i % 2 == 0 else n for i, n in enumerate(noisy)]
     d2 = M.paired_bootstrap(refs, a2, noisy)
     sa, sn = M.score(refs, a2), M.score(refs, noisy)
-    assert d2["delta_hi"] - d2["delta_lo"] < (sa.wer_ci[1] - sa.wer_ci[0]) + (sn.wer_ci[1] - sn.wer_ci[0])
+    assert d2["delta_hi"] - d2["delta_lo"] < (sa.wer_ci[1] - sa.wer_ci[0]) + (
+        sn.wer_ci[1] - sn.wer_ci[0]
+    )
     assert d2["delta_hi"] < 0  # a real gain that the two overlapping intervals hide
     assert sa.wer_ci[0] < sn.wer_ci[1]  # the unpaired intervals overlap

@@ -8,11 +8,22 @@ from flamenco_lib import prompts, training
 
 
 def test_lexicon_and_builder():
-    texts = ["Ay, la pena de la fragua", "pena y fatigas en la fragua", "mi pena, mi mare", "la luna"]
+    texts = [
+        "Ay, la pena de la fragua",
+        "pena y fatigas en la fragua",
+        "mi pena, mi mare",
+        "la luna",
+    ]
     lex = prompts.lexicon(texts, size=3)
-    assert lex[0] == "pena" and "fragua" in lex and "la" not in lex and "luna" not in lex  # luna: once only
-    assert prompts.build_prompt(palo="soleá", previous="Le pregunté a la luna,", words=["pena", "fragua"]) == \
-        "Soleá. Le pregunté a la luna. pena, fragua."
+    assert (
+        lex[0] == "pena" and "fragua" in lex and "la" not in lex and "luna" not in lex
+    )  # luna: once only
+    assert (
+        prompts.build_prompt(
+            palo="soleá", previous="Le pregunté a la luna,", words=["pena", "fragua"]
+        )
+        == "Soleá. Le pregunté a la luna. pena, fragua."
+    )
     assert prompts.build_prompt() is None
 
 
@@ -20,10 +31,15 @@ def test_lexicon_and_builder():
 def test_prompt_ids_equal_the_processors_and_are_capped(base):
     processor = base[2]
     text = "Soleá. Le pregunté a la luna por qué me daba la espalda."
-    assert prompts.prompt_token_ids(processor.tokenizer, text) == processor.get_prompt_ids(text).tolist()
+    assert (
+        prompts.prompt_token_ids(processor.tokenizer, text)
+        == processor.get_prompt_ids(text).tolist()
+    )
     long = " ".join(["fatigas"] * 400)
     ids = prompts.prompt_token_ids(processor.tokenizer, long)
-    assert len(ids) == prompts.MAX_PROMPT_TOKENS and ids[0] == processor.tokenizer.convert_tokens_to_ids("<|startofprev|>")
+    assert len(ids) == prompts.MAX_PROMPT_TOKENS and ids[
+        0
+    ] == processor.tokenizer.convert_tokens_to_ids("<|startofprev|>")
     assert prompts.prompt_token_ids(processor.tokenizer, "  ") == []
 
 
@@ -52,8 +68,12 @@ def test_training_layout_equals_generate(base, real_speech, prompt):
     ``generate(prompt_ids=...)``: prompt, <|startoftranscript|><|es|><|transcribe|><|notimestamps|>, text."""
     _, model, processor = base
     tok = processor.tokenizer
-    feats = processor.feature_extractor(real_speech[: 16000 * 6], sampling_rate=16000, return_tensors="pt").input_features
-    fed, out = prompts.generate_decoder_input(model, processor, feats, prompt=prompt)  # the decoder's full input
+    feats = processor.feature_extractor(
+        real_speech[: 16000 * 6], sampling_rate=16000, return_tensors="pt"
+    ).input_features
+    fed, out = prompts.generate_decoder_input(
+        model, processor, feats, prompt=prompt
+    )  # the decoder's full input
     generated = [t for t in out if t < tok.convert_tokens_to_ids("<|endoftext|>")]
     text = tok.decode(generated)
     layout = training.collate_labels(tok, [text], prompts=[prompt])["decoder_input_ids"][0].tolist()

@@ -10,9 +10,17 @@ from flamenco_lib import report
 
 
 def _nb(path, *cells):
-    nb = new_notebook(cells=[new_code_cell('profile = "cpu"', metadata={"tags": ["parameters"]}),
-                             *(new_code_cell(c) for c in cells)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb = new_notebook(
+        cells=[
+            new_code_cell('profile = "cpu"', metadata={"tags": ["parameters"]}),
+            *(new_code_cell(c) for c in cells),
+        ]
+    )
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
     return path
 
@@ -28,7 +36,12 @@ def test_notebooks_run_in_order_with_the_profile_and_failures_name_the_cell(tmp_
     assert log.read_text() == "a:smoke b:smoke "
 
     bad = _nb(tmp_path / "03_bad.ipynb", "x = 1", "raise ValueError('no such palo')")
-    with pytest.raises(report.NotebookFailed, match=r"03_bad.ipynb: cell In \[4\] .* failed with ValueError: no such palo") as info:
+    with pytest.raises(
+        report.NotebookFailed,
+        match=r"03_bad.ipynb: cell In \[4\] .* failed with ValueError: no such palo",
+    ) as info:
         report.run_notebooks([bad, a], profile="smoke", outdir=out, progress=False)
-    assert str(out / "03_bad.ipynb") in str(info.value) and (out / "03_bad.ipynb").exists()  # kept for inspection
+    assert (
+        str(out / "03_bad.ipynb") in str(info.value) and (out / "03_bad.ipynb").exists()
+    )  # kept for inspection
     assert log.read_text() == "a:smoke b:smoke "  # the run stopped at the failure

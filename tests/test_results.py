@@ -9,7 +9,10 @@ from flamenco_lib import evaluation, results
 
 
 def _run(root, row, key, refs, hyps, voices=None):
-    rows = [{"text": r, "text_canonical": r, "voice_heldout": v} for r, v in zip(refs, voices or [None] * len(refs))]
+    rows = [
+        {"text": r, "text_canonical": r, "voice_heldout": v}
+        for r, v in zip(refs, voices or [None] * len(refs))
+    ]
     m = evaluation.score_predictions(rows, hyps)
     d = results.run_dir(row, key, root=root)
     d.mkdir(parents=True)
@@ -18,9 +21,20 @@ def _run(root, row, key, refs, hyps, voices=None):
 
 
 def test_table_has_a_row_per_model_and_a_column_per_test_set(tmp_path):
-    refs = ["la luna de triana", "mi mare en la fragua", "por la calle del pozo", "que me lleven a cadiz"]
-    zs = _run(tmp_path, "zero-shot", "cante", refs, ["la lula de triana", "mi madre en la fragua", "por la calle",
-                                                     "que me lleven a cadiz"], voices=[True, True, False, False])
+    refs = [
+        "la luna de triana",
+        "mi mare en la fragua",
+        "por la calle del pozo",
+        "que me lleven a cadiz",
+    ]
+    zs = _run(
+        tmp_path,
+        "zero-shot",
+        "cante",
+        refs,
+        ["la lula de triana", "mi madre en la fragua", "por la calle", "que me lleven a cadiz"],
+        voices=[True, True, False, False],
+    )
     _run(tmp_path, "zero-shot", "speech", refs, refs)
     s1 = _run(tmp_path, "stage 1", "cante", refs, refs, voices=[True, True, False, False])
     table = results.results_table(root=tmp_path)
@@ -54,7 +68,10 @@ def test_evaluate_stages_reruns_what_changed_since_it_ran(tmp_path, monkeypatch)
 
     monkeypatch.setattr(evaluation, "evaluate_manifest", fake_evaluate)
     monkeypatch.setattr(models, "load_whisper", lambda path: (None, None))
-    sets = (("cante", "corpora/cante/manifest.jsonl", "test"), ("speech", "corpora/speech/manifest.jsonl", "test"))
+    sets = (
+        ("cante", "corpora/cante/manifest.jsonl", "test"),
+        ("speech", "corpora/speech/manifest.jsonl", "test"),
+    )
     stages = (("zero-shot", "base"), ("stage 1", "checkpoints/stage1"))
     results.evaluate_stages(stages, sets, progress=False)
     assert calls == ["zero-shot__cante"]  # stage 1 is not trained, the speech set not built
@@ -62,7 +79,9 @@ def test_evaluate_stages_reruns_what_changed_since_it_ran(tmp_path, monkeypatch)
     assert calls == ["zero-shot__cante"]  # up to date: kept
     run = tmp_path / "results" / "zero-shot__cante"
     later = (run / "metrics.json").stat().st_mtime + 10
-    os.utime(man, (later, later))  # the corpus rebuilt identically after the evaluation: contents decide
+    os.utime(
+        man, (later, later)
+    )  # the corpus rebuilt identically after the evaluation: contents decide
     results.evaluate_stages(stages, sets, progress=False)
     assert calls == ["zero-shot__cante"]
     man.write_text('{"id": "a"}\n')  # the corpus changed
@@ -85,7 +104,10 @@ def test_a_prompted_row_where_no_clip_has_a_palo_is_the_unprompted_run(tmp_path,
     from flamenco_lib import models
 
     monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path))
-    for name, rows in (("cante", [{"id": "c1", "palo": "soleá"}]), ("speech", [{"id": "s1", "palo": None}])):
+    for name, rows in (
+        ("cante", [{"id": "c1", "palo": "soleá"}]),
+        ("speech", [{"id": "s1", "palo": None}]),
+    ):
         man = tmp_path / "corpora" / name / "manifest.jsonl"
         man.parent.mkdir(parents=True)
         man.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -94,18 +116,40 @@ def test_a_prompted_row_where_no_clip_has_a_palo_is_the_unprompted_run(tmp_path,
     def fake_evaluate(model_name, manifest, *, out, prompt_kinds, **kw):
         calls.append((Path(out).name, tuple(prompt_kinds)))
         Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "metrics.json").write_text(json.dumps({"wer": len(calls) / 10, "row": kw["extra"]["row"],
-                                                             "decoding": {"prompts": bool(prompt_kinds), "num_beams": 1}}))
-        (Path(out) / "predictions.jsonl").write_text(json.dumps({"id": "x", "hypothesis": str(len(calls))}) + "\n")
+        (Path(out) / "metrics.json").write_text(
+            json.dumps(
+                {
+                    "wer": len(calls) / 10,
+                    "row": kw["extra"]["row"],
+                    "decoding": {"prompts": bool(prompt_kinds), "num_beams": 1},
+                }
+            )
+        )
+        (Path(out) / "predictions.jsonl").write_text(
+            json.dumps({"id": "x", "hypothesis": str(len(calls))}) + "\n"
+        )
 
     monkeypatch.setattr(evaluation, "evaluate_manifest", fake_evaluate)
     monkeypatch.setattr(models, "load_whisper", lambda path: (None, None))
-    sets = (("cante", "corpora/cante/manifest.jsonl", "test"), ("speech", "corpora/speech/manifest.jsonl", "test"))
-    stages = (("zero-shot", "base"), ("zero-shot + prompts", "base", {"prompts": ("palo", "lexicon")}))
+    sets = (
+        ("cante", "corpora/cante/manifest.jsonl", "test"),
+        ("speech", "corpora/speech/manifest.jsonl", "test"),
+    )
+    stages = (
+        ("zero-shot", "base"),
+        ("zero-shot + prompts", "base", {"prompts": ("palo", "lexicon")}),
+    )
     results.evaluate_stages(stages, sets, progress=False)
     # the cante set is decoded with prompts; on the speech set nobody has a palo: no second decoding
-    assert calls == [("zero-shot__cante", ()), ("zero-shot__speech", ()), ("zero-shot-+-prompts__cante", ("palo", "lexicon"))]
-    twin, copy = results.run_dir("zero-shot", "speech"), results.run_dir("zero-shot + prompts", "speech")
+    assert calls == [
+        ("zero-shot__cante", ()),
+        ("zero-shot__speech", ()),
+        ("zero-shot-+-prompts__cante", ("palo", "lexicon")),
+    ]
+    twin, copy = (
+        results.run_dir("zero-shot", "speech"),
+        results.run_dir("zero-shot + prompts", "speech"),
+    )
     m = json.loads((copy / "metrics.json").read_text())
     assert m["wer"] == json.loads((twin / "metrics.json").read_text())["wer"]
     assert m["row"] == "zero-shot + prompts" and m["same_as"] == twin.name
@@ -117,5 +161,7 @@ def test_a_prompted_row_where_no_clip_has_a_palo_is_the_unprompted_run(tmp_path,
     assert len(calls) == 3  # the copy is kept like any run
     # without the unprompted row in the same call, the prompted row is decoded
     results.evaluate_stages(stages[1:], sets, progress=False, max_items=2)
-    assert calls[-2:] == [("zero-shot-+-prompts__cante", ("palo", "lexicon")),
-                          ("zero-shot-+-prompts__speech", ("palo", "lexicon"))]
+    assert calls[-2:] == [
+        ("zero-shot-+-prompts__cante", ("palo", "lexicon")),
+        ("zero-shot-+-prompts__speech", ("palo", "lexicon")),
+    ]

@@ -28,16 +28,29 @@ def test_soft_prompt_is_small_and_round_trips(base, tmp_path):
 def test_soft_prompt_from_text_decodes_like_the_text_prompt(base, real_speech):
     _, model, processor = base
     tok = processor.tokenizer
-    feats = processor.feature_extractor(real_speech[: 16000 * 6], sampling_rate=16000, return_tensors="pt").input_features
+    feats = processor.feature_extractor(
+        real_speech[: 16000 * 6], sampling_rate=16000, return_tensors="pt"
+    ).input_features
     eot = tok.convert_tokens_to_ids("<|endoftext|>")
-    ref = model.generate(feats, language="es", task="transcribe", max_new_tokens=40,
-                         prompt_ids=processor.get_prompt_ids(TEXT, return_tensors="pt"))
+    ref = model.generate(
+        feats,
+        language="es",
+        task="transcribe",
+        max_new_tokens=40,
+        prompt_ids=processor.get_prompt_ids(TEXT, return_tensors="pt"),
+    )
     ref_ids = [t for t in ref[0].tolist() if t < eot]
     sp = SoftPrompt.from_text(model, tok, TEXT)
     ours = greedy_decode(model, tok, feats, sp, max_new_tokens=40)[0]
     assert ours == ref_ids
     # no soft prompt: equal to plain greedy generate
-    plain = [t for t in model.generate(feats, language="es", task="transcribe", max_new_tokens=40)[0].tolist() if t < eot]
+    plain = [
+        t
+        for t in model.generate(feats, language="es", task="transcribe", max_new_tokens=40)[
+            0
+        ].tolist()
+        if t < eot
+    ]
     assert greedy_decode(model, tok, feats, None, max_new_tokens=40)[0] == plain
     # the layout: <|startofprev|>, k vectors, then the 4 prefix tokens; the vectors are trainable
     from flamenco_lib.training import prefix_ids

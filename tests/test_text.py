@@ -40,7 +40,10 @@ def test_spanish_cases(text, expected):
 
 def test_fold_accents_keeps_enye():
     assert fold_accents("Canción, pingüino, España, Ñandú") == "Cancion, pinguino, España, Ñandu"
-    assert normalize("La Niña de los Peines, ¡qué canción!", keep_accents=False) == "la niña de los peines que cancion"
+    assert (
+        normalize("La Niña de los Peines, ¡qué canción!", keep_accents=False)
+        == "la niña de los peines que cancion"
+    )
 
 
 def test_flamenco_variant():

@@ -13,9 +13,10 @@ import pytest
 import torch
 import yaml
 
-from flamenco_lib import evaluation, training
+from flamenco_lib import evaluation, paths, training
 from flamenco_lib.data import cante
 from flamenco_lib.paths import project_root
+from flamenco_lib.training import batches
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,8 @@ def test_collate_labels_layout(tokenizer):
     dec, lab = b["decoder_input_ids"], b["labels"]
     assert dec.shape == lab.shape and dec.dtype == lab.dtype == torch.long
     sot, es, tr, nots, eot = tokenizer.convert_tokens_to_ids(
-        ["<|startoftranscript|>", "<|es|>", "<|transcribe|>", "<|notimestamps|>", "<|endoftext|>"])
+        ["<|startoftranscript|>", "<|es|>", "<|transcribe|>", "<|notimestamps|>", "<|endoftext|>"]
+    )
     for i, text in enumerate(texts):
         n = int((lab[i] != -100).sum())
         assert dec[i, :4].tolist() == [sot, es, tr, nots]
@@ -82,21 +84,39 @@ def tiny_corpus(tmp_path_factory):
 
 def _smoke(tmp, manifest, **over):
     split = "train"
-    cfg = dict(name="smoke", model="base", train=[{"manifest": str(manifest), "split": split}],
-               eval={"manifest": str(manifest), "split": split, "max_items": 2}, steps=4, batch_size=2,
-               warmup_steps=1, save_every=2, log_every=1, cached_layers=4, lr=1e-4, seed=0,
-               output_dir=str(tmp / "out"))
+    cfg = dict(
+        name="smoke",
+        model="base",
+        train=[{"manifest": str(manifest), "split": split}],
+        eval={"manifest": str(manifest), "split": split, "max_items": 2},
+        steps=4,
+        batch_size=2,
+        warmup_steps=1,
+        save_every=2,
+        log_every=1,
+        cached_layers=4,
+        lr=1e-4,
+        seed=0,
+        output_dir=str(tmp / "out"),
+    )
     cfg.update(over)
     return _write_config(tmp / "smoke.yaml", **cfg)
 
 
 @pytest.mark.parametrize(
     "change,needle",
-    [({"stepz": 3}, "unknown key 'stepz'"), ({"steps": "many"}, "steps must be an integer"),
-     ({"precision": "fp8"}, "precision must be one of"), ({"lr": "fast"}, "lr must be a number"),
-     ({"train": [{"manifest": "nowhere.jsonl"}]}, "train\\[0\\].manifest .*nowhere.jsonl not found"),
-     ({"train": [{"manifest": "x", "wieght": 2}]}, "unknown key train\\[0\\].wieght"),
-     ({"train": []}, "'train' needs at least one source")],
+    [
+        ({"stepz": 3}, "unknown key 'stepz'"),
+        ({"steps": "many"}, "steps must be an integer"),
+        ({"precision": "fp8"}, "precision must be one of"),
+        ({"lr": "fast"}, "lr must be a number"),
+        (
+            {"train": [{"manifest": "nowhere.jsonl"}]},
+            "train\\[0\\].manifest .*nowhere.jsonl not found",
+        ),
+        ({"train": [{"manifest": "x", "wieght": 2}]}, "unknown key train\\[0\\].wieght"),
+        ({"train": []}, "'train' needs at least one source"),
+    ],
 )
 def test_bad_config_names_the_key(tmp_path, tiny_corpus, change, needle):
     path = _smoke(tmp_path, tiny_corpus, **change)
@@ -108,13 +128,15 @@ def test_bad_config_names_the_key(tmp_path, tiny_corpus, change, needle):
 def test_profiles_override_and_project_configs_are_valid(tmp_path, tiny_corpus):
     path = _smoke(tmp_path, tiny_corpus, profiles={"smoke": {"steps": 2, "eval": {"max_items": 1}}})
     cfg = training.load_config(path, profile="smoke")
-    assert cfg.steps == 2 and cfg.eval.max_items == 1 and cfg.eval.split == "train"  # nested keys merge
+    assert (
+        cfg.steps == 2 and cfg.eval.max_items == 1 and cfg.eval.split == "train"
+    )  # nested keys merge
     assert training.load_config(path, profile="cpu").steps == 4
     with pytest.raises(training.ConfigError, match="unknown profile"):
         training.load_config(path, profile="tpu")
     # the project's stage configs parse (their manifests may not be built yet: that is the only error allowed)
     for f in sorted((project_root() / "configs").glob("stage*.yaml")):
-        for profile in training.PROFILES:
+        for profile in paths.PROFILES:
             try:
                 training.load_config(f, profile=profile)
             except training.ConfigError as err:
@@ -122,9 +144,13 @@ def test_profiles_override_and_project_configs_are_valid(tmp_path, tiny_corpus):
 
 
 def test_precision_auto_is_bf16_only_with_native_bf16(tmp_path, tiny_corpus):
-    assert training.auto_precision("flags\t: fpu sse2 avx2 avx512f avx512_bf16 avx512vl\n") == "bf16"
+    assert (
+        training.auto_precision("flags\t: fpu sse2 avx2 avx512f avx512_bf16 avx512vl\n") == "bf16"
+    )
     assert training.auto_precision("flags\t: fpu sse2 avx2 amx_bf16 amx_tile\n") == "bf16"
-    assert training.auto_precision("flags\t: fpu sse2 avx2 avx512f avx512bw\n") == "fp32"  # emulated: slower
+    assert (
+        training.auto_precision("flags\t: fpu sse2 avx2 avx512f avx512bw\n") == "fp32"
+    )  # emulated: slower
     cfg = training.load_config(_smoke(tmp_path, tiny_corpus, precision="auto"))
     assert cfg.precision == training.auto_precision() and cfg.precision in ("fp32", "bf16")
 
@@ -135,11 +161,15 @@ def test_precision_auto_is_bf16_only_with_native_bf16(tmp_path, tiny_corpus):
 @pytest.mark.model
 def test_encoder_prefix_then_suffix_is_the_encoder(base, real_speech):
     _, model, processor = base
-    x = processor.feature_extractor(real_speech[: 16000 * 5], sampling_rate=16000, return_tensors="pt").input_features
+    x = processor.feature_extractor(
+        real_speech[: 16000 * 5], sampling_rate=16000, return_tensors="pt"
+    ).input_features
     with torch.no_grad():
         full = model.model.encoder(x).last_hidden_state
         for k in (0, 2, 6):
-            split = training.encoder_suffix(model.model.encoder, training.encoder_prefix(model.model.encoder, x, k), k)
+            split = training.encoder_suffix(
+                model.model.encoder, training.encoder_prefix(model.model.encoder, x, k), k
+            )
             torch.testing.assert_close(split, full, rtol=1e-4, atol=1e-4)
 
 
@@ -164,7 +194,7 @@ def test_activation_cache_computes_each_clip_once_per_frozen_prefix(tmp_path, ti
     assert len(list(store.folder.glob("*.npy"))) == 3
     from flamenco_lib.audio import load_audio
 
-    x = training._features(processor, [load_audio(rows[2]["audio_path"])])
+    x = batches._features(processor, [load_audio(rows[2]["audio_path"])])
     with torch.no_grad():
         want = training.encoder_prefix(model.model.encoder, x, 4)[0].numpy()
     got = store.get(rows[2])
@@ -177,7 +207,10 @@ def test_activation_cache_computes_each_clip_once_per_frozen_prefix(tmp_path, ti
     with torch.no_grad():
         other.model.encoder.layers[1].fc1.weight.add_(1.0)
     assert training.ActivationCache(other, 4, tmp_path).folder != store.folder
-    assert training.ActivationCache(other, 1, tmp_path).folder == training.ActivationCache(model, 1, tmp_path).folder
+    assert (
+        training.ActivationCache(other, 1, tmp_path).folder
+        == training.ActivationCache(model, 1, tmp_path).folder
+    )
 
 
 def _trainable(path):
@@ -190,14 +223,20 @@ def test_deterministic_kernels_are_asked_for_while_training_only():
     """Training turns deterministic kernels on and gives the caller's setting back, also after an error."""
     assert not torch.are_deterministic_algorithms_enabled()
     with training.deterministic_kernels():
-        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+        assert (
+            torch.are_deterministic_algorithms_enabled()
+            and torch.is_deterministic_algorithms_warn_only_enabled()
+        )
     assert not torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)  # a caller that wants them strict keeps them strict
     try:
         with pytest.raises(RuntimeError, match="inside"):
             with training.deterministic_kernels():
                 raise RuntimeError("inside")
-        assert torch.are_deterministic_algorithms_enabled() and not torch.is_deterministic_algorithms_warn_only_enabled()
+        assert (
+            torch.are_deterministic_algorithms_enabled()
+            and not torch.is_deterministic_algorithms_warn_only_enabled()
+        )
     finally:
         torch.use_deterministic_algorithms(False)
 
@@ -206,7 +245,9 @@ def test_deterministic_kernels_are_asked_for_while_training_only():
 def test_resume_reaches_the_same_model_and_the_logged_wer_is_evaluates(tmp_path, tiny_corpus):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    a = training.train_stage(training.load_config(_smoke(tmp_path / "a", tiny_corpus)), progress=False)
+    a = training.train_stage(
+        training.load_config(_smoke(tmp_path / "a", tiny_corpus)), progress=False
+    )
     cfg_b = training.load_config(_smoke(tmp_path / "b", tiny_corpus))
     stopped = training.train_stage(cfg_b, stop_after=2, progress=False)
     assert stopped["stopped_at"] == 2 and not (tmp_path / "b" / "out" / "final").exists()
@@ -224,27 +265,50 @@ def test_resume_reaches_the_same_model_and_the_logged_wer_is_evaluates(tmp_path,
     assert len(drawn) < len(train_rows)
     assert {i for i, r in enumerate(train_rows) if store.path(r).exists()} == drawn
 
-    wa, wb = _trainable(tmp_path / "a" / "out" / "final"), _trainable(tmp_path / "b" / "out" / "final")
+    wa, wb = (
+        _trainable(tmp_path / "a" / "out" / "final"),
+        _trainable(tmp_path / "b" / "out" / "final"),
+    )
     assert wa.keys() == wb.keys()
     for name in wa:
         torch.testing.assert_close(wa[name], wb[name], rtol=0, atol=0, msg=name)
-    assert [x["loss"] for x in a["log"] if "loss" in x] == [x["loss"] for x in b["log"] if "loss" in x]
+    assert [x["loss"] for x in a["log"] if "loss" in x] == [
+        x["loss"] for x in b["log"] if "loss" in x
+    ]
     assert a["eval_wer"] == b["eval_wer"]
     # training changed the model: the frozen part did not move, the trained part did
-    from flamenco_lib.models import build_offline_base
     from safetensors.torch import load_file
+
+    from flamenco_lib.models import build_offline_base
 
     orig = load_file(str(build_offline_base(verbose=False) / "model.safetensors"))
     key = "model.encoder.layers.0.fc1.weight"
     torch.testing.assert_close(wa[key], orig[key], rtol=0, atol=0)
-    assert not torch.equal(wa["model.encoder.layers.5.fc1.weight"], orig["model.encoder.layers.5.fc1.weight"])
+    assert not torch.equal(
+        wa["model.encoder.layers.5.fc1.weight"], orig["model.encoder.layers.5.fc1.weight"]
+    )
 
     # the WER logged by training is what the evaluation runner reports for the saved model
-    m = evaluation.evaluate_manifest(str(tmp_path / "a" / "out" / "final"), tiny_corpus, split="train",
-                                     out=tmp_path / "eval", max_items=2, progress=False)
+    m = evaluation.evaluate_manifest(
+        str(tmp_path / "a" / "out" / "final"),
+        tiny_corpus,
+        split="train",
+        out=tmp_path / "eval",
+        max_items=2,
+        progress=False,
+    )
     assert m["wer"] == a["eval_wer"]
     saved = json.loads((tmp_path / "a" / "out" / "train_log.json").read_text())
     assert saved["eval_wer"] == a["eval_wer"] and saved["steps"] == 4
+
+
+def _free_port() -> int:
+    """A TCP port nobody listens on now (a fixed one collides with a second test run)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.mark.model
@@ -252,9 +316,25 @@ def test_two_processes_with_gloo(tmp_path, tiny_corpus):
     cfg = _smoke(tmp_path, tiny_corpus, steps=2, save_every=2)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(project_root())}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-         "-m", "flamenco_lib", "train", "--config", str(cfg)],
-        capture_output=True, text=True, env=env, timeout=600, cwd=project_root(),
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(_free_port()),
+            "-m",
+            "flamenco_lib",
+            "train",
+            "--config",
+            str(cfg),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=project_root(),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = json.loads((tmp_path / "out" / "train_log.json").read_text())
@@ -279,9 +359,14 @@ def test_two_fresh_processes_train_the_same_weights(tmp_path, tiny_corpus):
     for run in ("a", "b"):
         (tmp_path / run).mkdir()
         cfg = _smoke(tmp_path / run, tiny_corpus, steps=2, save_every=2, batch_size=4, eval=None)
-        proc = subprocess.run([sys.executable, "-m", "flamenco_lib", "train", "--config", str(cfg)],
-                              capture_output=True, text=True, timeout=600, cwd=project_root(),
-                              env={**os.environ, "PYTHONPATH": str(project_root())})
+        proc = subprocess.run(
+            [sys.executable, "-m", "flamenco_lib", "train", "--config", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=project_root(),
+            env={**os.environ, "PYTHONPATH": str(project_root())},
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         finals.append(load_file(str(tmp_path / run / "out" / "final" / "model.safetensors")))
     a, b = finals
@@ -293,19 +378,52 @@ def test_two_fresh_processes_train_the_same_weights(tmp_path, tiny_corpus):
 def test_prompted_stage_trains_and_evaluates_with_prompts(tmp_path, tiny_corpus, capsys):
     from flamenco_lib.cli import main
 
-    cfg = training.load_config(_smoke(tmp_path, tiny_corpus, steps=2, save_every=2,
-                                      prompt_kinds=["palo", "lexicon"], prompt_drop=0.5))
+    cfg = training.load_config(
+        _smoke(
+            tmp_path,
+            tiny_corpus,
+            steps=2,
+            save_every=2,
+            prompt_kinds=["palo", "lexicon"],
+            prompt_drop=0.5,
+        )
+    )
     summary = training.train_stage(cfg, progress=False)
     assert not torch.are_deterministic_algorithms_enabled()  # the setting does not outlive training
-    assert summary["prompt_kinds"] == ["palo", "lexicon"] and summary["lexicon"]  # words of the training lyrics
-    preds = [json.loads(x) for x in (tmp_path / "out" / "eval" / "step-000002" / "predictions.jsonl").read_text().splitlines()]
+    assert (
+        summary["prompt_kinds"] == ["palo", "lexicon"] and summary["lexicon"]
+    )  # words of the training lyrics
+    preds = [
+        json.loads(x)
+        for x in (tmp_path / "out" / "eval" / "step-000002" / "predictions.jsonl")
+        .read_text()
+        .splitlines()
+    ]
     assert all(p["prompt"] and p["prompt"].startswith(p["palo"][:1].upper()) for p in preds)
     # the prompt is not part of the transcript
     assert not any(p["hypothesis"].startswith(p["prompt"]) for p in preds)
     with pytest.raises(training.ConfigError, match="prompt_kinds must be a list"):
         training.load_config(_smoke(tmp_path, tiny_corpus, prompt_kinds=["rhyme"]))
-    assert main(["evaluate", "--model", str(tmp_path / "out" / "final"), "--manifest", str(tiny_corpus),
-                 "--split", "train", "--max-items", "2", "--prompt-kinds", "palo", "--out", str(tmp_path / "ev")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(tmp_path / "out" / "final"),
+                "--manifest",
+                str(tiny_corpus),
+                "--split",
+                "train",
+                "--max-items",
+                "2",
+                "--prompt-kinds",
+                "palo",
+                "--out",
+                str(tmp_path / "ev"),
+            ]
+        )
+        == 0
+    )
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert m["decoding"]["prompts"] and m["prompt_kinds"] == ["palo"]
 
@@ -319,16 +437,22 @@ def test_soft_prompt_loss_is_the_text_prompt_loss(base, real_speech):
     _, model, processor = base
     tok = processor.tokenizer
     prompt, texts = "Soleá. luna fragua Triana", ["la luna de triana", "mi mare en la fragua"]
-    feats = processor.feature_extractor([real_speech[:32000], real_speech[:48000]], sampling_rate=16000,
-                                        return_tensors="pt").input_features
+    feats = processor.feature_extractor(
+        [real_speech[:32000], real_speech[:48000]], sampling_rate=16000, return_tensors="pt"
+    ).input_features
     with_text = training.collate_labels(tok, texts, prompts=[prompt, prompt])
     plain = training.collate_labels(tok, texts)
     soft = SoftPrompt.from_text(model, tok, prompt)
     with torch.no_grad():
-        want = training.UpperWhisper(model, 0)(feats, with_text["decoder_input_ids"], with_text["labels"])
-        got = training.UpperWhisper(model, 0, soft=soft, tokenizer=tok)(feats, plain["decoder_input_ids"],
-                                                                           plain["labels"])
-        unprompted = training.UpperWhisper(model, 0)(feats, plain["decoder_input_ids"], plain["labels"])
+        want = training.UpperWhisper(model, 0)(
+            feats, with_text["decoder_input_ids"], with_text["labels"]
+        )
+        got = training.UpperWhisper(model, 0, soft=soft, tokenizer=tok)(
+            feats, plain["decoder_input_ids"], plain["labels"]
+        )
+        unprompted = training.UpperWhisper(model, 0)(
+            feats, plain["decoder_input_ids"], plain["labels"]
+        )
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     assert not torch.isclose(got, unprompted)  # the prompt matters, so the equality says something
 
@@ -339,74 +463,125 @@ def test_soft_prompt_stage_trains_only_the_prompt(tmp_path, tiny_corpus, base):
 
     with pytest.raises(training.ConfigError, match="soft_prompt and prompt_kinds"):
         training.load_config(_smoke(tmp_path, tiny_corpus, soft_prompt=4, prompt_kinds=["palo"]))
-    cfg = training.load_config(_smoke(tmp_path, tiny_corpus, steps=3, save_every=3, soft_prompt=4,
-                                      cached_layers=6, lr=1e-2))
+    cfg = training.load_config(
+        _smoke(
+            tmp_path, tiny_corpus, steps=3, save_every=3, soft_prompt=4, cached_layers=6, lr=1e-2
+        )
+    )
     summary = training.train_stage(cfg, progress=False)
     final = tmp_path / "out" / "final"
-    assert summary["trainable_params"] == 4 * 512 and summary["trainable_params"] < 0.01 * summary["total_params"]
+    assert (
+        summary["trainable_params"] == 4 * 512
+        and summary["trainable_params"] < 0.01 * summary["total_params"]
+    )
     # the model did not move; the prompt did
-    from flamenco_lib.models import build_offline_base
     from safetensors.torch import load_file
+
+    from flamenco_lib.models import build_offline_base
 
     orig = load_file(str(build_offline_base(verbose=False) / "model.safetensors"))
     trained = _trainable(final)
-    for key in ("model.decoder.layers.0.fc1.weight", "model.encoder.layers.5.fc1.weight", "proj_out.weight"):
+    for key in (
+        "model.decoder.layers.0.fc1.weight",
+        "model.encoder.layers.5.fc1.weight",
+        "proj_out.weight",
+    ):
         if key in trained:
             torch.testing.assert_close(trained[key], orig[key], rtol=0, atol=0)
     soft = SoftPrompt.load(final / FILENAME)
     start = SoftPrompt.from_text(base[1], base[2].tokenizer, " ".join(summary["lexicon"]), k=4)
     assert soft.k == 4 and not torch.equal(soft.embeddings, start.embeddings)
     # the evaluation runner finds the soft prompt next to the model, and reports the logged WER
-    m = evaluation.evaluate_manifest(str(final), tiny_corpus, split="train", out=tmp_path / "eval", max_items=2,
-                                     progress=False)
+    m = evaluation.evaluate_manifest(
+        str(final), tiny_corpus, split="train", out=tmp_path / "eval", max_items=2, progress=False
+    )
     assert m["decoding"]["soft_prompt"] == 4 and m["soft_prompt_k"] == 4
     assert m["wer"] == summary["eval_wer"]
-
 
 
 @pytest.mark.model
 def test_gpu_profile_code_path_full_bf16_checkpointed(tmp_path, tiny_corpus):
     """The gpu profile's settings (whole model trained, bf16 autocast, gradient checkpointing)
     run end to end; here on CPU, where accelerate's bf16 autocast also works."""
-    cfg = training.load_config(_smoke(tmp_path, tiny_corpus, steps=1, save_every=1, cached_layers=0,
-                                      precision="bf16", gradient_checkpointing=True))
+    cfg = training.load_config(
+        _smoke(
+            tmp_path,
+            tiny_corpus,
+            steps=1,
+            save_every=1,
+            cached_layers=0,
+            precision="bf16",
+            gradient_checkpointing=True,
+        )
+    )
     summary = training.train_stage(cfg, progress=False)
-    assert summary["trainable_params"] == summary["total_params"] - 1500 * 512  # all but the sinusoids
+    assert (
+        summary["trainable_params"] == summary["total_params"] - 1500 * 512
+    )  # all but the sinusoids
     assert np.isfinite(summary["log"][0]["loss"])
-    from flamenco_lib.models import build_offline_base
     from safetensors.torch import load_file
+
+    from flamenco_lib.models import build_offline_base
 
     orig = load_file(str(build_offline_base(verbose=False) / "model.safetensors"))
     trained = _trainable(tmp_path / "out" / "final")
-    assert not torch.equal(trained["model.encoder.conv1.weight"], orig["model.encoder.conv1.weight"])
-    assert trained["model.encoder.conv1.weight"].dtype == torch.float32  # weights stay fp32 (autocast)
+    assert not torch.equal(
+        trained["model.encoder.conv1.weight"], orig["model.encoder.conv1.weight"]
+    )
+    assert (
+        trained["model.encoder.conv1.weight"].dtype == torch.float32
+    )  # weights stay fp32 (autocast)
 
 
 @pytest.mark.model
-def test_lora_trains_adapters_of_the_upper_layers_and_saves_plain_whisper(tmp_path, tiny_corpus, base):
+def test_lora_trains_adapters_of_the_upper_layers_and_saves_plain_whisper(
+    tmp_path, tiny_corpus, base
+):
     with pytest.raises(training.ConfigError, match="lora.r must be an integer"):
         training.load_config(_smoke(tmp_path, tiny_corpus, lora={"r": 0}))
     with pytest.raises(training.ConfigError, match="lora must be a mapping"):
         training.load_config(_smoke(tmp_path, tiny_corpus, lora={"rank": 4}))
-    cfg = training.load_config(_smoke(tmp_path, tiny_corpus, steps=2, save_every=2, lr=1e-3,
-                                      lora={"r": 4, "target_modules": ["q_proj", "v_proj"]}))
+    cfg = training.load_config(
+        _smoke(
+            tmp_path,
+            tiny_corpus,
+            steps=2,
+            save_every=2,
+            lr=1e-3,
+            lora={"r": 4, "target_modules": ["q_proj", "v_proj"]},
+        )
+    )
     summary = training.train_stage(cfg, progress=False)
     # adapters (r x in + out x r) on q_proj and v_proj of encoder layers 4-5 and of every decoder layer
     _, model, _ = base
-    expected = sum(4 * (m.in_features + m.out_features) for name, m in model.named_modules()
-                   if name.split(".")[-1] in ("q_proj", "v_proj")
-                   and not any(f"encoder.layers.{i}." in name for i in range(4)))
+    expected = sum(
+        4 * (m.in_features + m.out_features)
+        for name, m in model.named_modules()
+        if name.split(".")[-1] in ("q_proj", "v_proj")
+        and not any(f"encoder.layers.{i}." in name for i in range(4))
+    )
     assert summary["trainable_params"] == expected
     final = _trainable(tmp_path / "out" / "final")
     assert not any("lora" in key for key in final)  # merged: a plain Whisper folder
     orig = {n: p.detach() for n, p in model.named_parameters()}
-    for key in ("model.encoder.layers.0.self_attn.q_proj.weight", "model.decoder.layers.0.fc1.weight",
-                "model.decoder.layers.0.self_attn.k_proj.weight"):
+    for key in (
+        "model.encoder.layers.0.self_attn.q_proj.weight",
+        "model.decoder.layers.0.fc1.weight",
+        "model.decoder.layers.0.self_attn.k_proj.weight",
+    ):
         torch.testing.assert_close(final[key], orig[key], rtol=0, atol=0)  # frozen or not adapted
-    assert not torch.equal(final["model.decoder.layers.0.self_attn.q_proj.weight"],
-                           orig["model.decoder.layers.0.self_attn.q_proj.weight"])
-    m = evaluation.evaluate_manifest(str(tmp_path / "out" / "final"), tiny_corpus, split="train",
-                                     out=tmp_path / "eval", max_items=2, progress=False)
+    assert not torch.equal(
+        final["model.decoder.layers.0.self_attn.q_proj.weight"],
+        orig["model.decoder.layers.0.self_attn.q_proj.weight"],
+    )
+    m = evaluation.evaluate_manifest(
+        str(tmp_path / "out" / "final"),
+        tiny_corpus,
+        split="train",
+        out=tmp_path / "eval",
+        max_items=2,
+        progress=False,
+    )
     assert m["wer"] == summary["eval_wer"]
 
 
@@ -420,8 +595,13 @@ def test_config_paths_under_data_follow_the_data_folder(tmp_path, monkeypatch, t
     (data / "checkpoints" / "stage1" / "final").mkdir(parents=True)
     (data / "checkpoints" / "stage1" / "final" / "config.json").write_text("{}")
     monkeypatch.setenv("FLAMENCO_DATA", str(data))
-    path = _write_config(tmp_path / "c.yaml", name="x", model="data/checkpoints/stage1",
-                         train=[{"manifest": "data/corpora/mine/manifest.jsonl"}], output_dir="data/checkpoints/x")
+    path = _write_config(
+        tmp_path / "c.yaml",
+        name="x",
+        model="data/checkpoints/stage1",
+        train=[{"manifest": "data/corpora/mine/manifest.jsonl"}],
+        output_dir="data/checkpoints/x",
+    )
     cfg = training.load_config(path)
     assert cfg.train[0].manifest == str(data / "corpora" / "mine" / "manifest.jsonl")
     assert cfg.output_dir == str(data / "checkpoints" / "x")

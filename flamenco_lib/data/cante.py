@@ -136,12 +136,16 @@ def plan_clips(
         pool = held_voices if heldout_clip else train_voices
         voice = pool[cseed % len(pool)]
         clips.append(
-            Clip(clip_id, tuple(copla.lines), copla.palo, voice, split, cseed, copla.id, heldout_clip)
+            Clip(
+                clip_id, tuple(copla.lines), copla.palo, voice, split, cseed, copla.id, heldout_clip
+            )
         )
     return clips
 
 
-def plan_real_clips(speech_manifest: str | Path, *, n: int | None = None, seed: int = 0, palos=None) -> list[Clip]:
+def plan_real_clips(
+    speech_manifest: str | Path, *, n: int | None = None, seed: int = 0, palos=None
+) -> list[Clip]:
     """Clips that sing recorded speech: one per utterance of ``speech_manifest`` (its split kept,
     a palo drawn per utterance). ``n`` keeps the first ``n`` in a seeded order."""
     rows = read_manifest(speech_manifest)
@@ -154,15 +158,28 @@ def plan_real_clips(speech_manifest: str | Path, *, n: int | None = None, seed: 
         r = rows[i]
         clip_id = f"real-{_slug(str(r['id']))}"
         cseed = clip_seed(seed, clip_id)
-        clips.append(Clip(
-            clip_id, (r["text"],), palos[cseed % len(palos)], r.get("singer") or "real",
-            r["split"], cseed, str(r["id"]), True, r["audio_path"], r.get("start"), r.get("end"),
-            str(r["id"]),
-        ))
+        clips.append(
+            Clip(
+                clip_id,
+                (r["text"],),
+                palos[cseed % len(palos)],
+                r.get("singer") or "real",
+                r["split"],
+                cseed,
+                str(r["id"]),
+                True,
+                r["audio_path"],
+                r.get("start"),
+                r.get("end"),
+                str(r["id"]),
+            )
+        )
     return clips
 
 
-def render(clip: Clip, *, style: str = "sung", snr_db_range=synth.SNR_DB_RANGE) -> tuple[np.ndarray, dict]:
+def render(
+    clip: Clip, *, style: str = "sung", snr_db_range=synth.SNR_DB_RANGE
+) -> tuple[np.ndarray, dict]:
     """Render one planned clip in a style; returns (audio 16 kHz float32, metadata)."""
     if style not in STYLES:
         raise ValueError(f"style {style!r}: expected one of {STYLES}")
@@ -176,26 +193,45 @@ def render(clip: Clip, *, style: str = "sung", snr_db_range=synth.SNR_DB_RANGE) 
         if speech is not None:
             peak = float(np.abs(speech).max()) or 1.0
             audio = (speech * (synth.PEAK / peak)).astype(np.float32)
-            meta = {"text": ", ".join(lines), "text_canonical": ", ".join(lines), "source": "speech"}
+            meta = {
+                "text": ", ".join(lines),
+                "text_canonical": ", ".join(lines),
+                "source": "speech",
+            }
         else:
             audio, meta = synth.speak_clip(lines, voice=clip.voice, seed=clip.seed)
         meta = {**meta, "palo": clip.palo}
     else:
         audio, meta = synth.render_clip(
-            lines, palo=clip.palo, voice=clip.voice, seed=clip.seed,
-            accompaniment=style == "sung", snr_db_range=snr_db_range, speech=speech,
+            lines,
+            palo=clip.palo,
+            voice=clip.voice,
+            seed=clip.seed,
+            accompaniment=style == "sung",
+            snr_db_range=snr_db_range,
+            speech=speech,
         )
     return audio, meta
 
 
 def _row(clip: Clip, meta: dict, style: str, audio_rel: str, settings: str) -> dict:
     row = {
-        "id": clip.id, "audio": audio_rel, "start": None, "end": None,
-        "text": meta["text"], "text_canonical": meta["text_canonical"], "palo": clip.palo,
-        "singer": clip.voice, "split": clip.split,
+        "id": clip.id,
+        "audio": audio_rel,
+        "start": None,
+        "end": None,
+        "text": meta["text"],
+        "text_canonical": meta["text_canonical"],
+        "palo": clip.palo,
+        "singer": clip.voice,
+        "split": clip.split,
         "source": f"synth-{style}" + ("-real" if clip.speech_path else ""),
-        "copla_id": clip.copla_id, "voice": clip.voice, "base_voice": synth.base_voice(clip.voice),
-        "voice_heldout": clip.voice_heldout, "style": style, "clip_seed": clip.seed,
+        "copla_id": clip.copla_id,
+        "voice": clip.voice,
+        "base_voice": synth.base_voice(clip.voice),
+        "voice_heldout": clip.voice_heldout,
+        "style": style,
+        "clip_seed": clip.seed,
         "synth_settings": settings,
     }
     skip = {"text", "text_canonical", "palo", "voice", "base_voice", "seed", "source"}
@@ -236,7 +272,13 @@ def _finished(out: Path, clip: Clip, style: str, settings: str) -> bool:
         row = json.loads(side.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return False
-    got = (row.get("voice"), row.get("clip_seed"), row.get("style"), row.get("split"), row.get("synth_settings"))
+    got = (
+        row.get("voice"),
+        row.get("clip_seed"),
+        row.get("style"),
+        row.get("split"),
+        row.get("synth_settings"),
+    )
     return got == (clip.voice, clip.seed, style, clip.split, settings)
 
 
@@ -297,12 +339,20 @@ def build_synth_corpus(
         clips = plan_real_clips(speech_manifest, n=n, seed=seed)
     else:
         coplas = read_lyrics(lyrics)
-        clips = plan_clips(coplas, n=DEFAULT_N if n is None else n, seed=seed, voices=voices, heldout=heldout)
+        clips = plan_clips(
+            coplas, n=DEFAULT_N if n is None else n, seed=seed, voices=voices, heldout=heldout
+        )
     settings = synth.settings_id(style, snr_db_range)
     todo = [c for c in clips if not _finished(out, c, style, settings)]
     failed: dict[str, str] = {}
     jobs = max(1, int(jobs or os.cpu_count() or 1))
-    bar = tqdm(total=len(clips), initial=len(clips) - len(todo), desc=f"synth {style}", unit="clip", disable=not progress)
+    bar = tqdm(
+        total=len(clips),
+        initial=len(clips) - len(todo),
+        desc=f"synth {style}",
+        unit="clip",
+        disable=not progress,
+    )
     args = (str(out), style, tuple(snr_db_range))
     if jobs == 1 or len(todo) <= 1:
         for c in todo:
@@ -326,8 +376,13 @@ def build_synth_corpus(
             rows.append(json.loads(side.read_text(encoding="utf-8")))
     manifest = write_manifest(rows, out / "manifest.jsonl")
     if failed:
-        (out / "failed.json").write_text(json.dumps(failed, ensure_ascii=False, indent=1), encoding="utf-8")
+        (out / "failed.json").write_text(
+            json.dumps(failed, ensure_ascii=False, indent=1), encoding="utf-8"
+        )
     return {
-        "manifest": manifest, "rendered": len(todo) - len(failed), "skipped": len(clips) - len(todo),
-        "failed": failed, "clips": len(rows),
+        "manifest": manifest,
+        "rendered": len(todo) - len(failed),
+        "skipped": len(clips) - len(todo),
+        "failed": failed,
+        "clips": len(rows),
     }

@@ -19,14 +19,27 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import N_SAMPLES, SAMPLE_RATE, load_audio
-from .manifest import SPLITS, ManifestError, read_manifest, write_manifest
 from . import speech
+from .manifest import SPLITS, ManifestError, read_manifest, write_manifest
 
 CV_SPLITS = ("train", "dev", "test", "validated", "other", "invalidated")
-_META_COLUMNS = ("id", "audio_path", "start", "end", "text", "text_canonical", "palo", "singer", "split", "source")
+_META_COLUMNS = (
+    "id",
+    "audio_path",
+    "start",
+    "end",
+    "text",
+    "text_canonical",
+    "palo",
+    "singer",
+    "split",
+    "source",
+)
 
 
-def build_speech_corpus(out: str | Path, *, seed: int = 0, n: int | None = None, progress: bool = True) -> Path:
+def build_speech_corpus(
+    out: str | Path, *, seed: int = 0, n: int | None = None, progress: bool = True
+) -> Path:
     """Decode the asterisk prompts into ``out/audio/<id>.flac`` (16 kHz) and write
     ``out/manifest.jsonl``. Prompts over 30 s (Whisper's window) are left out. Resumable:
     finished files are kept. ``n`` keeps only ``n`` prompts, evenly spaced in id order (smoke
@@ -39,7 +52,10 @@ def build_speech_corpus(out: str | Path, *, seed: int = 0, n: int | None = None,
     rows = []
     items = speech.prompts(seed=seed)
     if n is not None:
-        items = [items[i] for i in np.linspace(0, len(items) - 1, min(int(n), len(items))).round().astype(int)]
+        items = [
+            items[i]
+            for i in np.linspace(0, len(items) - 1, min(int(n), len(items))).round().astype(int)
+        ]
     for item in tqdm(items, desc="speech corpus", unit="prompt", disable=not progress):
         rel = f"audio/{item['id']}.flac"
         dest = out / rel
@@ -50,11 +66,20 @@ def build_speech_corpus(out: str | Path, *, seed: int = 0, n: int | None = None,
             tmp = dest.with_suffix(".tmp.flac")
             sf.write(tmp, y, SAMPLE_RATE, subtype="PCM_16")
             tmp.replace(dest)
-        rows.append({
-            "id": item["id"], "audio": rel, "start": None, "end": None,
-            "text": item["text"], "text_canonical": item["text"], "palo": None,
-            "singer": "asterisk-es-MX-f", "split": item["split"], "source": "asterisk-core-sounds-es",
-        })
+        rows.append(
+            {
+                "id": item["id"],
+                "audio": rel,
+                "start": None,
+                "end": None,
+                "text": item["text"],
+                "text_canonical": item["text"],
+                "palo": None,
+                "singer": "asterisk-es-MX-f",
+                "split": item["split"],
+                "source": "asterisk-core-sounds-es",
+            }
+        )
     return write_manifest(rows, out / "manifest.jsonl")
 
 
@@ -68,8 +93,14 @@ OFFLINE_CORPORA = {
 }
 
 
-def build_corpora(root: str | Path, *, n: int | None = None, n_speech: int | None = None, jobs: int | None = None,
-                  progress: bool = True) -> dict[str, Path]:
+def build_corpora(
+    root: str | Path,
+    *,
+    n: int | None = None,
+    n_speech: int | None = None,
+    jobs: int | None = None,
+    progress: bool = True,
+) -> dict[str, Path]:
     """Build the :data:`OFFLINE_CORPORA` under ``root`` (``data/corpora``: what ``make corpora``
     builds, plus the a-cappella set). Every builder resumes: finished clips are kept, clips made
     with other settings are rendered again, and an unchanged manifest is not rewritten (so the
@@ -96,9 +127,15 @@ def build_corpora(root: str | Path, *, n: int | None = None, n_speech: int | Non
     root = Path(root)
     out = {name: root / name / "manifest.jsonl" for name in OFFLINE_CORPORA}
     build_speech_corpus(root / "speech", n=n_speech, progress=progress)
-    for name, style in (("cante", "sung"), ("cante-spoken", "spoken"), ("cante-acapella", "a-capella")):
+    for name, style in (
+        ("cante", "sung"),
+        ("cante-spoken", "spoken"),
+        ("cante-acapella", "a-capella"),
+    ):
         build_synth_corpus(root / name, n=n, style=style, jobs=jobs, progress=progress)
-    build_synth_corpus(root / "cante-real", speech_manifest=out["speech"], jobs=jobs, progress=progress)
+    build_synth_corpus(
+        root / "cante-real", speech_manifest=out["speech"], jobs=jobs, progress=progress
+    )
     return out
 
 
@@ -141,7 +178,9 @@ def load_corpus(manifest: str | Path, *, splits: tuple[str, ...] | None = None):
     return DatasetDict({s: rows_to_dataset([r for r in rows if r["split"] == s]) for s in wanted})
 
 
-def load_common_voice(path_or_id: str | Path, *, split: str, max_items: int | None = None, language: str = "es"):
+def load_common_voice(
+    path_or_id: str | Path, *, split: str, max_items: int | None = None, language: str = "es"
+):
     """Common Voice as a ``datasets.Dataset`` with the manifest's columns.
 
     ``path_or_id`` is the official download folder (``train.tsv``, ``dev.tsv``, ``test.tsv``,
@@ -152,21 +191,33 @@ def load_common_voice(path_or_id: str | Path, *, split: str, max_items: int | No
     if path.is_dir():
         tsv = path / f"{split}.tsv"
         if split not in CV_SPLITS or not tsv.exists():
-            raise ManifestError(f"{path}: no {split}.tsv; a Common Voice folder has {', '.join(s + '.tsv' for s in CV_SPLITS[:4])}")
+            raise ManifestError(
+                f"{path}: no {split}.tsv; a Common Voice folder has {', '.join(s + '.tsv' for s in CV_SPLITS[:4])}"
+            )
         rows = []
         with open(tsv, encoding="utf-8", newline="") as f:
             reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
             for need in ("path", "sentence"):
                 if need not in (reader.fieldnames or []):
-                    raise ManifestError(f"{tsv}: column {need!r} missing (columns: {reader.fieldnames})")
+                    raise ManifestError(
+                        f"{tsv}: column {need!r} missing (columns: {reader.fieldnames})"
+                    )
             for r in reader:
                 clip = path / "clips" / r["path"]
-                rows.append({
-                    "id": Path(r["path"]).stem, "audio_path": str(clip), "start": None, "end": None,
-                    "text": r["sentence"], "text_canonical": r["sentence"], "palo": None,
-                    "singer": r.get("client_id"), "split": "dev" if split == "dev" else split,
-                    "source": "common_voice",
-                })
+                rows.append(
+                    {
+                        "id": Path(r["path"]).stem,
+                        "audio_path": str(clip),
+                        "start": None,
+                        "end": None,
+                        "text": r["sentence"],
+                        "text_canonical": r["sentence"],
+                        "palo": None,
+                        "singer": r.get("client_id"),
+                        "split": "dev" if split == "dev" else split,
+                        "source": "common_voice",
+                    }
+                )
                 if max_items and len(rows) >= max_items:
                     break
         return rows_to_dataset(rows)
@@ -177,7 +228,9 @@ def load_common_voice(path_or_id: str | Path, *, split: str, max_items: int | No
             f"{path_or_id}: not a folder, and the Hugging Face Hub is unreachable; download Common Voice "
             "(https://commonvoice.mozilla.org/es/datasets) and pass the extracted folder"
         )
-    return _load_common_voice_hub(str(path_or_id), split=split, max_items=max_items, language=language)
+    return _load_common_voice_hub(
+        str(path_or_id), split=split, max_items=max_items, language=language
+    )
 
 
 def _load_common_voice_hub(dataset_id: str, *, split: str, max_items: int | None, language: str):
@@ -192,9 +245,16 @@ def _load_common_voice_hub(dataset_id: str, *, split: str, max_items: int | None
 
     def to_row(ex):
         return {
-            "id": Path(ex.get("path") or "").stem, "text": ex["sentence"], "text_canonical": ex["sentence"],
-            "singer": ex.get("client_id"), "split": split, "source": dataset_id,
-            "audio": {"array": np.asarray(ex["audio"]["array"], np.float32), "sampling_rate": SAMPLE_RATE},
+            "id": Path(ex.get("path") or "").stem,
+            "text": ex["sentence"],
+            "text_canonical": ex["sentence"],
+            "singer": ex.get("client_id"),
+            "split": split,
+            "source": dataset_id,
+            "audio": {
+                "array": np.asarray(ex["audio"]["array"], np.float32),
+                "sampling_rate": SAMPLE_RATE,
+            },
         }
 
     return stream.map(to_row)

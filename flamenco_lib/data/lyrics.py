@@ -17,10 +17,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import FlamencoError
 from ..paths import project_root
 
 
-class LyricsError(ValueError):
+class LyricsError(FlamencoError, ValueError):
     """A lyrics file that cannot be used; the message names the file, the line and the fix."""
 
 
@@ -79,7 +80,9 @@ def read_lyrics(path: str | Path | None = None) -> list[Copla]:
             raise LyricsError(f"{path}:{lineno}: a copla needs both 'palo' and 'text'")
         lines = split_lines(text)
         # an id made from the lines, so the same copla gets the same id in TSV and JSONL
-        cid = (r.get("id") or "").strip() or f"{palo}-{hashlib.sha1(' / '.join(lines).encode()).hexdigest()[:8]}"
+        cid = (
+            r.get("id") or ""
+        ).strip() or f"{palo}-{hashlib.sha1(' / '.join(lines).encode()).hexdigest()[:8]}"
         if cid in seen:
             raise LyricsError(f"{path}:{lineno}: duplicate id {cid!r}")
         seen.add(cid)

@@ -13,11 +13,24 @@ import json
 import os
 from pathlib import Path
 
-FIELDS = ("id", "audio", "start", "end", "text", "text_canonical", "palo", "singer", "split", "source")
+from ..errors import FlamencoError
+
+FIELDS = (
+    "id",
+    "audio",
+    "start",
+    "end",
+    "text",
+    "text_canonical",
+    "palo",
+    "singer",
+    "split",
+    "source",
+)
 SPLITS = ("train", "dev", "test")
 
 
-class ManifestError(ValueError):
+class ManifestError(FlamencoError, ValueError):
     """A manifest that cannot be read; the message names the file, the line and the fix."""
 
 
@@ -54,7 +67,10 @@ def write_manifest(rows, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(
-        json.dumps({k: v for k, v in row.items() if not k.startswith("_") and k != "audio_path"}, ensure_ascii=False)
+        json.dumps(
+            {k: v for k, v in row.items() if not k.startswith("_") and k != "audio_path"},
+            ensure_ascii=False,
+        )
         + "\n"
         for row in rows
     )
@@ -121,9 +137,14 @@ def validate_manifest(path: str | Path, *, check_audio: bool = True, tokenizer=N
             n_bytes = len(text.encode("utf-8")) + _LABEL_OVERHEAD
             if n_bytes > MAX_LABEL_TOKENS:  # bytes bound tokens from above: tokenise only these
                 tokenizer = tokenizer or _default_tokenizer()
-                n_tok = len(tokenizer.encode(" " + text.strip(), add_special_tokens=False)) + _LABEL_OVERHEAD
+                n_tok = (
+                    len(tokenizer.encode(" " + text.strip(), add_special_tokens=False))
+                    + _LABEL_OVERHEAD
+                )
                 if n_tok > MAX_LABEL_TOKENS:
-                    problems.append(f"{where}: label of {n_tok} tokens exceeds Whisper's {MAX_LABEL_TOKENS}")
+                    problems.append(
+                        f"{where}: label of {n_tok} tokens exceeds Whisper's {MAX_LABEL_TOKENS}"
+                    )
         split = row.get("split")
         if split is not None and split not in SPLITS:
             problems.append(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}")
@@ -132,7 +153,9 @@ def validate_manifest(path: str | Path, *, check_audio: bool = True, tokenizer=N
             key = normalize(lyric)
             if key in lyric_split and lyric_split[key][0] != split:
                 other, other_line = lyric_split[key]
-                problems.append(f"{where}: the same lyric is in split {split!r} and in {other!r} (line {other_line})")
+                problems.append(
+                    f"{where}: the same lyric is in split {split!r} and in {other!r} (line {other_line})"
+                )
             lyric_split.setdefault(key, (split, lineno))
         audio = row.get("audio")
         if not isinstance(audio, str) or not audio:
@@ -165,7 +188,9 @@ def validate_manifest(path: str | Path, *, check_audio: bool = True, tokenizer=N
             continue
         seg_start, seg_end = start or 0.0, end if end is not None else duration
         if seg_start >= duration or seg_end > duration + 0.01:
-            problems.append(f"{where}: segment [{seg_start}, {seg_end}] s lies outside {audio!r} ({duration:.2f} s)")
+            problems.append(
+                f"{where}: segment [{seg_start}, {seg_end}] s lies outside {audio!r} ({duration:.2f} s)"
+            )
         elif seg_end - seg_start > MAX_SEGMENT_S:
             problems.append(
                 f"{where}: segment of {seg_end - seg_start:.1f} s is longer than Whisper's {MAX_SEGMENT_S:.0f} s "

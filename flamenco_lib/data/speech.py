@@ -13,6 +13,7 @@ import hashlib
 import re
 from pathlib import Path
 
+from ..errors import FlamencoError
 from ..text import normalize
 
 SOUNDS_DIR = Path("/usr/share/asterisk/sounds/es")
@@ -23,7 +24,7 @@ SPLIT_FRACTIONS = {"train": 0.70, "dev": 0.10, "test": 0.20}
 _NON_SPEECH = re.compile(r"^\s*\[[^\]]*\]\s*$")  # "[tono simple]": a tone, not speech
 
 
-class SpeechCorpusMissing(FileNotFoundError):
+class SpeechCorpusMissing(FlamencoError, FileNotFoundError):
     """The Debian packages with the prompts are not installed."""
 
 
@@ -57,10 +58,14 @@ def split_of(key: str, *, seed: int = 0) -> str:
     return "test"
 
 
-def prompts(*, sounds_dir: Path = SOUNDS_DIR, transcripts: Path = TRANSCRIPTS, seed: int = 0) -> list[dict]:
+def prompts(
+    *, sounds_dir: Path = SOUNDS_DIR, transcripts: Path = TRANSCRIPTS, seed: int = 0
+) -> list[dict]:
     """Every prompt with audio and a transcript: ``{"id", "path", "text", "split"}``, sorted by id."""
     if not sounds_dir.exists():
-        raise SpeechCorpusMissing(f"{sounds_dir}: asterisk Spanish prompts not found; install them: {INSTALL_HINT}")
+        raise SpeechCorpusMissing(
+            f"{sounds_dir}: asterisk Spanish prompts not found; install them: {INSTALL_HINT}"
+        )
     items = []
     for name, text in sorted(read_transcripts(transcripts).items()):
         path = sounds_dir / f"{name}.g722"

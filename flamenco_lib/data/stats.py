@@ -43,7 +43,11 @@ def read_frame(manifest) -> pd.DataFrame:
     """
     if isinstance(manifest, pd.DataFrame):
         return manifest
-    rows = read_manifest(manifest) if isinstance(manifest, (str, Path)) else [dict(r) for r in manifest]
+    rows = (
+        read_manifest(manifest)
+        if isinstance(manifest, (str, Path))
+        else [dict(r) for r in manifest]
+    )
     for r in rows:
         if r.get("duration_s") is None:
             r["duration_s"] = _duration(r)
@@ -87,8 +91,13 @@ def corpus_summary(manifest) -> pd.DataFrame:
     df = df.assign(_lyric=lyric, _voice=voice)
 
     def row(part: pd.DataFrame) -> dict:
-        return {"clips": len(part), "hours": part["duration_s"].sum() / 3600, "mean_s": part["duration_s"].mean(),
-                "lyrics": part["_lyric"].nunique(), "voices": part["_voice"].nunique()}
+        return {
+            "clips": len(part),
+            "hours": part["duration_s"].sum() / 3600,
+            "mean_s": part["duration_s"].mean(),
+            "lyrics": part["_lyric"].nunique(),
+            "voices": part["_voice"].nunique(),
+        }
 
     table = {s: row(df[df["split"] == s]) for s in _splits(df)}
     table["all"] = row(df)
@@ -108,8 +117,9 @@ def split_table(manifest, by: str) -> pd.DataFrame:
     return table.rename_axis(by)
 
 
-def compare_styles(manifests: dict, *, fields=("duration_s", "median_f0_hz"),
-                   keep=("split", "palo", "voice")) -> pd.DataFrame:
+def compare_styles(
+    manifests: dict, *, fields=("duration_s", "median_f0_hz"), keep=("split", "palo", "voice")
+) -> pd.DataFrame:
     """The clips present in every one of ``manifests`` (``{style: manifest}``), joined by ``id``.
 
     The styles of the synthetic corpus share clip ids, voices and sung text, so the joined rows
@@ -135,7 +145,9 @@ def compare_styles(manifests: dict, *, fields=("duration_s", "median_f0_hz"),
     out = first[["id", *[k for k in keep if k in first]]]
     for field in fields:
         for style, df in frames.items():
-            out = out.merge(df[["id", field]].rename(columns={field: f"{field}_{style}"}), on="id", how="inner")
+            out = out.merge(
+                df[["id", field]].rename(columns={field: f"{field}_{style}"}), on="id", how="inner"
+            )
     return out.reset_index(drop=True)
 
 
@@ -154,8 +166,16 @@ def style_wer(runs: dict) -> pd.DataFrame:
         if f.exists():
             m = json.loads(f.read_text(encoding="utf-8"))
             lo, hi = m["wer_ci"]
-            rows.append({"style": label, "n": m["n_utterances"], "wer": 100 * m["wer"], "wer_lo": 100 * lo,
-                         "wer_hi": 100 * hi, "cer": 100 * m["cer"]})
+            rows.append(
+                {
+                    "style": label,
+                    "n": m["n_utterances"],
+                    "wer": 100 * m["wer"],
+                    "wer_lo": 100 * lo,
+                    "wer_hi": 100 * hi,
+                    "cer": 100 * m["cer"],
+                }
+            )
     return pd.DataFrame(rows, columns=["style", "n", "wer", "wer_lo", "wer_hi", "cer"])
 
 
@@ -174,7 +194,9 @@ def f0_track(audio, *, sr: int = 16000, time_step: float = 0.01) -> tuple[np.nda
     from .synth import PITCH_CEILING_HZ, PITCH_FLOOR_HZ
 
     sound = parselmouth.Sound(np.asarray(audio, dtype=np.float64), sampling_frequency=sr)
-    pitch = sound.to_pitch_ac(time_step=time_step, pitch_floor=PITCH_FLOOR_HZ, pitch_ceiling=PITCH_CEILING_HZ)
+    pitch = sound.to_pitch_ac(
+        time_step=time_step, pitch_floor=PITCH_FLOOR_HZ, pitch_ceiling=PITCH_CEILING_HZ
+    )
     return pitch.xs(), pitch.selected_array["frequency"]
 
 
@@ -197,5 +219,8 @@ def pitch_ranges(manifest, *, ids=None) -> pd.Series:
 
     df = read_frame(manifest).set_index("id")
     ids = list(df.index if ids is None else ids)
-    return pd.Series([pitch_range(load_audio(df.loc[i, "audio_path"])) for i in ids], index=pd.Index(ids, name="id"),
-                     name="pitch_range_st")
+    return pd.Series(
+        [pitch_range(load_audio(df.loc[i, "audio_path"])) for i in ids],
+        index=pd.Index(ids, name="id"),
+        name="pitch_range_st",
+    )

@@ -1,0 +1,75 @@
+"""The experiment grid: which models are compared on which test sets.
+
+Rows (:data:`STAGES`) are models: zero-shot Whisper, stage 1, its spoken control, stage 2, and the
+stage-3 variants; columns (:data:`TEST_SETS`) are the test sets of DESIGN.md. :func:`stage_rows`
+points each row at the folder its stage config trains into in a profile.
+:mod:`flamenco_lib.pipeline` trains the rows, :mod:`flamenco_lib.results` evaluates and tabulates
+them, :mod:`flamenco_lib.analysis` compares them; all three import the grid from here.
+
+Notebooks: ``06_zero_shot`` to ``10_results``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .paths import project_root
+
+# (row label, model: a size or a stage's output_dir relative to the data folder[, options]).
+# Options: "prompts" (prompt kinds given to every test utterance) and "sets" (only these test sets).
+# A model folder holding soft_prompt.pt (configs/stage3_soft.yaml) is decoded with its soft prompt.
+_GRID = {"sets": ("cante", "speech")}  # the stage-3 grid: cante and forgetting only (CPU time)
+PROMPTS = ("palo", "lexicon")
+STAGES = (
+    ("zero-shot", "base"),
+    ("stage 1", "checkpoints/stage1"),
+    # the control answers one question (voices or singing?): the cante set, sung and spoken
+    ("stage 1, spoken control", "checkpoints/stage1_spoken", {"sets": ("cante", "cante_spoken")}),
+    ("stage 2", "checkpoints/stage2"),
+    # stage 2 was never trained with prompts: the known failure, shown as a row
+    ("stage 2 + prompts", "checkpoints/stage2", {**_GRID, "prompts": PROMPTS}),
+    ("stage 3", "checkpoints/stage3", _GRID),
+    ("stage 3 + prompts", "checkpoints/stage3", {**_GRID, "prompts": PROMPTS}),
+    ("stage 3, soft prompt", "checkpoints/stage3_soft", _GRID),
+)
+# (column key, manifest relative to the data folder, split)
+TEST_SETS = (
+    ("cante", "corpora/cante/manifest.jsonl", "test"),
+    ("cante_real", "corpora/cante-real/manifest.jsonl", "test"),
+    ("cante_spoken", "corpora/cante-spoken/manifest.jsonl", "test"),  # the same clips, spoken
+    ("speech", "corpora/speech/manifest.jsonl", "test"),
+)
+
+
+def config_file(name: str) -> Path:
+    """The project's stage config ``configs/<name>.yaml`` (``stage1``, ``stage2``...)."""
+    return project_root() / "configs" / f"{name}.yaml"
+
+
+def zero_shot_model(profile: str) -> str:
+    """The Whisper the stages start from in ``profile`` (``configs/stage1.yaml``'s ``model``):
+    ``base`` on ``cpu``, ``small`` on ``gpu``. The zero-shot row compares with this model.
+    Read from the YAML alone: the notebooks ask before any corpus is built."""
+    import yaml
+
+    raw = yaml.safe_load(config_file("stage1").read_text(encoding="utf-8")) or {}
+    chosen = (raw.get("profiles") or {}).get(profile) or {}
+    return str(chosen.get("model", raw.get("model", "base")))
+
+
+def stage_rows(*labels: str, profile: str, base: str = "base") -> list[tuple]:
+    """The rows of :data:`STAGES` named by ``labels`` (in STAGES order), each model replaced by the
+    ``output_dir`` its config (``checkpoints/stage2`` -> ``configs/stage2.yaml``) has in
+    ``profile``, and ``"base"`` by ``base`` (e.g. a local whisper-base folder)."""
+    from .training import load_config
+
+    unknown = set(labels) - {label for label, *_ in STAGES}
+    if unknown:
+        raise ValueError(f"no row {min(unknown)!r} in flamenco_lib.grid.STAGES")
+    rows = []
+    for label, model, *opts in STAGES:
+        if label in labels:
+            if model != "base":
+                model = load_config(config_file(Path(model).name), profile=profile).output_dir
+            rows.append((label, base if model == "base" else model, *opts))
+    return rows

@@ -1,0 +1,187 @@
+"""What a training step reads: labels in Whisper's decoder layout, cached encoder activations,
+and batches that are a pure function of (seed, step).
+
+- :func:`collate_labels` — ``decoder_input_ids`` = ``<|startoftranscript|><|es|><|transcribe|>
+  <|notimestamps|> text`` and ``labels`` = the same shifted left, ending in ``<|endoftext|>``,
+  padded with -100 (no loss on padding or on a prompt).
+- :class:`ActivationCache` — the frozen lower encoder's output, one file per clip, computed only
+  for the clips the run's batches draw.
+- :func:`batch_indices` — each slot draws a source by its weight and an item uniformly from it
+  (with replacement): a resumed run sees exactly the batches an uninterrupted run sees, and stage
+  2's replay share is just a weight.
+
+Notebooks: ``07_stage1_flamenco.ipynb``, ``09_stage3_prompts.ipynb`` (labels with a prompt).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..paths import cache_dir
+from ..tokens import label_ids, prefix_ids
+from .model_parts import encoder_prefix
+
+
+def collate_labels(
+    tokenizer,
+    texts: list[str],
+    *,
+    language: str = "es",
+    max_len: int = 448,
+    prompts: list[str | None] | None = None,
+) -> dict:
+    """Decoder inputs and labels for a batch of transcripts, optionally after a text prompt.
+
+    For each text: ``decoder_input_ids`` = [prompt] + prefix + text tokens, ``labels`` = the same
+    shifted left by one + ``<|endoftext|>``, so position ``t`` predicts token ``t + 1``. With a
+    prompt (:func:`flamenco_lib.prompts.prompt_token_ids`: ``<|startofprev|>`` + its tokens) the
+    labels of every prompt position, and of the position that predicts
+    ``<|startoftranscript|>``, are -100: no loss on the prompt, the model is never taught to
+    produce it. Padding: decoder inputs with ``<|endoftext|>``, labels with -100.
+
+    The layout equals what ``generate(prompt_ids=...)`` feeds the decoder (tests/test_prompts.py).
+
+    Returns ``{"decoder_input_ids": (B, L) long, "labels": (B, L) long}``.
+    """
+    from ..prompts import prompt_token_ids
+
+    eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    pre = prefix_ids(tokenizer, language=language)
+    prompts = prompts or [None] * len(texts)
+    if len(prompts) != len(texts):
+        raise ValueError(f"{len(prompts)} prompts for {len(texts)} texts")
+    seqs, masked = [], []
+    for t, pr in zip(texts, prompts):
+        pids = prompt_token_ids(tokenizer, pr)
+        ids = pids + pre + label_ids(tokenizer, t) + [eot]
+        if len(ids) > max_len:
+            raise ValueError(
+                f"label of {len(ids)} tokens > {max_len} (Whisper's context): {t[:60]!r}..."
+            )
+        seqs.append(ids)
+        masked.append(len(pids))
+    width = max(len(s) for s in seqs) - 1
+    dec = torch.full((len(seqs), width), eot, dtype=torch.long)
+    lab = torch.full((len(seqs), width), -100, dtype=torch.long)
+    for i, (s, m) in enumerate(zip(seqs, masked)):
+        dec[i, : len(s) - 1] = torch.tensor(s[:-1])
+        lab[i, : len(s) - 1] = torch.tensor(s[1:])
+        lab[i, :m] = -100  # positions 0..m-1 predict prompt tokens and <|startoftranscript|>
+    return {"decoder_input_ids": dec, "labels": lab}
+
+
+def _features(processor, audios: list[np.ndarray]) -> torch.Tensor:
+    return processor.feature_extractor(
+        audios, sampling_rate=16000, return_tensors="pt"
+    ).input_features
+
+
+def _prefix_hash(enc, k: int) -> str:
+    """A key for the frozen part (conv stem, positions, layers ``0..k-1``): a slice of each weight."""
+    h = hashlib.sha1(f"{k}".encode())
+    for name, p in enc.named_parameters():
+        if name.startswith(("conv", "embed_positions")) or any(
+            name.startswith(f"layers.{i}.") for i in range(k)
+        ):
+            h.update(name.encode())
+            h.update(p.detach().float().cpu().numpy()[..., :4].tobytes())
+    return h.hexdigest()[:16]
+
+
+def _row_key(r: dict) -> str:
+    s = f"{r['audio_path']}|{r.get('start')}|{r.get('end')}|{os.path.getsize(r['audio_path'])}"
+    return hashlib.sha1(s.encode()).hexdigest()[:20]
+
+
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class ActivationCache:
+    """Encoder-prefix activations, one ``(1500, d_model)`` float16 file per clip:
+    ``<cache>/<hash of the frozen weights and k>[-<precision>]/<hash of the clip>.npy``. The prefix
+    runs in the stage's ``precision`` (bf16/fp16 autocast), as it would without the cache.
+
+    One file per clip, so a run computes only the clips its batches will draw (:meth:`fill`), and
+    a later stage with the same frozen layers reuses whatever an earlier one computed (stage 2's
+    replay of stage-1 clips, stage 3); an interrupted fill keeps every file already written.
+    """
+
+    def __init__(self, model, k: int, cache: Path | None = None, *, precision: str = "fp32"):
+        self.model, self.k, self.precision = model, int(k), precision
+        key = _prefix_hash(model.model.encoder, k) + (
+            "" if precision == "fp32" else f"-{precision}"
+        )
+        self.folder = Path(cache or cache_dir() / "activations") / key
+
+    def path(self, row: dict) -> Path:
+        return self.folder / f"{_row_key(row)}.npy"
+
+    @torch.no_grad()
+    def fill(
+        self, processor, rows: list[dict], *, batch_size: int = 8, progress: bool = True
+    ) -> int:
+        """Compute and write the clips of ``rows`` that are not cached yet; returns how many."""
+        from tqdm.auto import tqdm
+
+        from ..audio import load_audio
+
+        todo = list({str(self.path(r)): r for r in rows if not self.path(r).exists()}.values())
+        if not todo:
+            return 0
+        self.folder.mkdir(parents=True, exist_ok=True)
+        enc, dtype = self.model.model.encoder, next(self.model.parameters()).dtype
+        for b in tqdm(
+            range(0, len(todo), batch_size),
+            desc=f"cache encoder layers <{self.k}",
+            unit="batch",
+            disable=not progress,
+        ):
+            chunk = todo[b : b + batch_size]
+            audios = [
+                load_audio(r["audio_path"], start=r.get("start"), end=r.get("end")) for r in chunk
+            ]
+            x = _features(processor, audios).to(self.model.device, dtype)
+            with torch.autocast(
+                self.model.device.type,
+                dtype=_AUTOCAST.get(self.precision, torch.bfloat16),
+                enabled=self.precision in _AUTOCAST,
+            ):
+                acts = encoder_prefix(enc, x, self.k).float().cpu().numpy().astype(np.float16)
+            for r, a in zip(chunk, acts):
+                dest = self.path(r)
+                tmp = dest.with_name(f".{dest.stem}.{os.getpid()}.tmp.npy")
+                np.save(tmp, a)
+                os.replace(tmp, dest)  # a file is there whole or not at all
+        return len(todo)
+
+    def get(self, row: dict) -> np.ndarray:
+        return np.load(self.path(row))
+
+
+def drawn_items(
+    seed: int, steps: range, weights: list[float], sizes: list[int], batch_size: int
+) -> list[set[int]]:
+    """For each source, the items that the batches of ``steps`` draw (:func:`batch_indices`):
+    the only clips a run needs, so the only ones whose activations it computes."""
+    out: list[set[int]] = [set() for _ in sizes]
+    for step in steps:
+        for s, i in batch_indices(seed, step, weights, sizes, batch_size):
+            out[s].add(i)
+    return out
+
+
+def batch_indices(
+    seed: int, step: int, weights: list[float], sizes: list[int], batch_size: int
+) -> list[tuple[int, int]]:
+    """The global batch of one step: ``batch_size`` (source, item) pairs, a pure function of
+    (seed, step) — each slot draws a source with probability proportional to its weight, then an
+    item uniformly. Resuming at any step reproduces the batches exactly."""
+    rng = np.random.default_rng([int(seed), int(step), 7])
+    p = np.asarray(weights, dtype=float) / np.sum(weights)
+    src = rng.choice(len(sizes), size=batch_size, p=p)
+    return [(int(s), int(rng.integers(sizes[s]))) for s in src]
