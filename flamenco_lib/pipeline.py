@@ -10,17 +10,18 @@ needs stages 1 and 2 before it can start. :func:`run_stage` trains a stage only 
   not modification times, decide: a ``git pull`` that rewrites a config's comments or a corpus
   rebuilt identically retrains nothing;
 - an interrupted run (checkpoints, no ``train_log.json``): it resumes from its newest checkpoint;
-- inputs or settings changed since the last run: its checkpoints and final model are removed and it
-  trains from the start (resuming from them would continue with the old data);
+- inputs or settings changed since the last run: it trains from the start (resuming would continue
+  with the old data); its checkpoints are removed, but a trained model is never deleted: the
+  previous ``final/`` is kept as ``final-<fingerprint>/`` with its log, and a message says where;
 - never trained: it trains.
+
+The fingerprint names files by where they lie relative to the data folder (``$DATA/...``,
+``FLAMENCO_DATA``) or the project (``$ROOT/...``), never by absolute path: a project or data folder
+moved elsewhere (another disk, Google Drive) is still up to date.
 
 A stage trained before fingerprints were saved (no ``run_stage.json``) falls back to modification
 times: it is up to date when its final model is newer than its config, manifests and starting model.
 ``python -m flamenco_lib train`` saves the fingerprint too.
-
-:func:`stage_rows` gives the rows of :data:`flamenco_lib.results.STAGES` with each model where its
-config saves it in a profile (the ``smoke`` models live in ``checkpoints/smoke/``), for
-:func:`flamenco_lib.results.evaluate_stages`.
 
 Notebooks: ``07_stage1_flamenco.ipynb``, ``08_stage2_common_voice.ipynb``, ``09_stage3_prompts.ipynb``.
 """
@@ -29,13 +30,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
 
 from . import training
-from .paths import project_root
+from .errors import FlamencoError
+from .hashing import sha256_of
+from .paths import data_dir, project_root
+
+__all__ = [
+    "StageNotTrained",
+    "fingerprint",
+    "inputs_of",
+    "keep_previous",
+    "portable",
+    "run_stage",
+    "save_fingerprint",
+    "why_train",
+]
+logger = logging.getLogger(__name__)
 
 SETTINGS = "run_stage.json"  # next to train_log.json: the fingerprint of the last run
 
@@ -54,28 +70,38 @@ def inputs_of(cfg: training.StageConfig) -> list[Path]:
     return paths + ([Path(cfg.model)] if Path(cfg.model).is_dir() else [])
 
 
+def portable(path: str | Path) -> str:
+    """``path`` as the fingerprint stores it: ``$DATA/<relative>`` under the data folder,
+    ``$ROOT/<relative>`` under the project, else as given (a hub id, a size, a folder elsewhere)."""
+    p = Path(path)
+    if not p.is_absolute():
+        return str(path)
+    for tag, base in (("$DATA", data_dir()), ("$ROOT", project_root())):
+        try:
+            return f"{tag}/{p.resolve().relative_to(Path(base).resolve()).as_posix()}"
+        except ValueError:
+            continue
+    return str(path)
+
+
 def _settings(cfg: training.StageConfig) -> dict:
-    """The resolved config (profile and overrides applied) as JSON; the file's own path left out."""
-    return json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k != "source_file"}))
-
-
-def sha256_of(path: Path) -> str:
-    """sha256 of a file, or of a folder's files (names and contents, sorted): a model folder."""
-    h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        h.update(str(f.relative_to(path)).encode() if path.is_dir() else b"")
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
+    """The resolved config (profile and overrides applied) as JSON, its paths :func:`portable`;
+    the file's own path left out."""
+    d = json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k != "source_file"}))
+    for s in [*d["train"], *([d["eval"]] if d.get("eval") else [])]:
+        s["manifest"] = portable(s["manifest"])
+    d["output_dir"] = portable(d["output_dir"])
+    d["model"] = portable(d["model"])
+    return d
 
 
 def fingerprint(cfg: training.StageConfig) -> dict:
     """What a stage's result depends on: its resolved settings and the sha256 of every input
     (manifests, starting model folder) except the config file, whose content is the settings."""
-    return {"settings": _settings(cfg),
-            "inputs": {str(p): sha256_of(p) for p in inputs_of(cfg)[1:] if p.exists()}}
+    return {
+        "settings": _settings(cfg),
+        "inputs": {portable(p): sha256_of(p) for p in inputs_of(cfg)[1:] if p.exists()},
+    }
 
 
 def save_fingerprint(cfg: training.StageConfig) -> Path:
@@ -86,6 +112,10 @@ def save_fingerprint(cfg: training.StageConfig) -> Path:
     tmp.write_text(json.dumps(fingerprint(cfg), indent=1), encoding="utf-8")
     tmp.replace(out / SETTINGS)
     return out / SETTINGS
+
+
+class StageNotTrained(FlamencoError, FileNotFoundError):
+    """A stage starts from a previous stage's model that is not trained yet."""
 
 
 NOT_TRAINED, INTERRUPTED = "not trained yet", "an interrupted run: resuming it"
@@ -102,10 +132,13 @@ def why_train(cfg: training.StageConfig) -> str | None:
     old = json.loads(saved.read_text(encoding="utf-8")) if saved.exists() else None
     if old is not None and "inputs" in old:  # contents decide
         now = fingerprint(cfg)
-        changed = [p for p, digest in now["inputs"].items() if old["inputs"].get(p) != digest]
+        before = {
+            portable(p): digest for p, digest in old["inputs"].items()
+        }  # older files: absolute paths
+        changed = [p for p, digest in now["inputs"].items() if before.get(p) != digest]
         if changed:
             return f"{changed[0]} changed since the last run"
-        if old["settings"] != now["settings"]:
+        if _portable_settings(old["settings"]) != now["settings"]:
             return "the settings (config, profile or overrides) differ from the last run"
         return None if done else INTERRUPTED
     # trained before fingerprints were saved: modification times decide
@@ -113,14 +146,50 @@ def why_train(cfg: training.StageConfig) -> str | None:
     changed = [p for p in inputs_of(cfg) if _mtime(p) >= since]
     if changed:
         return f"{changed[0]} changed since the last run"
-    if old is not None and old != _settings(cfg):
+    if old is not None and _portable_settings(old) != _settings(cfg):
         return "the settings (config, profile or overrides) differ from the last run"
     return None if done else INTERRUPTED
 
 
-def run_stage(config: str | Path, *, profile: str, overrides: dict | None = None, progress: bool = True) -> dict:
+def _portable_settings(settings: dict) -> dict:
+    """Saved settings with their paths :func:`portable` (fingerprints written before paths were)."""
+    d = json.loads(json.dumps(settings))
+    for s in [*d.get("train", []), *([d["eval"]] if d.get("eval") else [])]:
+        s["manifest"] = portable(s["manifest"])
+    for key in ("output_dir", "model"):
+        if key in d:
+            d[key] = portable(d[key])
+    return d
+
+
+def keep_previous(out: Path) -> Path | None:
+    """Move the trained model of ``out`` (``final/`` and its ``train_log.json``, ``run_stage.json``)
+    to ``out/final-<fingerprint>/`` before the stage trains again on other inputs; returns that
+    folder, or None when there was no trained model. Checkpoints (weights and optimiser state of
+    an unfinished run) are removed: they would only resume the old run."""
+    for old in out.glob("checkpoint-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    final = out / "final"
+    if not (final / "config.json").exists():
+        shutil.rmtree(final, ignore_errors=True)
+        (out / "train_log.json").unlink(missing_ok=True)
+        return None
+    saved = out / SETTINGS
+    tag = hashlib.sha256(saved.read_bytes() if saved.exists() else b"").hexdigest()[:8]
+    dest = out / f"final-{tag}"
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(final, dest)
+    for name in ("train_log.json", SETTINGS):
+        if (out / name).exists():
+            os.replace(out / name, dest / name)
+    return dest
+
+
+def run_stage(
+    config: str | Path, *, profile: str, overrides: dict | None = None, progress: bool = True
+) -> dict:
     """Train the stage of ``config`` (``configs/stage1.yaml``...) with ``profile`` unless its saved
-    run is up to date (:func:`why_train`); print one line saying which and why.
+    run is up to date (:func:`why_train`); log one line saying which and why.
 
     Parameters
     ----------
@@ -139,51 +208,30 @@ def run_stage(config: str | Path, *, profile: str, overrides: dict | None = None
     cfg = training.load_config(config, profile=profile, overrides=overrides)
     out = Path(cfg.output_dir)
     if Path(cfg.model).parts[:1] == ("data",):  # load_config resolves the paths that exist
-        raise FileNotFoundError(f"{config}: the model it starts from, {cfg.model}, is not trained yet; "
-                                "run the previous stage first")
+        raise StageNotTrained(
+            f"{config}: the model it starts from, {cfg.model}, is not trained yet; "
+            "run the previous stage first"
+        )
     reason = why_train(cfg)
     if reason is None:
-        print(f"{cfg.name}: up to date, not trained again ({out / 'train_log.json'} is newer than its config, "
-              "manifests and starting model)", flush=True)
+        logger.info(
+            "%s: up to date, not trained again (%s: same settings and inputs as its last run)",
+            cfg.name,
+            out / "train_log.json",
+        )
         return json.loads((out / "train_log.json").read_text(encoding="utf-8"))
-    print(f"{cfg.name}: training, {reason} ({out})", flush=True)
-    if reason not in (NOT_TRAINED, INTERRUPTED):  # a fresh start: never resume a checkpoint of other inputs
-        for old in [*out.glob("checkpoint-*"), out / "final"]:
-            shutil.rmtree(old, ignore_errors=True)
-        (out / "train_log.json").unlink(missing_ok=True)
+    logger.info("%s: training, %s (%s)", cfg.name, reason, out)
+    if reason not in (
+        NOT_TRAINED,
+        INTERRUPTED,
+    ):  # a fresh start: never resume a checkpoint of other inputs
+        kept = keep_previous(out)
+        if kept is not None:
+            logger.info(
+                "%s: the model trained on the old inputs is kept in %s (delete it when you no longer "
+                "need it)",
+                cfg.name,
+                kept,
+            )
     save_fingerprint(cfg)
     return training.train_stage(cfg, resume=True, progress=progress)
-
-
-def config_file(name: str) -> Path:
-    """The project's stage config ``configs/<name>.yaml`` (``stage1``, ``stage1_spoken``, ``stage2``...)."""
-    return project_root() / "configs" / f"{name}.yaml"
-
-
-def zero_shot_model(profile: str) -> str:
-    """The Whisper the stages start from in ``profile`` (``configs/stage1.yaml``'s ``model``):
-    ``base`` on ``cpu``, ``small`` on ``gpu``. The zero-shot row compares with this model.
-    Read from the YAML alone: the notebooks ask before any corpus is built."""
-    import yaml
-
-    raw = yaml.safe_load(config_file("stage1").read_text(encoding="utf-8")) or {}
-    chosen = (raw.get("profiles") or {}).get(profile) or {}
-    return str(chosen.get("model", raw.get("model", "base")))
-
-
-def stage_rows(*labels: str, profile: str, base: str = "base") -> list[tuple]:
-    """The rows of :data:`flamenco_lib.results.STAGES` named by ``labels`` (in STAGES order), each
-    model replaced by the ``output_dir`` its config (``checkpoints/stage2`` -> ``configs/stage2.yaml``)
-    has in ``profile``, and ``"base"`` by ``base`` (e.g. a local whisper-base folder)."""
-    from .results import STAGES
-
-    unknown = set(labels) - {label for label, *_ in STAGES}
-    if unknown:
-        raise ValueError(f"no row {min(unknown)!r} in flamenco_lib.results.STAGES")
-    rows = []
-    for label, model, *opts in STAGES:
-        if label in labels:
-            if model != "base":
-                model = training.load_config(config_file(Path(model).name), profile=profile).output_dir
-            rows.append((label, base if model == "base" else model, *opts))
-    return rows

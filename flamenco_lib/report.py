@@ -1,17 +1,18 @@
 """The project's main job (``make report``): regenerate the thesis figures and tables.
 
-It draws the feature figures of one real recording, then executes the notebooks in order with
-papermill on the profile (:func:`run_notebooks`): executed copies go to ``report/executed/``,
+It executes the notebooks in order with papermill on the profile (:func:`run_notebooks`): executed copies go to ``report/executed/``,
 their figures to ``report/figures/``. A failing notebook stops the run with an error naming the
 notebook and the cell; its executed copy is kept for inspection. At the end :func:`build_index`
 writes ``report/index.html``: the results table, every figure with its caption, the profile, the
 time each notebook took, package versions and the git revision. :func:`write_tables` writes the
 result tables (``report/tables/``; notebook ``10_results.ipynb`` calls it).
+:func:`feature_figures` draws the feature figures of any one recording (``figures`` command).
 """
 
 from __future__ import annotations
 
 import html
+import logging
 import os
 import platform
 import time
@@ -22,9 +23,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import audio as A
+from . import cepstrum as C
 from . import plotting
 from .data import speech
+from .errors import FlamencoError
 from .paths import report_dir
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_PROMPT = "conf-adminmenu-18"  # a long real Spanish sentence from the asterisk prompts
 
@@ -33,72 +38,122 @@ def default_audio() -> Path:
     """A real Spanish recording available offline (Debian's asterisk prompts)."""
     path = speech.SOUNDS_DIR / f"{DEFAULT_PROMPT}.g722"
     if not path.exists():
-        raise speech.SpeechCorpusMissing(f"{path}: not found; install the prompts: {speech.INSTALL_HINT}")
+        raise speech.SpeechCorpusMissing(
+            f"{path}: not found; install the prompts: {speech.INSTALL_HINT}"
+        )
     return path
 
 
-def feature_figures(audio_path: str | Path | None = None, *, outdir: str | Path | None = None) -> list[Path]:
-    """Waveform, filterbank, log-Mel, cepstrum and MFCC figures of one recording.
+FEATURES_DIR = "recording"  # under report/figures/: the feature figures of any one recording
+FEATURE_FIGURES = (
+    "recording_waveform",
+    "recording_mel_filterbank",
+    "recording_log_mel",
+    "recording_cepstrum",
+    "recording_mfcc",
+)  # the names feature_figures writes
+
+
+def feature_figures(
+    audio_path: str | Path | None = None, *, outdir: str | Path | None = None
+) -> list[Path]:
+    """Waveform, filterbank, log-Mel, cepstrum and MFCC figures of one recording
+    (``python -m flamenco_lib figures --audio FILE``), named ``recording_*`` in
+    ``report/figures/recording/`` by default: the report's own figures of these features are
+    drawn by notebooks 01 and 02, which are their one writer.
 
     Returns the written files (PNG and PDF each).
     """
     path = Path(audio_path) if audio_path else default_audio()
+    outdir = Path(outdir) if outdir is not None else report_dir() / "figures" / FEATURES_DIR
     y = A.load_audio(path)
     plotting.set_style()
     written = []
 
     fig, ax = plt.subplots(figsize=(7, 2.4))
     plotting.plot_waveform(y, ax=ax, title=f"Waveform: {path.name}")
-    written += plotting.savefig(fig, "01-waveform", outdir=outdir,
-                                caption="Waveform of one real Spanish recording (Debian's asterisk prompts).")
+    written += plotting.savefig(
+        fig,
+        "recording_waveform",
+        outdir=outdir,
+        caption="Waveform of one real Spanish recording (Debian's asterisk prompts).",
+    )
 
     fig, ax = plt.subplots(figsize=(7, 2.6))
     plotting.plot_filterbank(A.mel_filterbank(), ax=ax)
-    written += plotting.savefig(fig, "01-mel-filterbank", outdir=outdir,
-                                caption="Whisper's 80 mel filters (Slaney) over frequency.")
+    written += plotting.savefig(
+        fig,
+        "recording_mel_filterbank",
+        outdir=outdir,
+        caption="Whisper's 80 mel filters (Slaney) over frequency.",
+    )
 
     mel = A.log_mel_spectrogram(A.pad_or_trim(y)).numpy()
     fig, ax = plt.subplots(figsize=(7, 2.8))
-    plotting.plot_spectrogram(mel, ax=ax, title="Whisper log-Mel input: 80 bands x 3000 frames (30 s)")
-    written += plotting.savefig(fig, "01-log-mel", outdir=outdir,
-                                caption="Whisper's log-Mel input of the recording: 80 bands by 3000 frames (30 s).")
+    plotting.plot_spectrogram(
+        mel, ax=ax, title="Whisper log-Mel input: 80 bands x 3000 frames (30 s)"
+    )
+    written += plotting.savefig(
+        fig,
+        "recording_log_mel",
+        outdir=outdir,
+        caption="Whisper's log-Mel input of the recording: 80 bands by 3000 frames (30 s).",
+    )
 
     # One 64 ms frame from the loudest stretch: its cepstrum shows formants and pitch apart.
     frame_len = 1024
     energy = np.convolve(y**2, np.ones(frame_len), mode="valid")
     start = int(np.argmax(energy))
     frame = y[start : start + frame_len]
-    f0 = A.cepstral_pitch(frame)
-    ceps = A.cepstrum(frame * np.hanning(frame_len))
+    f0 = C.cepstral_pitch(frame)
+    ceps = C.cepstrum(frame * np.hanning(frame_len))
     fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
     plotting.plot_cepstrum(ceps, ax=axes[0], mark_pitch=f0)
     axes[0].set_title("Real cepstrum of one frame")
     log_spec = np.log(np.abs(np.fft.rfft(frame * np.hanning(frame_len))) + 1e-10)
-    envelope = np.fft.rfft(A.lifter(ceps, n_keep=30)).real
+    envelope = np.fft.rfft(C.lifter(ceps, n_keep=30)).real
     hz = np.fft.rfftfreq(frame_len, 1 / A.SAMPLE_RATE)
     axes[1].plot(hz, log_spec, lw=0.6, label="log spectrum")
     axes[1].plot(hz, envelope, lw=1.5, label="liftered (envelope)")
-    axes[1].set(xlabel="frequency (Hz)", ylabel="log magnitude", title="Liftering keeps the envelope")
+    axes[1].set(
+        xlabel="frequency (Hz)", ylabel="log magnitude", title="Liftering keeps the envelope"
+    )
     axes[1].legend()
-    written += plotting.savefig(fig, "02-cepstrum", outdir=outdir,
-                                caption="Real cepstrum of one frame, its pitch period marked; liftering keeps the spectral envelope.")
+    written += plotting.savefig(
+        fig,
+        "recording_cepstrum",
+        outdir=outdir,
+        caption="Real cepstrum of one frame, its pitch period marked; liftering keeps the spectral envelope.",
+    )
 
     n_frames = len(y) // A.HOP_LENGTH
-    coeffs = A.mfcc(mel[:, :n_frames], n_mfcc=20)
+    coeffs = C.mfcc(mel[:, :n_frames], n_mfcc=20)
     fig, ax = plt.subplots(figsize=(7, 2.6))
-    plotting.plot_spectrogram(coeffs, ax=ax, y_axis="coef", title="MFCC: DCT of the log-Mel spectrum", label="MFCC")
-    written += plotting.savefig(fig, "02-mfcc", outdir=outdir,
-                                caption="MFCC of the recording: the DCT of the log-Mel spectrum.")
+    plotting.plot_spectrogram(
+        coeffs, ax=ax, y_axis="coef", title="MFCC: DCT of the log-Mel spectrum", label="MFCC"
+    )
+    written += plotting.savefig(
+        fig,
+        "recording_mfcc",
+        outdir=outdir,
+        caption="MFCC of the recording: the DCT of the log-Mel spectrum.",
+    )
     plt.close("all")
     return written
 
 
-class NotebookFailed(RuntimeError):
+class NotebookFailed(FlamencoError, RuntimeError):
     """A notebook of the report failed; the message names it, the cell and the executed copy."""
 
 
-def run_notebooks(notebooks, *, profile: str, outdir: str | Path | None = None, progress: bool = True,
-                  timings: dict | None = None) -> list[Path]:
+def run_notebooks(
+    notebooks,
+    *,
+    profile: str,
+    outdir: str | Path | None = None,
+    progress: bool = True,
+    timings: dict | None = None,
+) -> list[Path]:
     """Execute notebooks in order with papermill (``profile`` injected as a parameter) into
     ``<report>/executed/``. Raises :class:`NotebookFailed` at the first failure. ``timings``, a
     dict, receives ``{notebook name: seconds}`` of every notebook that finished."""
@@ -114,10 +169,16 @@ def run_notebooks(notebooks, *, profile: str, outdir: str | Path | None = None, 
         dest = out / nb.name
         t0 = time.perf_counter()
         if progress:
-            print(f"report [{profile}]: running {nb.name}", flush=True)
+            logger.info("report [%s]: running %s", profile, nb.name)
         try:
-            pm.execute_notebook(str(nb), str(dest), parameters={"profile": profile}, kernel_name="python3",
-                                cwd=str(project_root()), progress_bar=False)
+            pm.execute_notebook(
+                str(nb),
+                str(dest),
+                parameters={"profile": profile},
+                kernel_name="python3",
+                cwd=str(project_root()),
+                progress_bar=False,
+            )
         except pm.PapermillExecutionError as err:
             raise NotebookFailed(
                 f"{nb}: cell In [{err.exec_count}] (numbered as in the executed copy) failed with {err.ename}: {err.evalue}; "
@@ -127,22 +188,21 @@ def run_notebooks(notebooks, *, profile: str, outdir: str | Path | None = None, 
         if timings is not None:
             timings[nb.name] = seconds
         if progress:
-            print(f"report [{profile}]: {nb.name} done in {seconds:.0f} s", flush=True)
+            logger.info("report [%s]: %s done in %.0f s", profile, nb.name, seconds)
         done.append(dest)
     return done
 
 
-def build(*, profile: str = "cpu", outdir: str | Path | None = None) -> list[Path]:
+def build(*, profile: str = "cpu") -> list[Path]:
     """Everything ``make report`` regenerates on ``profile``; returns the written files."""
     from .paths import project_root
 
     t0 = time.perf_counter()
-    written = feature_figures(outdir=outdir)
     notebooks = sorted((project_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     timings: dict[str, float] = {}
-    written += run_notebooks(notebooks, profile=profile, timings=timings)
+    written = run_notebooks(notebooks, profile=profile, timings=timings)
     written.append(build_index(profile=profile, timings=timings))
-    print(f"report [{profile}]: {len(written)} files in {time.perf_counter() - t0:.1f} s")
+    logger.info("report [%s]: %d files in %.1f s", profile, len(written), time.perf_counter() - t0)
     return written
 
 
@@ -154,10 +214,15 @@ def write_tables(outdir: str | Path | None = None, *, root: Path | None = None) 
     from . import analysis, results
 
     out = Path(outdir) if outdir is not None else report_dir() / "tables"
-    tables = {"results": results.results_table(root=root), "runs": analysis.runs_table(root=root),
-              "per_palo": analysis.per_palo_table(root=root), "sdi": analysis.sdi_table(root=root),
-              "forgetting": analysis.forgetting_table(root=root), "prompts": analysis.prompt_table(root=root),
-              "paired": analysis.paired_table(root=root)}
+    tables = {
+        "results": results.results_table(root=root),
+        "runs": analysis.runs_table(root=root),
+        "per_palo": analysis.per_palo_table(root=root),
+        "sdi": analysis.sdi_table(root=root),
+        "forgetting": analysis.forgetting_table(root=root),
+        "prompts": analysis.prompt_table(root=root),
+        "paired": analysis.paired_table(root=root),
+    }
     written = []
     for name, table in tables.items():
         if table.empty:
@@ -189,7 +254,9 @@ def _markdown_to_html(md: str) -> str:
     any other text as a paragraph."""
     import pandas as pd
 
-    lines = [line for line in md.splitlines() if line.startswith("|") and not line.startswith("|---")]
+    lines = [
+        line for line in md.splitlines() if line.startswith("|") and not line.startswith("|---")
+    ]
     if not lines:
         return f"<p>{html.escape(md)}</p>"
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
@@ -197,7 +264,9 @@ def _markdown_to_html(md: str) -> str:
 
 
 def _rows(pairs) -> str:
-    return "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in pairs)
+    return "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in pairs
+    )
 
 
 def build_index(*, profile: str, timings: dict, outdir: str | Path | None = None) -> Path:
@@ -221,22 +290,33 @@ def build_index(*, profile: str, timings: dict, outdir: str | Path | None = None
     for png in sorted((out / "figures").glob("*.png")):
         src = html.escape(Path(os.path.relpath(png, out)).as_posix(), quote=True)
         caption = html.escape(plotting.caption_of(png))
-        figures.append(f'<figure><img src="{src}" alt="{caption}"><figcaption>{caption} '
-                       f'<code>{html.escape(png.name)}</code></figcaption></figure>')
+        figures.append(
+            f'<figure><img src="{src}" alt="{caption}"><figcaption>{caption} '
+            f"<code>{html.escape(png.name)}</code></figcaption></figure>"
+        )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Cante to text: report</title>
 <style>body{{font-family:sans-serif;max-width:70em;margin:auto;padding:1em}}
 table{{border-collapse:collapse;font-size:90%}}th,td{{border:1px solid #ccc;padding:.2em .5em;text-align:left}}
 img{{max-width:100%}}figure{{margin:2em 0}}figcaption{{font-size:90%;color:#333}}</style></head>
 <body><h1>Cante to text: report</h1>
-<table>{_rows([("profile", profile), ("git revision", git_revision() or "unknown"),
-               ("built", time.strftime("%Y-%m-%d %H:%M:%S"))])}</table>
+<table>{
+        _rows(
+            [
+                ("profile", profile),
+                ("git revision", git_revision() or "unknown"),
+                ("built", time.strftime("%Y-%m-%d %H:%M:%S")),
+            ]
+        )
+    }</table>
 <h2>Results</h2>
 {_markdown_to_html(results.markdown(table))}
 <h2>Figures</h2>
 {"".join(figures) or "<p>no figures yet</p>"}
 <h2>Notebooks</h2>
-<table><tr><th>notebook</th><th>seconds</th></tr>{_rows((k, f"{v:.1f}") for k, v in timings.items())}</table>
+<table><tr><th>notebook</th><th>seconds</th></tr>{
+        _rows((k, f"{v:.1f}") for k, v in timings.items())
+    }</table>
 <h2>Environment</h2>
 <table>{_rows(package_versions().items())}</table>
 </body></html>

