@@ -13,29 +13,42 @@ import pandas as pd
 import pytest
 import yaml
 
-from flamenco_lib import models, results
+from flamenco_lib import grid, metrics, models, results
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAIN = {  # notebook: (figures it always draws, rows of results.STAGES it evaluates)
+CHAIN = {  # notebook: (figures it always draws, rows of grid.STAGES it evaluates)
     "06_zero_shot.ipynb": (["06-test-sets"], ["zero-shot"]),
-    "07_stage1_flamenco.ipynb": (["07-step-costs", "07-training-curves", "07-stages", "07-vs-zero-shot"],
-                                 ["stage 1", "stage 1, spoken control"]),
+    "07_stage1_flamenco.ipynb": (
+        ["07-step-costs", "07-training-curves", "07-stages", "07-vs-zero-shot"],
+        ["stage 1", "stage 1, spoken control"],
+    ),
     "08_stage2_common_voice.ipynb": (["08-training-curve", "08-forgetting"], ["stage 2"]),
-    "09_stage3_prompts.ipynb": (["09-training-curves", "09-prompts"],
-                                ["stage 2 + prompts", "stage 3", "stage 3 + prompts", "stage 3, soft prompt"]),
+    "09_stage3_prompts.ipynb": (
+        ["09-training-curves", "09-prompts"],
+        ["stage 2 + prompts", "stage 3", "stage 3 + prompts", "stage 3, soft prompt"],
+    ),
 }
-BY_GROUP = {"06-per-palo": ("zero-shot", "palo"), "06-voices": ("zero-shot", "voice_heldout"),
-            "09-per-palo": ("stage 3", "palo")}  # drawn when the clips evaluated have more than one group
-SETS = {label: opts[0].get("sets") if opts else None for label, _, *opts in results.STAGES}
+BY_GROUP = {
+    "06-per-palo": ("zero-shot", "palo"),
+    "06-voices": ("zero-shot", "voice_heldout"),
+    "09-per-palo": ("stage 3", "palo"),
+}  # drawn when the clips evaluated have more than one group
+SETS = {label: opts[0].get("sets") if opts else None for label, _, *opts in grid.STAGES}
 
 
 def _snapshot(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")} if folder.exists() else {}
+    return (
+        {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+        if folder.exists()
+        else {}
+    )
 
 
 def _outputs(path) -> str:
     nb = nbformat.read(path, as_version=4)
-    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    return "".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+    )
 
 
 @pytest.mark.notebook
@@ -48,8 +61,14 @@ def test_experiment_notebooks_train_evaluate_and_draw_in_the_smoke_folder(tmp_pa
     text = {}
     for name in CHAIN:
         out = tmp_path / name
-        papermill.execute_notebook(str(ROOT / "notebooks" / name), str(out), parameters={"profile": "smoke"},
-                                   kernel_name="python3", cwd=str(ROOT), progress_bar=False)
+        papermill.execute_notebook(
+            str(ROOT / "notebooks" / name),
+            str(out),
+            parameters={"profile": "smoke"},
+            kernel_name="python3",
+            cwd=str(ROOT),
+            progress_bar=False,
+        )
         text[name] = _outputs(out)
 
     # the project's data folder is untouched (another job may be writing results there: ours name tmp_path)
@@ -57,7 +76,9 @@ def test_experiment_notebooks_train_evaluate_and_draw_in_the_smoke_folder(tmp_pa
     for f in (ROOT / "data" / "results").glob("*/metrics.json"):
         assert f.stat().st_mtime < started or str(tmp_path) not in f.read_text(encoding="utf-8"), f
     smoke = data / "smoke"
-    assert not (data / "corpora").exists() and not (data / "results").exists()  # all went to <data>/smoke
+    assert (
+        not (data / "corpora").exists() and not (data / "results").exists()
+    )  # all went to <data>/smoke
 
     # each stage trained once: later notebooks reuse it
     assert "stage1: training, not trained yet" in text["07_stage1_flamenco.ipynb"]
@@ -67,30 +88,69 @@ def test_experiment_notebooks_train_evaluate_and_draw_in_the_smoke_folder(tmp_pa
 
     figures = report / "figures"
     for name, (expected, rows) in CHAIN.items():
-        missing = [f"{f}.{ext}" for f in expected for ext in ("png", "pdf", "json") if not (figures / f"{f}.{ext}").exists()]
+        missing = [
+            f"{f}.{ext}"
+            for f in expected
+            for ext in ("png", "pdf", "json")
+            if not (figures / f"{f}.{ext}").exists()
+        ]
         assert not missing, f"{name} did not write {missing}"
         for row in rows:
-            for key, manifest, split in results.TEST_SETS:
+            for key, manifest, split in grid.TEST_SETS:
                 if SETS[row] and key not in SETS[row]:
                     continue
-                m = json.loads((results.run_dir(row, key, root=smoke / "results") / "metrics.json").read_text())
-                n_test = sum(json.loads(line)["split"] == split for line in (smoke / manifest).read_text().splitlines())
-                assert m["n_utterances"] == min(3, n_test) and 0 <= m["wer"], (row, key)
-                trained = m["model"].startswith(str(smoke / "checkpoints"))  # the smoke model, not the real one
-                assert m["model"] == str(data / "models" / base.name) if row == "zero-shot" else trained, (row, key)
+                run = results.run_dir(row, key, root=smoke / "results")
+                m = json.loads((run / "metrics.json").read_text())
+                n_test = sum(
+                    json.loads(line)["split"] == split
+                    for line in (smoke / manifest).read_text().splitlines()
+                )
+                assert m["n_utterances"] == min(3, n_test), (row, key)
+                preds = [
+                    json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()
+                ]
+                refs, hyps = [p["reference"] for p in preds], [p["hypothesis"] for p in preds]
+                assert m["wer"] == pytest.approx(metrics.wer(refs, hyps)), (row, key)
+                # the smoke model, not the real one
+                trained = m["model"].startswith(str(smoke / "checkpoints"))
+                assert (
+                    m["model"] == str(data / "models" / base.name)
+                    if row == "zero-shot"
+                    else trained
+                ), (row, key)
                 assert m["decoding"]["prompts"] == ("+ prompts" in row), (row, key)
-    soft = json.loads((results.run_dir("stage 3, soft prompt", "cante", root=smoke / "results") / "metrics.json").read_text())
-    k = yaml.safe_load((ROOT / "configs" / "stage3_soft.yaml").read_text())["profiles"]["smoke"]["soft_prompt"]
+    # the step costs of 07 are measured when it runs (one step of one clip in smoke), not literals
+    from flamenco_lib.plotting import caption_of
+
+    caption = caption_of(figures / "07-step-costs.png")
+    assert "measured when notebook 07 ran (batch 1," in caption and base.name in caption
+    soft = json.loads(
+        (
+            results.run_dir("stage 3, soft prompt", "cante", root=smoke / "results")
+            / "metrics.json"
+        ).read_text()
+    )
+    k = yaml.safe_load((ROOT / "configs" / "stage3_soft.yaml").read_text())["profiles"]["smoke"][
+        "soft_prompt"
+    ]
     assert soft["soft_prompt_k"] == k
     for figure, (row, field) in BY_GROUP.items():
-        m = json.loads((results.run_dir(row, "cante", root=smoke / "results") / "metrics.json").read_text())
+        m = json.loads(
+            (results.run_dir(row, "cante", root=smoke / "results") / "metrics.json").read_text()
+        )
         if any(g["field"] == field for g in m["per_group"]):
             assert (figures / f"{figure}.png").exists(), figure
 
     # the report builds from these results: notebook 10 reads the smoke folder, writes the tables,
     # and the index page shows the smoke runs' table and names every figure
-    papermill.execute_notebook(str(ROOT / "notebooks" / "10_results.ipynb"), str(tmp_path / "10.ipynb"),
-                               parameters={"profile": "smoke"}, kernel_name="python3", cwd=str(ROOT), progress_bar=False)
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "10_results.ipynb"),
+        str(tmp_path / "10.ipynb"),
+        parameters={"profile": "smoke"},
+        kernel_name="python3",
+        cwd=str(ROOT),
+        progress_bar=False,
+    )
     table = pd.read_csv(report / "tables" / "results.csv")
     assert set(table["model"]) == {row for rows in (r for _, r in CHAIN.values()) for row in rows}
     from flamenco_lib import report as report_lib

@@ -16,18 +16,37 @@ COLAB_MARK = 'if "google.colab" in sys.modules:'
 
 EXPECTED_FIGURES = {
     "01_speech_and_log_mel.ipynb": [
-        "01_source_filter", "01_voiced_unvoiced", "01_spoken_vs_sung", "01_waveform", "01_framing", "01_window",
-        "01_power_spectrogram", "01_mel_filterbank", "01_clamp", "01_log_mel_steps", "01_log_mel",
+        "01_source_filter",
+        "01_voiced_unvoiced",
+        "01_spoken_vs_sung",
+        "01_waveform",
+        "01_framing",
+        "01_window",
+        "01_power_spectrogram",
+        "01_mel_filterbank",
+        "01_clamp",
+        "01_log_mel_steps",
+        "01_log_mel",
     ],
     "02_cepstrum.ipynb": [
-        "02_log_spectrum", "02_cepstrum", "02_liftering", "02_pitch_spoken_vs_sung", "02_mfcc",
+        "02_log_spectrum",
+        "02_cepstrum",
+        "02_liftering",
+        "02_pitch_spoken_vs_sung",
+        "02_mfcc",
         "02_mfcc_reconstruction",
     ],
     "03_ctc_vs_deep_fusion.ipynb": [
-        "03_ctc_trellis", "03_ctc_training", "03_ctc_posteriors", "03_wer",
+        "03_ctc_trellis",
+        "03_ctc_training",
+        "03_ctc_posteriors",
+        "03_wer",
     ],
     "04_whisper_anatomy.ipynb": [
-        "04_pipeline", "04_model_sizes", "04_padding", "04_cross_attention",
+        "04_pipeline",
+        "04_model_sizes",
+        "04_padding",
+        "04_cross_attention",
     ],
 }
 
@@ -41,11 +60,20 @@ def test_theory_notebook_runs_and_draws_its_figures(name, tmp_path, monkeypatch)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = tmp_path / name
     papermill.execute_notebook(
-        str(NOTEBOOKS / name), str(out), parameters={"profile": "smoke"}, kernel_name="python3",
-        cwd=str(ROOT), progress_bar=False,
+        str(NOTEBOOKS / name),
+        str(out),
+        parameters={"profile": "smoke"},
+        kernel_name="python3",
+        cwd=str(ROOT),
+        progress_bar=False,
     )
     figures = report / "figures"
-    missing = [f for f in EXPECTED_FIGURES[name] for ext in ("png", "pdf") if not (figures / f"{f}.{ext}").exists()]
+    missing = [
+        f
+        for f in EXPECTED_FIGURES[name]
+        for ext in ("png", "pdf")
+        if not (figures / f"{f}.{ext}").exists()
+    ]
     assert not missing, f"{name} did not write {missing}"
     from flamenco_lib.plotting import caption_of
 
@@ -54,12 +82,24 @@ def test_theory_notebook_runs_and_draws_its_figures(name, tmp_path, monkeypatch)
     assert not uncaptioned, f"{name} saved {uncaptioned} without a caption"
     if name.startswith("03"):
         executed = nbformat.read(out, as_version=4)
-        text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
+        text = "".join(
+            o.get("text", "")
+            for c in executed.cells
+            if c.cell_type == "code"
+            for o in c.get("outputs", [])
+        )
         assert "CTC greedy" in text and "Whisper" in text
     if name.startswith("04"):
         executed = nbformat.read(out, as_version=4)
-        text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
-        assert "the loaded model: 72,593,920" in text  # base's row of the size table = the real model
+        text = "".join(
+            o.get("text", "")
+            for c in executed.cells
+            if c.cell_type == "code"
+            for o in c.get("outputs", [])
+        )
+        assert (
+            "the loaded model: 72,593,920" in text
+        )  # base's row of the size table = the real model
         assert "loop == generate, token for token: True" in text
         assert "transcripts identical: True" in text  # the clip moved inside the 30 s window
 
@@ -73,27 +113,43 @@ def test_every_notebook_is_committed_clean():
             if cell["cell_type"] != "code":
                 continue
             assert cell.get("outputs") == [], f"{path.name}: cell {i} has outputs; strip them"
-            assert cell.get("execution_count") is None, f"{path.name}: cell {i} has an execution count"
+            assert cell.get("execution_count") is None, (
+                f"{path.name}: cell {i} has an execution count"
+            )
 
 
 def test_every_notebook_follows_the_conventions():
-    """Title "# NN · ...", one cell tagged 'parameters' (profile, seed), prose before every code cell."""
+    """Title "# NN · ...", one cell tagged 'parameters' (profile, seed), prose before every code
+    cell, a summary at the end."""
     for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         name = path.name
         nb = nbformat.read(path, as_version=4)
         params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(params) == 1, f"{name}: needs exactly one cell tagged 'parameters'"
         src = params[0].source
-        assert ('profile: str = "cpu"' in src or "profile: str = default_profile()" in src) and "seed: int = 0" in src
-        assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith(f"# {name[:2]} ")
+        assert (
+            'profile: str = "cpu"' in src or "profile: str = default_profile()" in src
+        ) and "seed: int = 0" in src
+        assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith(
+            f"# {name[:2]} "
+        )
         badge = f"(https://colab.research.google.com/github/{REPO}/blob/main/notebooks/{name})"
-        assert badge in nb.cells[0].source, f"{name}: no Open in Colab badge to itself under the title"
-        assert sum(COLAB_MARK in c.source for c in nb.cells if c.cell_type == "code") == 1, f"{name}: one Colab setup cell"
+        assert badge in nb.cells[0].source, (
+            f"{name}: no Open in Colab badge to itself under the title"
+        )
+        assert sum(COLAB_MARK in c.source for c in nb.cells if c.cell_type == "code") == 1, (
+            f"{name}: one Colab setup cell"
+        )
         for prev, cell in zip(nb.cells, nb.cells[1:]):
             if cell.cell_type == "code" and cell is not params[0]:
                 assert prev.cell_type == "markdown", (
                     f"{name}: code cell without prose before it:\n{cell.source[:80]}"
                 )
+        last = nb.cells[-1]
+        assert last.cell_type == "markdown" and "## Summary" in last.source, (
+            f"{name}: no summary at the end"
+        )
+
 
 def _colab_cell(name: str) -> str:
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
@@ -120,9 +176,15 @@ def test_colab_cell_installs_mounts_drive_and_points_the_data_there(monkeypatch,
     monkeypatch.setattr(os, "makedirs", lambda path, **kw: None)
     monkeypatch.setattr(sys, "path", list(sys.path))
     # the cell sets variables: give it a copy of the environment, so nothing leaks into later tests
-    env = {k: v for k, v in os.environ.items() if k not in ("FLAMENCO_DATA", "FLAMENCO_REPORT", "CANTE_REPO_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("FLAMENCO_DATA", "FLAMENCO_REPORT", "CANTE_REPO_URL")
+    }
     monkeypatch.setattr(os, "environ", env)
-    source = _colab_cell("07_stage1_flamenco.ipynb").replace("USE_DRIVE = True", f"USE_DRIVE = {use_drive}")
+    source = _colab_cell("07_stage1_flamenco.ipynb").replace(
+        "USE_DRIVE = True", f"USE_DRIVE = {use_drive}"
+    )
     exec(compile(source, "colab-cell", "exec"), {})  # noqa: S102 (the cell is what is tested)
 
     assert ran[0][:3] == ["git", "clone", "-q"] and ran[0][3] == f"https://github.com/{REPO}"
@@ -130,7 +192,9 @@ def test_colab_cell_installs_mounts_drive_and_points_the_data_there(monkeypatch,
     apt = next(c for c in ran if c[:2] == ["apt-get", "install"])
     for package in apt[4:]:
         assert package in setup
-    assert len(apt[4:]) == setup.split("APT_PACKAGES=(")[1].split(")")[0].count(" ") + 1  # all of them
+    assert (
+        len(apt[4:]) == setup.split("APT_PACKAGES=(")[1].split(")")[0].count(" ") + 1
+    )  # all of them
     assert ran[-1][1:] == ["-m", "pip", "install", "-q", "-e", "/content/cante-to-text"]
     if use_drive:
         assert mounted == ["/content/drive"]
