@@ -5,7 +5,7 @@ PROFILE ?= auto
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup report test smoke figures corpora stages results clean-report
+.PHONY: setup report test lint format smoke figures corpora stages results clean-report
 
 setup: $(STAMP)
 
@@ -20,6 +20,19 @@ report: $(STAMP)
 ## make test: the whole test suite (what CI runs)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## make lint: ruff (lint and format check) over the library, tests, benchmarks and notebooks' .py
+## twins, and every notebook pair in step (what CI runs before the tests)
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m flamenco_lib.notebook check-pairs
+
+## make format: let ruff fix what it can, then bring each .ipynb in step with its edited .py twin
+format: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+	$(PY) -m jupytext --sync notebooks/[0-9][0-9]_*.py
 
 ## make smoke: the fast unit tests only (no model download, no notebooks)
 smoke: $(STAMP)

@@ -32,7 +32,9 @@ def best_of(fn, repeats: int) -> tuple[float, object]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
@@ -55,9 +57,12 @@ def main() -> None:
     fe = WhisperFeatureExtractor(feature_size=80)
     t_ours, ours = best_of(lambda: A.log_mel_spectrogram(batch).numpy(), args.repeats)
     t_default, ref = best_of(
-        lambda: fe(list(batch), sampling_rate=16000, return_tensors="np").input_features, args.repeats
+        lambda: fe(list(batch), sampling_rate=16000, return_tensors="np").input_features,
+        args.repeats,
     )
-    t_numpy, ref_np = best_of(lambda: np.stack(fe._np_extract_fbank_features(batch, "cpu")), args.repeats)
+    t_numpy, ref_np = best_of(
+        lambda: np.stack(fe._np_extract_fbank_features(batch, "cpu")), args.repeats
+    )
 
     print(f"{'implementation':40s} {'seconds':>8s} {'ratio to ours':>14s} {'max |diff|':>11s}")
     for name, t, r in [
