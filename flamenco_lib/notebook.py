@@ -80,6 +80,9 @@ def workspace(profile: str, *, build_model: bool = True) -> Workspace:
     Workspace
         In a notebook: ``ws = notebook.workspace(profile)``, then ``ws.model``, ``ws.n_eval``...
     """
+    from .log import show_messages
+
+    show_messages()  # the library's progress messages (built, trained, skipped...) under each cell
     if profile not in paths.PROFILES:
         raise ValueError(f"profile {profile!r}: use one of {', '.join(paths.PROFILES)}")
     if profile == "smoke":
@@ -96,7 +99,7 @@ def workspace(profile: str, *, build_model: bool = True) -> Workspace:
         from .grid import zero_shot_model
 
         model = zero_shot_model(profile)
-    return Workspace(
+    ws = Workspace(
         profile=profile,
         data=paths.data_dir(),
         model=model,
@@ -104,6 +107,25 @@ def workspace(profile: str, *, build_model: bool = True) -> Workspace:
         n_eval=N_EVAL[profile],
         sizes=dict(SMOKE_SIZES) if profile == "smoke" else {},
     )
+    logger.info(
+        "data folder: %s | model: %s | test clips evaluated: %d", ws.data, ws.model, ws.n_eval
+    )
+    return ws
+
+
+def build_missing_corpora(sizes: dict) -> list[str]:
+    """Build the offline corpora that are missing under ``<data>/corpora``
+    (:func:`flamenco_lib.data.corpus.build_corpora` with ``sizes``, e.g. :attr:`Workspace.sizes`),
+    so that a notebook also runs on its own; corpora that exist are left as they are. Returns the
+    names built now."""
+    from .data.corpus import OFFLINE_CORPORA, build_corpora
+
+    corpora = paths.data_dir() / "corpora"
+    missing = [n for n in OFFLINE_CORPORA if not (corpora / n / "manifest.jsonl").exists()]
+    if missing:
+        build_corpora(corpora, **sizes)
+    logger.info("corpora: %s | built now: %s", corpora, ", ".join(missing) or "none")
+    return missing
 
 
 # ----------------------------------------------------------------------------------- figures

@@ -48,28 +48,13 @@ import subprocess
 import sys
 
 USE_DRIVE = True  # @param {type:"boolean"}
-REPO_URL = os.environ.get("CANTE_REPO_URL", "https://github.com/cante-to-text/cante-to-text")
-CHECKOUT = "/content/cante-to-text"
-DRIVE = "/content/drive/MyDrive/cante-to-text"
-# the Debian packages of scripts/setup.sh: speech synthesis, audio decoding, real Spanish speech
-APT_PACKAGES = ["espeak-ng", "ffmpeg", "asterisk-core-sounds-es-g722", "asterisk-core-sounds-es"]
-
 if "google.colab" in sys.modules:  # Colab only: a no-op on your machine
-    if not os.path.exists(CHECKOUT):
-        subprocess.run(["git", "clone", "-q", REPO_URL, CHECKOUT], check=True)
-    subprocess.run(["apt-get", "update", "-qq"], check=False)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *APT_PACKAGES], check=False)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", CHECKOUT], check=True)
-    os.chdir(CHECKOUT)
-    sys.path.insert(0, CHECKOUT)
-    if USE_DRIVE:
-        from google.colab import drive
+    REPO_URL = os.environ.get("CANTE_REPO_URL", "https://github.com/cante-to-text/cante-to-text")
+    subprocess.run(["git", "clone", "-q", REPO_URL, "/content/cante-to-text"], check=False)
+    sys.path.insert(0, "/content/cante-to-text")
+    from flamenco_lib.colab import setup
 
-        drive.mount("/content/drive")
-        os.environ["FLAMENCO_DATA"] = f"{DRIVE}/data"  # corpora, models, checkpoints, results
-        os.environ["FLAMENCO_REPORT"] = f"{DRIVE}/report"  # figures, tables, executed notebooks
-        os.makedirs(os.environ["FLAMENCO_DATA"], exist_ok=True)
-    print("data:", os.environ.get("FLAMENCO_DATA", f"{CHECKOUT}/data (lost when the session ends)"))
+    setup(use_drive=USE_DRIVE)  # Debian packages, pip install -e, data and report on Drive
 
 # %% [markdown]
 # ## Parameters

@@ -50,28 +50,13 @@ import subprocess
 import sys
 
 USE_DRIVE = True  # @param {type:"boolean"}
-REPO_URL = os.environ.get("CANTE_REPO_URL", "https://github.com/cante-to-text/cante-to-text")
-CHECKOUT = "/content/cante-to-text"
-DRIVE = "/content/drive/MyDrive/cante-to-text"
-# the Debian packages of scripts/setup.sh: speech synthesis, audio decoding, real Spanish speech
-APT_PACKAGES = ["espeak-ng", "ffmpeg", "asterisk-core-sounds-es-g722", "asterisk-core-sounds-es"]
-
 if "google.colab" in sys.modules:  # Colab only: a no-op on your machine
-    if not os.path.exists(CHECKOUT):
-        subprocess.run(["git", "clone", "-q", REPO_URL, CHECKOUT], check=True)
-    subprocess.run(["apt-get", "update", "-qq"], check=False)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *APT_PACKAGES], check=False)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", CHECKOUT], check=True)
-    os.chdir(CHECKOUT)
-    sys.path.insert(0, CHECKOUT)
-    if USE_DRIVE:
-        from google.colab import drive
+    REPO_URL = os.environ.get("CANTE_REPO_URL", "https://github.com/cante-to-text/cante-to-text")
+    subprocess.run(["git", "clone", "-q", REPO_URL, "/content/cante-to-text"], check=False)
+    sys.path.insert(0, "/content/cante-to-text")
+    from flamenco_lib.colab import setup
 
-        drive.mount("/content/drive")
-        os.environ["FLAMENCO_DATA"] = f"{DRIVE}/data"  # corpora, models, checkpoints, results
-        os.environ["FLAMENCO_REPORT"] = f"{DRIVE}/report"  # figures, tables, executed notebooks
-        os.makedirs(os.environ["FLAMENCO_DATA"], exist_ok=True)
-    print("data:", os.environ.get("FLAMENCO_DATA", f"{CHECKOUT}/data (lost when the session ends)"))
+    setup(use_drive=USE_DRIVE)  # Debian packages, pip install -e, data and report on Drive
 
 # %% [markdown]
 # ## Parameters
@@ -97,17 +82,14 @@ n_examples: int = 3  # transcripts shown side by side in section 8
 # moves further: the same folders, the same model.
 #
 # The library reports what it does (a model built, a stage trained or skipped, a run evaluated)
-# as log messages; `show_messages` prints them under each cell.
+# as log messages; `workspace` has them printed under each cell.
 
 # %%
 from flamenco_lib import notebook, paths
-from flamenco_lib.log import show_messages
 
-show_messages()  # the library's progress messages (built, trained, skipped...) under each cell
-ws = notebook.workspace(profile)  # smoke: FLAMENCO_DATA -> <data>/smoke (once)
+ws = notebook.workspace(profile)  # smoke: FLAMENCO_DATA -> <data>/smoke (once); messages shown
 MODEL = ws.model  # whisper-base on cpu (and smoke), whisper-small on gpu
 N_EVAL = ws.n_eval  # test clips per zero-shot evaluation (section 8): 100, 3 in smoke
-print("data folder:", ws.data, "| model:", MODEL, "| test clips evaluated:", N_EVAL)
 
 # %% [markdown]
 # Imports and the thesis figure style.

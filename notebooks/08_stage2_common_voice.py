@@ -48,28 +48,13 @@ import subprocess
 import sys
 
 USE_DRIVE = True  # @param {type:"boolean"}
-REPO_URL = os.environ.get("CANTE_REPO_URL", "https://github.com/cante-to-text/cante-to-text")
-CHECKOUT = "/content/cante-to-text"
-DRIVE = "/content/drive/MyDrive/cante-to-text"
-# the Debian packages of scripts/setup.sh: speech synthesis, audio decoding, real Spanish speech
-APT_PACKAGES = ["espeak-ng", "ffmpeg", "asterisk-core-sounds-es-g722", "asterisk-core-sounds-es"]
-
 if "google.colab" in sys.modules:  # Colab only: a no-op on your machine
-    if not os.path.exists(CHECKOUT):
-        subprocess.run(["git", "clone", "-q", REPO_URL, CHECKOUT], check=True)
-    subprocess.run(["apt-get", "update", "-qq"], check=False)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *APT_PACKAGES], check=False)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", CHECKOUT], check=True)
-    os.chdir(CHECKOUT)
-    sys.path.insert(0, CHECKOUT)
-    if USE_DRIVE:
-        from google.colab import drive
+    REPO_URL = os.environ.get("CANTE_REPO_URL", "https://github.com/cante-to-text/cante-to-text")
+    subprocess.run(["git", "clone", "-q", REPO_URL, "/content/cante-to-text"], check=False)
+    sys.path.insert(0, "/content/cante-to-text")
+    from flamenco_lib.colab import setup
 
-        drive.mount("/content/drive")
-        os.environ["FLAMENCO_DATA"] = f"{DRIVE}/data"  # corpora, models, checkpoints, results
-        os.environ["FLAMENCO_REPORT"] = f"{DRIVE}/report"  # figures, tables, executed notebooks
-        os.makedirs(os.environ["FLAMENCO_DATA"], exist_ok=True)
-    print("data:", os.environ.get("FLAMENCO_DATA", f"{CHECKOUT}/data (lost when the session ends)"))
+    setup(use_drive=USE_DRIVE)  # Debian packages, pip install -e, data and report on Drive
 
 # %% [markdown]
 # ## Parameters
@@ -97,19 +82,14 @@ common_voice: str = ""  # a Common Voice download folder (train.tsv, clips/) to 
 # further.
 #
 # The library reports what it does (a model built, a stage trained or skipped, a run evaluated)
-# as log messages; `show_messages` prints them under each cell.
+# as log messages; `workspace` has them printed under each cell.
 
 # %%
 from flamenco_lib import grid, notebook, paths
-from flamenco_lib.log import show_messages
 
-show_messages()  # the library's progress messages (built, trained, skipped...) under each cell
-ws = notebook.workspace(profile)  # smoke: FLAMENCO_DATA -> <data>/smoke (once)
-MODEL = ws.model  # what the stages start from
-FROM_BASE = ws.from_base  # overrides of the stage-1 configs: {"model": MODEL} in smoke
-N_EVAL = ws.n_eval  # test clips per evaluation (the first ones of each test set)
-SIZES = ws.sizes  # corpora sizes, as in notebook 05
-print("data folder:", ws.data, "| model:", MODEL, "| test clips evaluated:", N_EVAL)
+ws = notebook.workspace(profile)  # smoke: FLAMENCO_DATA -> <data>/smoke (once); messages shown
+# what the stages start from; overrides of the stage-1 configs; test clips per evaluation; corpora sizes
+MODEL, FROM_BASE, N_EVAL, SIZES = ws.model, ws.from_base, ws.n_eval, ws.sizes
 
 # %% [markdown]
 # Imports and the thesis figure style.
@@ -122,7 +102,7 @@ from IPython.display import display
 
 from flamenco_lib import analysis, pipeline, plotting, results, training
 from flamenco_lib.data import stats
-from flamenco_lib.data.corpus import OFFLINE_CORPORA, build_corpora, load_common_voice
+from flamenco_lib.data.corpus import load_common_voice
 
 plotting.set_style()
 
@@ -133,11 +113,7 @@ plotting.set_style()
 # Corpora that exist are left as they are.
 
 # %%
-corpora = paths.data_dir() / "corpora"
-missing = [name for name in OFFLINE_CORPORA if not (corpora / name / "manifest.jsonl").exists()]
-if missing:
-    build_corpora(corpora, **SIZES)
-print("corpora:", corpora, "| built now:", ", ".join(missing) or "none")
+notebook.build_missing_corpora(SIZES)
 
 # %% [markdown]
 # Stage 2 starts from stage 1's final model (`model: data/checkpoints/stage1` in
