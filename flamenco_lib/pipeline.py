@@ -87,12 +87,7 @@ def portable(path: str | Path) -> str:
 def _settings(cfg: training.StageConfig) -> dict:
     """The resolved config (profile and overrides applied) as JSON, its paths :func:`portable`;
     the file's own path left out."""
-    d = json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k != "source_file"}))
-    for s in [*d["train"], *([d["eval"]] if d.get("eval") else [])]:
-        s["manifest"] = portable(s["manifest"])
-    d["output_dir"] = portable(d["output_dir"])
-    d["model"] = portable(d["model"])
-    return d
+    return _portable_settings({k: v for k, v in asdict(cfg).items() if k != "source_file"})
 
 
 def fingerprint(cfg: training.StageConfig) -> dict:
@@ -152,7 +147,8 @@ def why_train(cfg: training.StageConfig) -> str | None:
 
 
 def _portable_settings(settings: dict) -> dict:
-    """Saved settings with their paths :func:`portable` (fingerprints written before paths were)."""
+    """Settings (a config as a dict, or as an older fingerprint saved them, with absolute paths)
+    as JSON values, their paths :func:`portable`."""
     d = json.loads(json.dumps(settings))
     for s in [*d.get("train", []), *([d["eval"]] if d.get("eval") else [])]:
         s["manifest"] = portable(s["manifest"])
