@@ -70,7 +70,10 @@ def workspace(profile: str, *, build_model: bool = True) -> Workspace:
 
     Parameters
     ----------
-    profile : {"smoke", "cpu", "gpu"}
+    profile : {"auto", "smoke", "cpu", "gpu"}
+        ``"auto"`` (the notebooks' default, a literal for papermill): the machine's profile,
+        :func:`flamenco_lib.paths.default_profile` (``gpu`` with CUDA, else ``cpu``, or
+        ``FLAMENCO_PROFILE``); :attr:`Workspace.profile` is the one resolved.
     build_model : bool
         Build the offline whisper-base when it is missing (``smoke`` only). ``False`` names it
         without building it: notebook 10 only reads results files.
@@ -83,6 +86,8 @@ def workspace(profile: str, *, build_model: bool = True) -> Workspace:
     from .log import show_messages
 
     show_messages()  # the library's progress messages (built, trained, skipped...) under each cell
+    if profile == "auto":
+        profile = paths.default_profile()
     if profile not in paths.PROFILES:
         raise ValueError(f"profile {profile!r}: use one of {', '.join(paths.PROFILES)}")
     if profile == "smoke":

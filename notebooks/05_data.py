@@ -64,9 +64,7 @@ if "google.colab" in sys.modules:  # Colab only: a no-op on your machine
 # Papermill injects its values after this cell (`make report`; the tests use `profile="smoke"`).
 
 # %% tags=["parameters"]
-from flamenco_lib.paths import default_profile
-
-profile: str = default_profile()  # "gpu" with CUDA (Colab), else "cpu"; "smoke": a quick check
+profile: str = "auto"  # "auto": "gpu" with CUDA (Colab), else "cpu"; "smoke": a quick check
 seed: int = 0  # seed of anything random in the notebook
 n_examples: int = 3  # transcripts shown side by side in section 8
 
@@ -88,6 +86,7 @@ n_examples: int = 3  # transcripts shown side by side in section 8
 from flamenco_lib import notebook, paths
 
 ws = notebook.workspace(profile)  # smoke: FLAMENCO_DATA -> <data>/smoke (once); messages shown
+profile = ws.profile  # "auto" resolved
 MODEL = ws.model  # whisper-base on cpu (and smoke), whisper-small on gpu
 N_EVAL = ws.n_eval  # test clips per zero-shot evaluation (section 8): 100, 3 in smoke
 

@@ -65,9 +65,7 @@ if "google.colab" in sys.modules:  # Colab only: a no-op on your machine
 # Papermill injects its values after this cell (`make report`; the tests use `profile="smoke"`).
 
 # %% tags=["parameters"]
-from flamenco_lib.paths import default_profile
-
-profile: str = default_profile()  # "gpu" with CUDA (Colab), else "cpu"; "smoke": a quick check
+profile: str = "auto"  # "auto": "gpu" with CUDA (Colab), else "cpu"; "smoke": a quick check
 seed: int = 0  # seed of anything random in the notebook
 
 # %% [markdown]
@@ -90,8 +88,9 @@ seed: int = 0  # seed of anything random in the notebook
 from flamenco_lib import grid, models, notebook
 
 ws = notebook.workspace(profile)  # smoke: FLAMENCO_DATA -> <data>/smoke (once); messages shown
-# what the stages start from; overrides of the stage-1 configs; test clips per evaluation; corpora sizes
-MODEL, FROM_BASE, N_EVAL, SIZES = ws.model, ws.from_base, ws.n_eval, ws.sizes
+# "auto" resolved; what the stages start from; overrides of the stage-1 configs; test clips per
+# evaluation; corpora sizes
+profile, MODEL, FROM_BASE, N_EVAL, SIZES = ws.profile, ws.model, ws.from_base, ws.n_eval, ws.sizes
 
 # %% [markdown]
 # Imports and the thesis figure style.

@@ -64,9 +64,7 @@ if "google.colab" in sys.modules:  # Colab only: a no-op on your machine
 # Papermill injects its values after this cell (`make report`; the tests use `profile="smoke"`).
 
 # %% tags=["parameters"]
-from flamenco_lib.paths import default_profile
-
-profile: str = default_profile()  # "gpu" with CUDA (Colab), else "cpu"; "smoke": a quick check
+profile: str = "auto"  # "auto": "gpu" with CUDA (Colab), else "cpu"; "smoke": a quick check
 seed: int = 0  # seed of anything random in the notebook
 example_model: str = "stage 1"  # a row of grid.STAGES: section 7 shows its transcripts
 example_test_set: str = "cante"  # ... on this test set
@@ -87,7 +85,9 @@ from IPython.display import display
 from flamenco_lib import analysis, notebook, plotting, report, results
 from flamenco_lib.paths import report_dir, results_dir
 
-notebook.workspace(profile, build_model=False)  # smoke: FLAMENCO_DATA -> <data>/smoke
+profile = notebook.workspace(
+    profile, build_model=False
+).profile  # smoke: FLAMENCO_DATA -> <data>/smoke
 
 plotting.set_style()
 print("results read from:", results_dir())

@@ -123,6 +123,19 @@ def test_workspace_without_building_the_model_names_it_only(tmp_path, monkeypatc
     assert not (tmp_path / "data").exists()
 
 
+def test_auto_is_the_machines_profile(data, monkeypatch):
+    """The notebooks' parameter is the literal "auto" (papermill parameters are literals); the
+    workspace resolves it as make report does."""
+    import torch
+
+    monkeypatch.delenv("FLAMENCO_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    ws = notebook.workspace("auto")
+    assert ws.profile == "cpu" and ws.data == data and ws.from_base == {}
+    monkeypatch.setenv("FLAMENCO_PROFILE", "gpu")
+    assert notebook.workspace("auto").model == "small"  # configs/stage1.yaml's gpu model
+
+
 def test_workspace_refuses_an_unknown_profile(data):
     with pytest.raises(ValueError, match="smoke, cpu, gpu"):
         notebook.workspace("laptop")

@@ -3,6 +3,7 @@ notebook in git is clean (no outputs)."""
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -128,8 +129,11 @@ def test_every_notebook_follows_the_conventions():
         assert len(params) == 1, f"{name}: needs exactly one cell tagged 'parameters'"
         src = params[0].source
         assert (
-            'profile: str = "cpu"' in src or "profile: str = default_profile()" in src
+            'profile: str = "cpu"' in src or 'profile: str = "auto"' in src
         ) and "seed: int = 0" in src
+        for stmt in ast.parse(src).body:  # literals only: papermill replaces them, derives nothing
+            assert isinstance(stmt, ast.AnnAssign), f"{name}: not a parameter: {ast.unparse(stmt)}"
+            ast.literal_eval(stmt.value)
         assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith(
             f"# {name[:2]} "
         )
