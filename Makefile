@@ -41,6 +41,7 @@ smoke: $(STAMP)
 ## make corpora: the offline corpora under data/corpora (resumable; about 10 min on 2 cores)
 corpora: $(STAMP)
 	$(PY) -m flamenco_lib data speech --out data/corpora/speech
+	$(PY) -m flamenco_lib data speech --source drascula --out data/corpora/speech-drascula
 	$(PY) -m flamenco_lib data synth --out data/corpora/cante
 	$(PY) -m flamenco_lib data synth --out data/corpora/cante-spoken --style spoken
 	$(PY) -m flamenco_lib data synth --out data/corpora/cante-real --speech data/corpora/speech/manifest.jsonl

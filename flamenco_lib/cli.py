@@ -154,7 +154,7 @@ def _data(args) -> int:
     if args.data_command == "speech":
         from .data.corpus import build_speech_corpus
 
-        print(build_speech_corpus(args.out, seed=args.seed))
+        print(build_speech_corpus(args.out, source=args.source, seed=args.seed))
         return 0
     if args.data_command == "validate":
         from .data.manifest import validate_manifest
@@ -285,9 +285,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="build and check corpora")
     dsub = p.add_subparsers(dest="data_command", required=True)
     q = dsub.add_parser(
-        "speech", help="real Spanish speech (Debian's asterisk prompts) as FLAC + manifest"
+        "speech",
+        help="real Spanish speech (Debian's asterisk prompts or Drascula voices) as FLAC + manifest",
     )
     q.add_argument("--out", required=True, help="output folder")
+    q.add_argument(
+        "--source",
+        default="asterisk",
+        choices=["asterisk", "drascula"],
+        help="asterisk: one es-MX speaker (default); drascula: 10 characters, split by speaker",
+    )
     q.add_argument("--seed", type=int, default=0, help="seed of the fixed train/dev/test split")
     q = dsub.add_parser(
         "synth", help="synthetic cante: lyrics (or recorded speech) sung, with guitar and palmas"

@@ -16,7 +16,10 @@ import sys
 CHECKOUT = "/content/cante-to-text"  # where the notebook's first cell clones the project
 DRIVE = "/content/drive/MyDrive/cante-to-text"  # data/ and report/ on Google Drive
 # the Debian packages of scripts/setup.sh: speech synthesis, audio decoding, real Spanish speech
-APT_PACKAGES = ("espeak-ng", "ffmpeg", "asterisk-core-sounds-es-g722", "asterisk-core-sounds-es")
+APT_PACKAGES = (
+    "espeak-ng", "ffmpeg", "asterisk-core-sounds-es-g722", "asterisk-core-sounds-es",
+    "drascula", "drascula-spanish",
+)  # fmt: skip
 
 
 def setup(*, use_drive: bool = True, checkout: str = CHECKOUT) -> str:

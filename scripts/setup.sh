@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything the project needs on a fresh Debian/Ubuntu machine, idempotently:
-#   1. Debian packages (espeak-ng, ffmpeg, the asterisk Spanish prompts) via apt-get when root,
+#   1. Debian packages (espeak-ng, ffmpeg, the asterisk Spanish prompts, Drascula's Spanish
+#      voices) via apt-get when root,
 #      otherwise prints the exact command to run;
 #   2. a virtual environment in $VENV (default .venv); an importable torch is kept,
 #      otherwise the CPU build torch==2.13.0 is installed first;
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
-APT_PACKAGES=(espeak-ng ffmpeg asterisk-core-sounds-es-g722 asterisk-core-sounds-es)
+APT_PACKAGES=(espeak-ng ffmpeg asterisk-core-sounds-es-g722 asterisk-core-sounds-es drascula drascula-spanish)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -1,7 +1,8 @@
 """Corpora as manifests and as ``datasets`` objects the training code can use.
 
-- :func:`build_speech_corpus` — the real Spanish speech corpus (asterisk prompts) as 16 kHz FLAC
-  files and a manifest (``python -m flamenco_lib data speech --out DIR``);
+- :func:`build_speech_corpus` — a real Spanish speech corpus (the asterisk prompts, or the
+  Drascula voices: :data:`SPEECH_SOURCES`) as 16 kHz FLAC files and a manifest
+  (``python -m flamenco_lib data speech [--source drascula] --out DIR``);
 - :func:`build_corpora` — every offline corpus under one folder, those missing only
   (``notebooks/05_data.ipynb``);
 - :func:`load_corpus` — any manifest as a ``DatasetDict`` by split, audio decoded lazily;
@@ -37,30 +38,73 @@ _META_COLUMNS = (
 )
 
 
+SPEECH_SOURCES = {  # data speech --source: where the real speech comes from
+    "asterisk": "Debian's asterisk prompts: one es-MX speaker, telephone prompts",
+    "drascula": "Drascula's Spanish voice-over: 10 characters, Castilian, split by speaker",
+}
+
+
+def _speech_items(source: str, seed: int) -> tuple[list[dict], callable, str, dict]:
+    """The utterances of a speech source, how to decode one (16 kHz mono float32), the
+    manifest's ``source`` and what was left out (for the log)."""
+    if source == "asterisk":
+        items = [{**i, "singer": "asterisk-es-MX-f"} for i in speech.prompts(seed=seed)]
+        return items, lambda i: load_audio(i["path"]), "asterisk-core-sounds-es", {}
+    if source == "drascula":
+        import librosa
+
+        from . import drascula
+
+        items, dropped = drascula.lines()
+
+        def decode(item):
+            y = drascula.read_als(item["path"])
+            return librosa.resample(y, orig_sr=drascula.FILE_RATE, target_sr=SAMPLE_RATE)
+
+        return items, decode, "drascula-spanish", dropped
+    raise ManifestError(f"speech source {source!r}: use one of {', '.join(SPEECH_SOURCES)}")
+
+
 def build_speech_corpus(
-    out: str | Path, *, seed: int = 0, n: int | None = None, progress: bool = True
+    out: str | Path,
+    *,
+    source: str = "asterisk",
+    seed: int = 0,
+    n: int | None = None,
+    progress: bool = True,
 ) -> Path:
-    """Decode the asterisk prompts into ``out/audio/<id>.flac`` (16 kHz) and write
-    ``out/manifest.jsonl``. Prompts over 30 s (Whisper's window) are left out. Resumable:
-    finished files are kept. ``n`` keeps only ``n`` prompts, evenly spaced in id order (smoke
-    runs; their splits are those of the full corpus). Returns the manifest path."""
+    """Decode the real speech of ``source`` (:data:`SPEECH_SOURCES`) into
+    ``out/audio/<id>.flac`` (16 kHz) and write ``out/manifest.jsonl``. Utterances over 30 s
+    (Whisper's window) are left out. Resumable: finished files are kept. ``n`` keeps only ``n``
+    utterances, evenly spaced in id order (smoke runs; their splits are those of the full
+    corpus). Splits: asterisk by a hash of the transcript; Drascula by speaker (held-out
+    characters in dev and test). Returns the manifest path."""
+    import logging
+
     import soundfile as sf
     from tqdm.auto import tqdm
 
     out = Path(out)
     (out / "audio").mkdir(parents=True, exist_ok=True)
     rows = []
-    items = speech.prompts(seed=seed)
+    items, decode, source_name, dropped = _speech_items(source, seed)
+    if dropped:
+        logging.getLogger(__name__).info(
+            "%s: %d lines kept, left out: %s", source, len(items),
+            ", ".join(f"{k} {v}" for k, v in dropped.items()),
+        )  # fmt: skip
     if n is not None:
         items = [
             items[i]
             for i in np.linspace(0, len(items) - 1, min(int(n), len(items))).round().astype(int)
         ]
-    for item in tqdm(items, desc="speech corpus", unit="prompt", disable=not progress):
+    for item in tqdm(
+        items, desc=f"speech corpus ({source})", unit="utterance", disable=not progress
+    ):
         rel = f"audio/{item['id']}.flac"
         dest = out / rel
         if not dest.exists():
-            y = load_audio(item["path"])
+            y = decode(item)
             if len(y) > N_SAMPLES:
                 continue
             tmp = dest.with_suffix(".tmp.flac")
@@ -75,9 +119,9 @@ def build_speech_corpus(
                 "text": item["text"],
                 "text_canonical": item["text"],
                 "palo": None,
-                "singer": "asterisk-es-MX-f",
+                "singer": item["singer"],
                 "split": item["split"],
-                "source": "asterisk-core-sounds-es",
+                "source": source_name,
             }
         )
     return write_manifest(rows, out / "manifest.jsonl")
