@@ -21,21 +21,11 @@ import numpy as np
 
 from ..audio import N_SAMPLES, SAMPLE_RATE, load_audio
 from . import speech
-from .manifest import SPLITS, ManifestError, read_manifest, write_manifest
+from .manifest import FIELDS, SPLITS, ManifestError, read_manifest, write_manifest
 
 CV_SPLITS = ("train", "dev", "test", "validated", "other", "invalidated")
-_META_COLUMNS = (
-    "id",
-    "audio_path",
-    "start",
-    "end",
-    "text",
-    "text_canonical",
-    "palo",
-    "singer",
-    "split",
-    "source",
-)
+# the manifest's fields with the resolved audio path in place of the relative one
+_META_COLUMNS = tuple("audio_path" if f == "audio" else f for f in FIELDS)
 
 
 SPEECH_SOURCES = {  # data speech --source: where the real speech comes from
