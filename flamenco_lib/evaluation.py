@@ -150,6 +150,33 @@ def score_predictions(
     return d
 
 
+def rescore(run: str | Path) -> dict:
+    """Score a run folder again from its ``predictions.jsonl`` (no decoding) and rewrite its
+    ``metrics.json``, keeping what the scores do not change (model, decoding, seconds...): for runs
+    scored before a change of the scoring rules (e.g. :func:`flamenco_lib.metrics.normalizer_for`).
+    Returns the new metrics."""
+    run = Path(run)
+    preds = [
+        json.loads(x)
+        for x in (run / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+        if x
+    ]
+    rows = [
+        {
+            "text": p["reference"],
+            "text_canonical": p["reference_canonical"],
+            **{f: p.get(f) for f in GROUP_FIELDS},
+        }
+        for p in preds
+    ]
+    old = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    m = {**old, **score_predictions(rows, [p["hypothesis"] for p in preds])}
+    tmp = run / "metrics.json.tmp"
+    tmp.write_text(json.dumps(m, ensure_ascii=False, indent=1, default=_jsonable), encoding="utf-8")
+    os.replace(tmp, run / "metrics.json")
+    return m
+
+
 def evaluate(
     model,
     processor,

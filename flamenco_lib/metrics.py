@@ -8,6 +8,7 @@ thesis is scored by :func:`score`; the report's tables read what it returns.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,23 @@ from .text import normalize as _normalize
 COMPRESSION_RATIO_THRESHOLD = 2.4
 BOOTSTRAP_SAMPLES = 1000  # resamples of the utterances for the 95% interval
 REPEAT_NGRAM = 3  # n-gram length (words) for the repeated n-gram rate
+
+
+_ACUTE = re.compile("[áéíóúÁÉÍÓÚ]")
+
+
+def normalizer_for(refs: Sequence[str]) -> Callable[[str], str]:
+    """The normaliser that scores hypotheses against ``refs``: :func:`flamenco_lib.text.normalize`,
+    folding accents on both sides when the references are written without any (Drascula's lines
+    are upper case without accents: a correct "música" must not count as an error against
+    "MUSICA"). Spanish references with accents keep them: "mí" and "mi" are different words."""
+    if any(_ACUTE.search(r) for r in refs):
+        return _normalize
+    return _fold
+
+
+def _fold(text: str) -> str:
+    return _normalize(text, keep_accents=False)
 
 
 def _check(refs: Sequence[str], hyps: Sequence[str]) -> None:
@@ -48,13 +66,11 @@ def _totals(refs: list[str], hyps: list[str]) -> tuple[int, int]:
 
 
 def wer(refs: Sequence[str], hyps: Sequence[str], *, normalize: bool = True) -> float:
-    """Corpus word error rate, ``(S + D + I) / N``, with :func:`flamenco_lib.text.normalize`
+    """Corpus word error rate, ``(S + D + I) / N``, with :func:`normalizer_for` the references
     applied to both sides (``normalize=False``: only whitespace is collapsed)."""
     _check(refs, hyps)
-    r, h = (
-        _prepare(refs, _normalize if normalize else None),
-        _prepare(hyps, _normalize if normalize else None),
-    )
+    norm = normalizer_for(refs) if normalize else None
+    r, h = _prepare(refs, norm), _prepare(hyps, norm)
     errors, n = _totals(r, h)
     return errors / n
 
@@ -62,10 +78,8 @@ def wer(refs: Sequence[str], hyps: Sequence[str], *, normalize: bool = True) -> 
 def cer(refs: Sequence[str], hyps: Sequence[str], *, normalize: bool = True) -> float:
     """Corpus character error rate (spaces count as characters, as in jiwer)."""
     _check(refs, hyps)
-    r, h = (
-        _prepare(refs, _normalize if normalize else None),
-        _prepare(hyps, _normalize if normalize else None),
-    )
+    norm = normalizer_for(refs) if normalize else None
+    r, h = _prepare(refs, norm), _prepare(hyps, norm)
     if sum(len(x) for x in r) == 0:
         raise ValueError("every reference is empty after normalisation: CER is undefined")
     return float(jiwer.cer(r, h))
@@ -132,7 +146,7 @@ def paired_bootstrap(
     hyps_a: Sequence[str],
     hyps_b: Sequence[str],
     *,
-    normalizer: Callable[[str], str] = _normalize,
+    normalizer: Callable[[str], str] | None = None,
     n_boot: int = BOOTSTRAP_SAMPLES,
     seed: int = 0,
     level: float = 0.95,
@@ -147,6 +161,7 @@ def paired_bootstrap(
     """
     _check(refs, hyps_a)
     _check(refs, hyps_b)
+    normalizer = normalizer or normalizer_for(refs)
     r = _prepare(refs, normalizer)
     errs, n_words = [], None
     for hyps in (hyps_a, hyps_b):
@@ -211,6 +226,7 @@ class Score:
     repeated_ngram_rate: float  # mean over hypotheses
     compression_ratio: float  # mean over hypotheses
     loops: int  # hypotheses above COMPRESSION_RATIO_THRESHOLD
+    accents: str  # "kept", or "folded" (references written without accents: normalizer_for)
     per_group: pd.DataFrame = field(
         repr=False
     )  # columns: field, group, n, wer, cer, wer_lo, wer_hi
@@ -228,7 +244,7 @@ def score(
     hyps: Sequence[str],
     *,
     groups: Mapping[str, Sequence] | None = None,
-    normalizer: Callable[[str], str] = _normalize,
+    normalizer: Callable[[str], str] | None = None,
     n_boot: int = BOOTSTRAP_SAMPLES,
     seed: int = 0,
 ) -> Score:
@@ -239,8 +255,9 @@ def score(
     refs, hyps : sequences of str, same length
     groups : mapping of field name to per-utterance labels, optional
         E.g. ``{"palo": [...], "voice": [...]}``: one row per (field, label) in ``per_group``.
-    normalizer : callable
-        Text normaliser for the normalised rates (default :func:`flamenco_lib.text.normalize`).
+    normalizer : callable, optional
+        Text normaliser for the normalised rates (default :func:`normalizer_for` the references:
+        :func:`flamenco_lib.text.normalize`, accents folded when no reference has any).
     n_boot, seed : int
         Bootstrap resamples and their seed (same seed, same interval).
 
@@ -250,6 +267,7 @@ def score(
         Empty or misaligned lists, a group whose labels do not align, all references empty.
     """
     _check(refs, hyps)
+    normalizer = normalizer or normalizer_for(refs)
     raw_r, raw_h = _prepare(refs, None), _prepare(hyps, None)
     r, h = _prepare(refs, normalizer), _prepare(hyps, normalizer)
     counts = utterance_counts(r, h)
@@ -298,6 +316,7 @@ def score(
         repeated_ngram_rate=float(np.mean([repeated_ngram_rate(x) for x in raw_h])),
         compression_ratio=float(np.mean(ratios)),
         loops=int(sum(x > COMPRESSION_RATIO_THRESHOLD for x in ratios)),
+        accents="folded" if normalizer is _fold else "kept",
         per_group=pd.DataFrame(
             per_group, columns=["field", "group", "n", "wer", "cer", "wer_lo", "wer_hi"]
         ),

@@ -154,3 +154,36 @@ def test_prompted_rows_are_grouped_and_returned_in_order(base, tiny_manifest):
     ]
     assert got == alone
     assert len(set(got)) == 4  # four different clips: a shuffled order could not pass
+
+
+def test_a_run_scored_before_accent_folding_is_rescored_without_decoding(tmp_path, monkeypatch):
+    from flamenco_lib import results
+    from flamenco_lib.hashing import sha256_of
+
+    monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path))
+    man = tmp_path / "corpora" / "x" / "manifest.jsonl"
+    refs = ["CON LO QUE A MI ME GUSTA LA MUSICA", "QUE MUERTO NI OCHO CUARTOS"]
+    rows = [
+        {"id": f"u{i}", "audio": f"u{i}.flac", "text": t, "split": "test", "singer": f"s{i}"}
+        for i, t in enumerate(refs)
+    ]
+    manifest.write_manifest(rows, man)
+    run = results.run_dir("zero-shot", "x")
+    run.mkdir(parents=True)
+    hyps = ["con lo que a mí me gusta la música", "que muerto ni ocho"]
+    with open(run / "predictions.jsonl", "w", encoding="utf-8") as f:
+        for r, h in zip(rows, hyps):
+            rec = {"id": r["id"], "reference": r["text"], "reference_canonical": r["text"]}
+            f.write(json.dumps({**rec, "hypothesis": h, "singer": r["singer"]}) + "\n")
+    old = {**evaluation.score_predictions(rows, hyps), "model": "base", "seconds": 12.5}
+    old.pop("accents")
+    old["wer"] = 0.5  # as scored with accents kept
+    (run / "metrics.json").write_text(json.dumps(old), encoding="utf-8")
+    inputs = {"manifest": sha256_of(man), "model": "base", "max_items": None, "prompts": []}
+    (run / results.INPUTS).write_text(json.dumps(inputs), encoding="utf-8")
+
+    results.evaluate_stages((("zero-shot", "base"),), (("x", "corpora/x/manifest.jsonl", "test"),))
+    m = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert m["accents"] == "folded" and m["wer"] == pytest.approx(1 / 14)  # "cuartos" missing
+    assert m["seconds"] == 12.5 and m["model"] == "base"  # what decoding recorded is kept
+    assert {g["group"] for g in m["per_group"]} == {"s0", "s1"}

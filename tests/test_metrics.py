@@ -124,3 +124,19 @@ def test_paired_bootstrap_difference_and_interval(rng):
     )
     assert d2["delta_hi"] < 0  # a real gain that the two overlapping intervals hide
     assert sa.wer_ci[0] < sn.wer_ci[1]  # the unpaired intervals overlap
+
+
+def test_references_written_without_accents_are_scored_accent_folded():
+    plain = ["CON LO QUE A MI ME GUSTA LA MUSICA CLASICA", "QUE MUERTO NI OCHO CUARTOS"]
+    hyps = ["con lo que a mí me gusta la música clásica", "qué muerto ni ocho cuartos"]
+    assert M.wer(plain, hyps) == 0.0 and M.cer(plain, hyps) == 0.0
+    s = M.score(plain, hyps)
+    assert s.wer == 0.0 and s.accents == "folded"
+    assert M.paired_bootstrap(plain, hyps, [h.upper() for h in hyps])["wer_a"] == 0.0
+    # one accented reference: the corpus writes accents, so they count (mí is not mi)
+    written = ["a mí me gusta la música", "que muerto ni ocho cuartos"]
+    s = M.score(written, ["a mi me gusta la musica", "que muerto ni ocho cuartos"])
+    assert s.accents == "kept"
+    assert s.wer == pytest.approx(
+        jiwer.wer(" ".join(written), "a mi me gusta la musica que muerto ni ocho cuartos")
+    )
