@@ -235,6 +235,15 @@ def test_sings_recorded_speech_keeping_its_splits(tmp_path, real_speech):
         )
         assert r["source"] == "synth-sung-real" and r["palo"] in synth.COMPAS
         assert r["duration_s"] > 2.5 * 1.3  # sung: longer than the 2.5 s spoken
+    # a transcript corrected in the speech corpus reaches the sung corpus without rendering again
+    rows[0]["text"] = rows[0]["text_canonical"] = "para salir pulse uno"
+    manifest.write_manifest(rows, src / "manifest.jsonl")
+    again = cante.build_synth_corpus(
+        tmp_path / "sung", speech_manifest=src / "manifest.jsonl", seed=0, jobs=1, progress=False
+    )
+    assert again["rendered"] == 0 and again["skipped"] == 3
+    out = {r["id"]: r for r in manifest.read_manifest(tmp_path / "sung" / "manifest.jsonl")}
+    assert out["real-u0"]["text"] == out["real-u0"]["text_canonical"] == "para salir pulse uno"
 
 
 def test_cli_synth_on_own_lyrics_then_validate(tmp_path, my_lyrics, capsys):

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from flamenco_lib.data import drascula as D
-from flamenco_lib.data.corpus import build_speech_corpus
+from flamenco_lib.data.corpus import _subset, build_speech_corpus
 from flamenco_lib.data.manifest import read_manifest, validate_manifest
+from flamenco_lib.text import normalize
 
 
 def _dat(path, arrays_by_language):
@@ -98,11 +99,11 @@ def test_the_real_corpus_holds_out_three_characters_and_the_female_voice():
     for r in items:
         by_split.setdefault(r["split"], set()).add(r["singer"])
     assert len(by_split["test"]) >= 3 and "drascula-billie-jean" in by_split["test"]
-    assert len(by_split["dev"]) >= 1
+    assert len(by_split["dev"]) >= 3  # speakers enough to choose on
     assert not (by_split["train"] & (by_split["test"] | by_split["dev"]))
     assert len(items) > 650 and sum(dropped.values()) < 100
     igor = next(r for r in items if r["id"] == "drascula-igor-008")
-    assert igor["text"].startswith("MAL MAESTRO, DEBE HABER PROBLEMAS")
+    assert igor["text"].startswith("Mal maestro, debe haber problemas")  # written in capitals
 
 
 def test_data_speech_source_drascula_builds_a_valid_manifest(tmp_path):
@@ -111,3 +112,28 @@ def test_data_speech_source_drascula_builds_a_valid_manifest(tmp_path):
     assert len(rows) == 12 and {r["source"] for r in rows} == {"drascula-spanish"}
     assert validate_manifest(manifest) == []
     assert {"train", "test"} <= {r["split"] for r in rows}
+
+
+@pytest.mark.parametrize("n", [3, 4, 7, 20])
+def test_a_small_speech_corpus_keeps_every_split(n):
+    items = [{"id": f"u{i:03d}", "split": "train"} for i in range(90)]
+    items[5:5] = [{"id": f"d{i}", "split": "dev"} for i in range(4)]
+    items += [{"id": f"t{i}", "split": "test"} for i in range(6)]
+    sub = _subset(items, n)
+    assert len(sub) == n and {r["split"] for r in sub} == {"train", "dev", "test"}
+    assert [r for r in items if r in sub] == sub  # the corpus' own order
+    assert _subset(items, 500) == items
+
+
+@pytest.mark.parametrize(
+    "written, kept",
+    [
+        ("¡QUE MUERTO NI OCHO CUARTOS!", "¡Que muerto ni ocho cuartos!"),
+        ("MUERTOS TODOS. GRACIAS. BURRP", "Muertos todos. Gracias. Burrp"),
+        ("¿Y NO LES DA VERGÜENZA? ¡NO!", "¿Y no les da vergüenza? ¡No!"),
+        ("Hola ciego. ¿Que tal?", "Hola ciego. ¿Que tal?"),  # written in lower case: as is
+    ],
+)
+def test_lines_in_capitals_become_sentence_case(written, kept):
+    assert D.sentence_case(written) == kept
+    assert normalize(D.sentence_case(written)) == normalize(written)  # the same words

@@ -156,6 +156,10 @@ def test_build_speech_corpus_keeps_n_evenly_spaced_prompts_with_their_splits(cor
     rows = _rows(corpora["speech"])
     assert 0 < len(rows) <= 4 and all(r["id"] in every for r in rows)
     assert all(r["split"] == every[r["id"]]["split"] for r in rows)
+    assert {r["split"] for r in rows} == {"train", "dev", "test"}  # a test set even when tiny
+    real = _rows(corpora["speech-drascula"])
+    assert {r["split"] for r in real} == {"train", "dev", "test"}
+    assert {r["id"] for r in _rows(corpora["cante-drascula"])} == {f"real-{r['id']}" for r in real}
     ids = list(every)  # in the order build_speech_corpus takes them
     assert rows[0]["id"] == ids[0]  # from the first prompt ...
     assert ids.index(rows[-1]["id"]) > len(ids) / 2  # ... across the whole list

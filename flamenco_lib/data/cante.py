@@ -373,7 +373,10 @@ def build_synth_corpus(
     for c in clips:
         side = out / "audio" / f"{c.id}.json"
         if side.exists():
-            rows.append(json.loads(side.read_text(encoding="utf-8")))
+            row = json.loads(side.read_text(encoding="utf-8"))
+            if c.speech_path:  # a recording sung: its text is the recording's as the plan has it
+                row["text"] = row["text_canonical"] = synth.recorded_text(c.lines)
+            rows.append(row)
     manifest = write_manifest(rows, out / "manifest.jsonl")
     if failed:
         (out / "failed.json").write_text(

@@ -55,6 +55,33 @@ def _speech_items(source: str, seed: int) -> tuple[list[dict], callable, str, di
     raise ManifestError(f"speech source {source!r}: use one of {', '.join(SPEECH_SOURCES)}")
 
 
+def _subset(items: list[dict], n: int) -> list[dict]:
+    """``n`` of ``items`` (all when ``n`` is larger), evenly spaced in order within each split, and
+    every split kept (one item at least, the rest shared in proportion): a smoke corpus of a few
+    utterances still has the train, dev and test splits its full corpus has."""
+    if n >= len(items):
+        return list(items)
+    by_split: dict[str, list[dict]] = {}
+    for item in items:
+        by_split.setdefault(item["split"], []).append(item)
+    names = sorted(by_split, key=lambda k: -len(by_split[k]))[:n]  # the largest splits first
+    quota = {k: 1 for k in names}
+    share = {k: (n - len(names)) * len(by_split[k]) / len(items) for k in names}
+    for k in names:
+        quota[k] += int(share[k])
+    for k in sorted(names, key=lambda k: share[k] - int(share[k]), reverse=True):
+        if sum(quota.values()) < n:  # the rest by largest remainder: exactly n in all
+            quota[k] += 1
+    kept = {
+        id(by_split[k][i])
+        for k in names
+        for i in np.linspace(0, len(by_split[k]) - 1, min(quota[k], len(by_split[k])))
+        .round()
+        .astype(int)
+    }
+    return [item for item in items if id(item) in kept]
+
+
 def build_speech_corpus(
     out: str | Path,
     *,
@@ -66,8 +93,8 @@ def build_speech_corpus(
     """Decode the real speech of ``source`` (:data:`SPEECH_SOURCES`) into
     ``out/audio/<id>.flac`` (16 kHz) and write ``out/manifest.jsonl``. Utterances over 30 s
     (Whisper's window) are left out. Resumable: finished files are kept. ``n`` keeps only ``n``
-    utterances, evenly spaced in id order (smoke runs; their splits are those of the full
-    corpus). Splits: asterisk by a hash of the transcript; Drascula by speaker (held-out
+    utterances, evenly spaced within each split, every split kept (smoke runs; their splits are
+    those of the full corpus). Splits: asterisk by a hash of the transcript; Drascula by speaker (held-out
     characters in dev and test). Returns the manifest path."""
     import logging
 
@@ -84,10 +111,7 @@ def build_speech_corpus(
             ", ".join(f"{k} {v}" for k, v in dropped.items()),
         )  # fmt: skip
     if n is not None:
-        items = [
-            items[i]
-            for i in np.linspace(0, len(items) - 1, min(int(n), len(items))).round().astype(int)
-        ]
+        items = _subset(items, int(n))
     for item in tqdm(
         items, desc=f"speech corpus ({source})", unit="utterance", disable=not progress
     ):
@@ -123,7 +147,9 @@ OFFLINE_CORPORA = {
     "cante": "synthetic cante, sung with guitar and palmas: stage 1 and the cante test set",
     "cante-spoken": "the same clips spoken: the control",
     "cante-acapella": "the same clips sung without accompaniment: the calibration",
-    "cante-real": "the real speech sung: the real-voice test set",
+    "cante-real": "the asterisk speaker sung: real-voice training (its test split: a seen speaker)",
+    "speech-drascula": "real speech of 10 characters, split by speaker: held-out speakers' speech",
+    "cante-drascula": "those voices sung: real-voice training and the held-out real-voice test",
 }
 
 
@@ -147,7 +173,7 @@ def build_corpora(
     n : int, optional
         Clips of the three synthetic corpora (default 1200, the corpus of the thesis).
     n_speech : int, optional
-        Prompts of the speech corpus (default all); the real-voice set sings every one of them.
+        Utterances of each real speech corpus (default all); the real-voice sets sing every one.
     jobs : int, optional
         Worker processes of the synthesiser (default: every core).
 
@@ -167,9 +193,11 @@ def build_corpora(
         ("cante-acapella", "a-capella"),
     ):
         build_synth_corpus(root / name, n=n, style=style, jobs=jobs, progress=progress)
-    build_synth_corpus(
-        root / "cante-real", speech_manifest=out["speech"], jobs=jobs, progress=progress
-    )
+    build_speech_corpus(root / "speech-drascula", source="drascula", n=n_speech, progress=progress)
+    for name, speech_corpus in (("cante-real", "speech"), ("cante-drascula", "speech-drascula")):
+        build_synth_corpus(
+            root / name, speech_manifest=out[speech_corpus], jobs=jobs, progress=progress
+        )
     return out
 
 

@@ -24,7 +24,7 @@ Submodules, in the order of the chain: :mod:`.settings` (every setting, :func:`s
 """
 
 from .accompaniment import active_mask, guitar, mix, palmas, pluck, reverb
-from .clips import render_clip, speak_clip, sung_text
+from .clips import recorded_text, render_clip, speak_clip, sung_text
 from .nuclei import find_nuclei
 from .palos import compas, palo_key, palo_mode
 from .settings import (
@@ -143,6 +143,7 @@ __all__ = [
     "palo_key",
     "palo_mode",
     "pluck",
+    "recorded_text",
     "render_clip",
     "reverb",
     "settings_id",

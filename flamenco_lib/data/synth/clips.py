@@ -39,6 +39,11 @@ def _clean(lines: list[str]) -> list[str]:
     return out
 
 
+def recorded_text(lines: list[str]) -> str:
+    """The text of a recording sung as is (``render_clip(..., speech=...)``): its lines, joined."""
+    return ", ".join(_clean(lines))
+
+
 def sung_text(
     lines: list[str], *, rng: np.random.Generator, p_quejio: float = 0.5, p_repeat: float = 0.4
 ) -> tuple[str, str]:
@@ -130,7 +135,7 @@ def render_clip(
         rate, pitch = _tts_params(seed)
         speech = tts(text, voice=voice, rate=rate, pitch=pitch)
     else:
-        canonical = text = ", ".join(_clean(lines))
+        canonical = text = recorded_text(lines)
         rate = pitch = None
         speech = np.asarray(speech, dtype=np.float32)
     if len(speech) > MAX_CLIP_S * sr:
