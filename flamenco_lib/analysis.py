@@ -92,6 +92,30 @@ def per_palo_table(
     return pd.DataFrame(rows)
 
 
+REAL_VOICE_SETS = ("real_sung", "real_speech")  # the held-out speakers, sung and as recorded
+
+
+def per_speaker_table(
+    test_sets: tuple[str, ...] = REAL_VOICE_SETS, *, root: Path | None = None
+) -> pd.DataFrame:
+    """WER per speaker per model on the real-voice test sets (``per_group`` by ``singer``):
+    ``model, singer, n, wer, wer_lo, wer_hi, test_set, speaker`` (percent), ``speaker`` being
+    the singer's short name and the test set (``billie-jean (real_sung)``)."""
+    parts = [
+        per_palo_table(test_set=key, field="singer", root=root).assign(test_set=key)
+        for key in test_sets
+    ]
+    table = (
+        pd.concat([p for p in parts if len(p)], ignore_index=True) if any(map(len, parts)) else None
+    )
+    if table is None:
+        return pd.DataFrame(
+            columns=["model", "singer", "n", "wer", "wer_lo", "wer_hi", "test_set", "speaker"]
+        )
+    short = table["singer"].astype(str).str.removeprefix("drascula-")
+    return table.assign(speaker=short + " (" + table["test_set"] + ")")
+
+
 def sdi_table(*, root: Path | None = None) -> pd.DataFrame:
     """Substitutions, deletions and insertions as % of the reference words, per model and test set:
     ``model, test_set, substitutions, deletions, insertions, wer``."""
@@ -151,6 +175,11 @@ PAIRS = (
     ("stage 1, spoken control", "stage 1", "cante"),  # the part of it that is the singing
     ("stage 1", "stage 2", "cante"),  # does stage 2 keep it?
     ("zero-shot", "stage 2", "speech"),  # forgetting
+    ("zero-shot", "stage 1", "real_sung"),  # real voices never heard, sung
+    ("zero-shot", "stage 2", "real_sung"),
+    ("zero-shot", "stage 3", "real_sung"),  # the bar of the real-voice issue (the final model)
+    ("zero-shot", "stage 2", "real_speech"),  # forgetting, on speakers never heard
+    ("zero-shot", "stage 3", "real_speech"),
     ("stage 2", "stage 2 + prompts", "cante"),  # a prompt the model never trained with
     ("stage 2", "stage 3", "cante"),
     ("stage 2", "stage 3 + prompts", "cante"),  # the bar of stage 3

@@ -129,6 +129,27 @@ def _train(args) -> int:
     return 0
 
 
+def _ablate(args) -> int:
+    from transformers.utils import logging as hf_logging
+
+    from .ablation import ABLATIONS, run_ablations
+    from .paths import default_profile
+    from .results import to_markdown
+
+    if args.list:
+        for name, change in ABLATIONS.items():
+            print(f"{name}\t{change}")
+        return 0
+    hf_logging.set_verbosity_error()
+    try:
+        table = run_ablations(args.names, profile=args.profile or default_profile())
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(to_markdown(table.round(1)))
+    return 0
+
+
 def _results(args) -> int:
     from transformers.utils import logging as hf_logging
 
@@ -265,6 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue from the newest checkpoint in output_dir"
     )
     p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "ablate", help="stage-1 ablations: train each change, score it on the dev speakers"
+    )
+    p.add_argument("names", nargs="*", help="ablations to run (default all; --list names them)")
+    p.add_argument("--list", action="store_true", help="print the ablations and their changes")
+    p.add_argument("--profile", choices=["smoke", "cpu", "gpu"], help="default: cpu without CUDA")
+    p.set_defaults(func=_ablate)
 
     p = sub.add_parser(
         "results", help="the stage comparison table (zero-shot, stage 1, control, stage 2)"

@@ -19,6 +19,7 @@ from .paths import project_root
 # Options: "prompts" (prompt kinds given to every test utterance) and "sets" (only these test sets).
 # A model folder holding soft_prompt.pt (configs/stage3_soft.yaml) is decoded with its soft prompt.
 _GRID = {"sets": ("cante", "speech")}  # the stage-3 grid: cante and forgetting only (CPU time)
+_REAL = ("real_sung", "real_speech")  # the held-out speakers
 PROMPTS = ("palo", "lexicon")
 STAGES = (
     ("zero-shot", "base"),
@@ -28,15 +29,18 @@ STAGES = (
     ("stage 2", "checkpoints/stage2"),
     # stage 2 was never trained with prompts: the known failure, shown as a row
     ("stage 2 + prompts", "checkpoints/stage2", {**_GRID, "prompts": PROMPTS}),
-    ("stage 3", "checkpoints/stage3", _GRID),
+    ("stage 3", "checkpoints/stage3", {"sets": (*_GRID["sets"], *_REAL)}),  # the final model
     ("stage 3 + prompts", "checkpoints/stage3", {**_GRID, "prompts": PROMPTS}),
     ("stage 3, soft prompt", "checkpoints/stage3_soft", _GRID),
 )
 # (column key, manifest relative to the data folder, split)
 TEST_SETS = (
-    ("cante", "corpora/cante/manifest.jsonl", "test"),
-    ("cante_real", "corpora/cante-real/manifest.jsonl", "test"),
+    ("cante", "corpora/cante/manifest.jsonl", "test"),  # synthetic voices: held-out lyrics
     ("cante_spoken", "corpora/cante-spoken/manifest.jsonl", "test"),  # the same clips, spoken
+    # real voices no model trains on: three Drascula characters, sung by the same transform...
+    ("real_sung", "corpora/cante-drascula/manifest.jsonl", "test"),
+    ("real_speech", "corpora/speech-drascula/manifest.jsonl", "test"),  # ...and as recorded
+    # the asterisk speaker (stage 2 trains on her other prompts): the forgetting check of DESIGN.md
     ("speech", "corpora/speech/manifest.jsonl", "test"),
 )
 

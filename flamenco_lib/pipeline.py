@@ -54,6 +54,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SETTINGS = "run_stage.json"  # next to train_log.json: the fingerprint of the last run
+# config keys added after runs were fingerprinted, with the value those runs had (their default)
+ADDED_KEYS = {"freeze_decoder": False}
 
 
 def _mtime(path: Path) -> float:
@@ -148,8 +150,11 @@ def why_train(cfg: training.StageConfig) -> str | None:
 
 def _portable_settings(settings: dict) -> dict:
     """Settings (a config as a dict, or as an older fingerprint saved them, with absolute paths)
-    as JSON values, their paths :func:`portable`."""
+    as JSON values, their paths :func:`portable`; a key added to the configs since (:data:`ADDED_KEYS`)
+    gets the value the older runs had."""
     d = json.loads(json.dumps(settings))
+    for key, value in ADDED_KEYS.items():
+        d.setdefault(key, value)
     for s in [*d.get("train", []), *([d["eval"]] if d.get("eval") else [])]:
         s["manifest"] = portable(s["manifest"])
     for key in ("output_dir", "model"):

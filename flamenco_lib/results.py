@@ -53,6 +53,7 @@ def evaluate_stages(
     max_items: int | None = None,
     force: bool = False,
     progress: bool = True,
+    root: Path | None = None,
     **eval_kwargs,
 ) -> list[Path]:
     """Evaluate every available model on every available test set. A run is kept when what it was
@@ -62,7 +63,8 @@ def evaluate_stages(
     where it stopped, and a corpus rebuilt identically costs no evaluation. Models or test sets
     that are not built yet are skipped with a message. A prompted row on a test set where no clip
     has a palo (the speech set: no clip gets a prompt) is a copy of the same model's unprompted run
-    when that row comes first in ``stages``. Returns the run folders written or kept."""
+    when that row comes first in ``stages``. ``root``: the results folder (default
+    ``data/results``). Returns the run folders written or kept."""
     from .data.manifest import read_manifest
     from .evaluation import evaluate_manifest
     from .models import load_whisper
@@ -84,7 +86,7 @@ def evaluate_stages(
             if not man.exists():
                 logger.info("results: test set %s: %s not built yet, skipped", key, man)
                 continue
-            out = run_dir(label, key)
+            out = run_dir(label, key, root=root)
             metrics, saved = out / "metrics.json", out / INPUTS
             inputs = {
                 "manifest": sha256_of(man),
@@ -98,10 +100,14 @@ def evaluate_stages(
                 times = [man.stat().st_mtime] + ([local.stat().st_mtime] if local.exists() else [])
                 keep = metrics.exists() and metrics.stat().st_mtime > max(times)
             if keep and metrics.exists() and not force:
+                if "accents" not in json.loads(metrics.read_text(encoding="utf-8")):
+                    _rescore(out)  # scored before accents were folded for unaccented references
                 done.append(out)
                 continue
             twin = (
-                _unprompted_twin(stages, label, model, key, opts) if opts.get("prompts") else None
+                _unprompted_twin(stages, label, model, key, opts, root)
+                if opts.get("prompts")
+                else None
             )
             if twin is not None and not any(r.get("palo") for r in read_manifest(man)):
                 _copy_run(
@@ -137,7 +143,21 @@ def evaluate_stages(
     return done
 
 
-def _unprompted_twin(stages, label: str, model: str, key: str, opts: dict) -> Path | None:
+def _rescore(run: Path) -> None:
+    """Score ``run`` again from its predictions (:func:`flamenco_lib.evaluation.rescore`); a run
+    without usable predictions keeps its metrics, with a message."""
+    from .evaluation import rescore
+
+    try:
+        rescore(run)
+        logger.info("results: %s scored again from its predictions (accent rule)", run.name)
+    except (OSError, KeyError, ValueError) as err:
+        logger.info("results: %s not scored again (%s)", run.name, err)
+
+
+def _unprompted_twin(
+    stages, label: str, model: str, key: str, opts: dict, root: Path | None = None
+) -> Path | None:
     """The run folder of the row before ``label`` in ``stages`` with the same model and no prompts
     (already evaluated on ``key`` by this call), or None."""
     for other, other_model, *o in stages:
@@ -145,7 +165,7 @@ def _unprompted_twin(stages, label: str, model: str, key: str, opts: dict) -> Pa
             return None
         o = o[0] if o else {}
         if other_model == model and not o.get("prompts") and key in o.get("sets", (key,)):
-            run = run_dir(other, key)
+            run = run_dir(other, key, root=root)
             return run if (run / "metrics.json").exists() else None
     return None
 

@@ -107,22 +107,24 @@ from flamenco_lib.data.corpus import OFFLINE_CORPORA, build_corpora
 plotting.set_style()
 
 # %% [markdown]
-# ## 1. Four corpora and a control
+# ## 1. The corpora: synthetic cante, its controls, and real voices
 #
 # | corpus | what it is | what it is for |
 # |---|---|---|
 # | `cante` | the coplas spoken by espeak-ng voices, then sung (long vowels, a melody in the palo's mode, vibrato, melismas, quejíos, repeated lines), with guitar, palmas and reverb | stage 1 training; the **cante test set** |
 # | `cante-spoken` | the same clips, same voices and same words, only spoken | the **control**: a model trained on it learns the voices, not the singing |
 # | `cante-acapella` | the same clips sung without accompaniment | **calibration**: how much of the difficulty is the singing, how much the guitar |
-# | `speech` | real Spanish read speech (asterisk prompts) | stage 2 (the offline stand-in for Common Voice); the **forgetting** check |
-# | `cante-real` | that real speech, sung by the same transform | the **real-voice test set**: did a model learn singing, or only the synthetic voices? |
+# | `speech` | real Spanish read speech (asterisk prompts, one es-MX speaker) | stage 2 (the offline stand-in for Common Voice); the **forgetting** check |
+# | `speech-drascula` | real Spanish speech of ten characters of the game Drascula (Castilian, 8-bit recordings), **split by speaker** | stage 2; the forgetting check on speakers no model trains on (`real_speech`) |
+# | `cante-real` | the asterisk speech, sung by the same transform | stage 1: a real voice sung |
+# | `cante-drascula` | the Drascula speech, sung by the same transform | stage 1 (its training characters); the **real-voice test set** (`real_sung`): did a model learn singing, or only the synthetic voices? |
 #
 # `build_corpora` builds each corpus whose manifest is missing, with the same calls as
 # `make corpora` (`python -m flamenco_lib data speech|synth`). Where they exist, nothing is
 # rendered or rewritten (a rewritten manifest would make every evaluation of it look out of
 # date); an interrupted build has no manifest yet and resumes where it stopped. The full
-# corpora take 10-15 minutes on 2 cores; the smoke profile builds 12 clips per style and 6
-# real utterances in seconds.
+# corpora take about 13 minutes on 2 cores; the smoke profile builds 12 clips per style and 6
+# real utterances per speech corpus in seconds.
 
 # %%
 SIZES = ws.sizes  # {}: the library's defaults (the thesis corpora); smoke: 12 clips, 6 utterances
@@ -406,9 +408,10 @@ for row in said.head(n_examples).itertuples(index=False):
 # %% [markdown]
 # ## Summary
 #
-# - Five offline corpora, one manifest format: `cante` (sung with guitar: stage 1 and the
-#   cante test), `cante-spoken` (the control), `cante-acapella` (the calibration), `speech`
-#   (stage 2 and forgetting) and `cante-real` (real voices sung: the real-voice test).
+# - Seven offline corpora, one manifest format: `cante` (sung with guitar: stage 1 and the
+#   cante test), `cante-spoken` (the control), `cante-acapella` (the calibration), `speech` and
+#   `speech-drascula` (real speech: stage 2 and forgetting), `cante-real` and `cante-drascula`
+#   (real voices sung: stage 1, and the real-voice test on speakers no model trains on).
 # - The splits never share a lyric, and the test split holds out the `es-419` voice: a test
 #   score measures new words and, for half of the clips, a new voice.
 # - Singing doubles the duration of a clip, moves the pitch in held notes with vibrato and

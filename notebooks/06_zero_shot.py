@@ -113,14 +113,15 @@ notebook.build_missing_corpora(SIZES)
 # %% [markdown]
 # ## 1. Zero-shot Whisper on every test set
 #
-# The four test sets of the thesis (`flamenco_lib.grid.TEST_SETS`):
+# The five test sets of the thesis (`flamenco_lib.grid.TEST_SETS`):
 #
 # | test set | what it is | what it measures |
 # |---|---|---|
-# | `cante` | held-out coplas, sung with guitar and palmas; half of the clips in a voice never trained on (`es-419`) | the task |
+# | `cante` | held-out coplas, sung with guitar and palmas by synthetic voices; half of the clips in a voice never trained on (`es-419`) | the task, on the generator's voices |
 # | `cante_spoken` | the same clips spoken | how much of the difficulty is the singing |
-# | `cante_real` | real recorded speech sung by the same transform | singing in a real voice |
-# | `speech` | real read speech | ordinary Spanish: later, what fine-tuning forgets |
+# | `real_sung` | real recorded lines of three speakers no model trains on (Drascula's `billie-jean`, `l`, `t`), sung by the same transform | singing in real voices never heard |
+# | `real_speech` | the same speakers' lines as recorded | ordinary Spanish of unseen speakers: what fine-tuning forgets |
+# | `speech` | real read speech of the asterisk speaker (stage 2 trains on her other prompts) | ordinary Spanish of one speaker |
 #
 # `results.evaluate_stages` runs the evaluation of the zero-shot row (`grid.stage_rows`
 # picks it from `flamenco_lib.grid.STAGES`) on the first `N_EVAL` clips of each test set:

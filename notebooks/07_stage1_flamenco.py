@@ -20,8 +20,10 @@
 #
 # Stage 1 fine-tunes whisper-base on the flamenco corpus: the sung clips of the training
 # split, with their guitar and palmas (offline, the synthetic cante of notebook 05; with a
-# real corpus, its manifest). A second model, the **spoken control**, is trained exactly the
-# same way on the same clips *spoken*. Both are then evaluated on every test set next to
+# real corpus, its manifest), mixed with real voices sung by the same transform (the training
+# speakers of the real speech corpora), so that the model learns singing rather than the
+# generator's voices. A second model, the **spoken control**, is trained exactly the same way
+# on the same clips and voices *spoken*. Both are then evaluated on every test set next to
 # zero-shot Whisper (notebook 06).
 #
 # **What you will learn**
@@ -32,7 +34,9 @@
 # - how much stage 1 gains, measured two ways: the relative WER cut from zero-shot, and the
 #   sung test set against zero-shot Whisper on the same clips spoken;
 # - what the spoken control separates: learning the voices and the lyrics' words, or learning
-#   to hear singing.
+#   to hear singing;
+# - how a training recipe is chosen on dev speakers (the ablations), and whether the gain
+#   reaches real voices the model never heard.
 
 # %% [markdown]
 # ## Setup
@@ -187,8 +191,9 @@ pd.DataFrame(
 # them): the model it starts from, the training sources with their mixing weights, the
 # optimiser and its schedule, steps, batch, precision, `cached_layers`, evaluation and the
 # output folder, with overrides per profile. `configs/stage1.yaml` trains on the sung cante
-# corpus; `configs/stage1_spoken.yaml` is the same file pointed at `cante-spoken`. Both are
-# evaluated during training on the *sung* dev clips. Here are both as this profile resolves
+# corpus (70% of the batch slots) and real voices sung (30%: `cante-drascula` and
+# `cante-real`); `configs/stage1_spoken.yaml` is the same file pointed at `cante-spoken` and
+# the same real voices as recorded. Both are evaluated during training on the *sung* dev clips. Here are both as this profile resolves
 # them (the smoke profile: 4 steps of batch 2 on 8 clips, just enough to run every line).
 
 # %%
@@ -274,7 +279,8 @@ print(results.markdown(results.results_table(stages=rows)))
 # %% [markdown]
 # The same as bars, one colour per test set. Read it test set by test set: did stage 1
 # improve the cante test set, by how much, and did it cost anything on the speech test set
-# (what notebook 08 calls forgetting)? Did it help the real voices sung (`cante_real`)?
+# (what notebook 08 calls forgetting)? Did it help the real voices it never heard, sung
+# (`real_sung`) and spoken (`real_speech`)?
 
 # %%
 runs = analysis.runs_table()
@@ -364,6 +370,42 @@ for row in said.sample(min(n_examples, len(said)), random_state=seed).itertuples
     print()
 
 # %% [markdown]
+# ## 8. Real voices: what makes the gain transfer
+#
+# A model trained on the generator's voices alone learns those voices: on real voices it never
+# heard, sung by the same transform, it gains little (the first ablation below). Stage 1
+# therefore also trains on the real voices of the *training* speakers sung (the asterisk
+# speaker and four Drascula characters); the test speakers are three other characters. Which
+# recipe to use was chosen one change at a time on the **dev** speakers (three more Drascula
+# characters), never on the test sets: the share of real voices in the batches, real speech
+# replayed as in stage 2, how far the model moves (learning rate, LoRA adapters).
+#
+# `ablation.ABLATIONS` lists the changes; `python -m flamenco_lib ablate` trains each (about
+# 10 minutes on 2 cores) into `data/checkpoints/ablations/` and scores it on the dev sets.
+# The notebook only reads those results (training them is not part of `make report`); the
+# README shows the table of the thesis with the command that produced it.
+
+# %%
+from flamenco_lib import ablation
+
+dev = ablation.ablation_runs()
+if notebook.show_or_explain(
+    dev,
+    lambda table: plotting.plot_stage_comparison(
+        table,
+        ax=plt.subplots(figsize=(10, 3.6))[1],
+        title="Stage-1 ablations on the dev sets (speakers no model trains on)",
+    ),
+    name="07-ablations",
+    caption=(
+        "Dev WER (%) of zero-shot whisper-base and of each stage-1 ablation: synthetic cante dev lyrics, "
+        "the Drascula dev speakers sung and as recorded, with 95% intervals."
+    ),
+    message="no ablation results yet: run `python -m flamenco_lib ablate` (about an hour on 2 cores)",
+):
+    print(results.to_markdown(ablation.ablation_table().round(1)))
+
+# %% [markdown]
 # ## Summary
 #
 # - On 2 CPU cores, freezing the conv stem and the first two encoder layers and caching their
@@ -384,5 +426,6 @@ for row in said.sample(min(n_examples, len(said)), random_state=seed).itertuples
 #    columns)? Compare that gap with zero-shot's (notebook 06, section 3).
 # 3. The control never heard singing yet improves the sung test set. List three things it
 #    could have learnt from spoken clips that help with sung ones.
-# 4. Does stage 1 improve `cante_real` (real voices sung)? What does the answer say about what
-#    it learnt: singing, or the synthetic voices?
+# 4. Train the ablation "synthetic only" (`python -m flamenco_lib ablate "synthetic only"`) and
+#    compare it with stage 1 on `real_sung`: what does the difference say about what a model
+#    trained on the generator's voices alone learns, singing or the voices?

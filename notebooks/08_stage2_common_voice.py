@@ -271,6 +271,7 @@ for key, _, _ in grid.TEST_SETS:
 # 1. Train stage 2 without replay (`overrides={"train": [the speech source only], "output_dir":
 #    "data/checkpoints/stage2-noreplay"}`) and put its point on the forgetting plot: how far
 #    right does it move?
-# 2. Why does stage 2 also change the WER on `cante_real`? (Which voice is sung there?)
+# 2. Stage 2 trains on the asterisk speaker only. Compare what it does to `speech` (her other
+#    prompts) and to `real_speech` (speakers it never heard): which one is forgetting measured on?
 # 3. With a Common Voice download, build its manifest and train stage 2 on it: is the speech
 #    test set of the asterisk corpus still the right forgetting check?

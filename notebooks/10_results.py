@@ -181,6 +181,33 @@ if notebook.show_or_explain(
     print("test clips per palo:", per_palo.drop_duplicates("palo").set_index("palo")["n"].to_dict())
 
 # %% [markdown]
+# ### Real voices, speaker by speaker
+#
+# The real-voice test sets hold three speakers no model trains on (Drascula's `billie-jean`,
+# the one female voice, `l` and `t`), about 27 lines each. A mean over them can hide a model
+# that helps two voices and fails the third; each cell here is one speaker, sung (`real_sung`)
+# or as recorded (`real_speech`). With so few lines per speaker the intervals are wide:
+# compare the rows (models) within a column.
+
+# %%
+per_speaker = analysis.per_speaker_table()
+if notebook.show_or_explain(
+    per_speaker,
+    lambda table: plotting.plot_wer_heatmap(
+        table, columns="speaker", title="Real voices never trained on: WER (%) per speaker"
+    ),
+    name="10-per-speaker",
+    caption=(
+        "WER (%) per held-out speaker and model, the Drascula test speakers sung by the transform "
+        "(real_sung) and as recorded (real_speech); about 27 lines per speaker."
+    ),
+):
+    print(
+        "lines per speaker:",
+        per_speaker.drop_duplicates("speaker").set_index("speaker")["n"].to_dict(),
+    )
+
+# %% [markdown]
 # ## 4. What kind of errors
 #
 # A word error is a substitution (a word heard wrong), a deletion (a word missed) or an

@@ -175,6 +175,43 @@ def test_per_palo_table_matches_jiwer_on_each_palo(fake_results):
         assert r.n == sum(p == r.palo for _, p, _ in CANTE)
 
 
+REAL = [  # (speaker, what is said): real voices, a model's hypotheses per row
+    ("drascula-billie-jean", "no me gusta nada este castillo"),
+    ("drascula-billie-jean", "dame la mano y vamos"),
+    ("drascula-l", "aquí no hay nadie que te ayude"),
+    ("drascula-t", "la puerta está cerrada con llave"),
+]
+
+
+def test_per_speaker_table_matches_jiwer_on_each_speaker(fake_results):
+    refs = [
+        {"id": f"real-{k}", "singer": who, "text": t, "text_canonical": t}
+        for k, (who, t) in enumerate(REAL)
+    ]
+    hyps = {
+        "zero-shot": ["no me gusta nada", "dame la mano vamos", "aquí no hay", "la puerta cerrada"],
+        "stage 1": [t for _, t in REAL[:3]] + ["la puerta está cerrada con llave y"],
+    }
+    for row, hs in hyps.items():
+        d = results.run_dir(row, "real_sung", root=fake_results)
+        d.mkdir(parents=True)
+        metrics = evaluation.score_predictions(refs, hs)
+        (d / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    table = analysis.per_speaker_table()
+    assert list(table["speaker"].unique()) == [
+        "billie-jean (real_sung)",
+        "l (real_sung)",
+        "t (real_sung)",
+    ]
+    for r in table.itertuples():
+        keep = [i for i, (who, _) in enumerate(REAL) if who == r.singer]
+        out = jiwer.process_words(
+            [normalize(REAL[i][1]) for i in keep], [normalize(hyps[r.model][i]) for i in keep]
+        )
+        assert r.wer == pytest.approx(100 * out.wer) and r.n == len(keep), (r.model, r.singer)
+    assert analysis.per_speaker_table(("real_speech",)).empty  # no run: an empty table
+
+
 def test_forgetting_and_prompt_tables(fake_results):
     forgetting = analysis.forgetting_table()
     assert list(forgetting["model"]) == [

@@ -14,6 +14,7 @@ import yaml
 
 from flamenco_lib import grid, models, pipeline, training
 from flamenco_lib.data import cante
+from flamenco_lib.data.corpus import OFFLINE_CORPORA
 
 COPLAS = (
     "palo\ttext\n"
@@ -90,6 +91,16 @@ def test_run_stage_trains_once_and_again_only_when_an_input_changed(stage, caplo
     later.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "model": str(out)}))
     assert out / "final" in pipeline.inputs_of(training.load_config(later))
 
+    # a run fingerprinted before a config key existed is up to date while the key has the value
+    # that run had; the same key set otherwise trains again
+    saved = json.loads((out / pipeline.SETTINGS).read_text(encoding="utf-8"))
+    for key in pipeline.ADDED_KEYS:
+        del saved["settings"][key]
+    (out / pipeline.SETTINGS).write_text(json.dumps(saved), encoding="utf-8")
+    assert pipeline.why_train(training.load_config(config, profile="smoke")) is None
+    frozen = training.load_config(config, profile="smoke", overrides={"freeze_decoder": True})
+    assert "settings" in pipeline.why_train(frozen)
+
     # contents decide, not times: a config rewritten with the same settings, a manifest touched
     config.write_text("# a new comment\n" + config.read_text())
     os.utime(manifest)
@@ -153,7 +164,7 @@ def test_run_stage_names_a_previous_stage_that_is_not_trained(tmp_path, monkeypa
 def test_stage_rows_point_each_row_at_its_configs_output_folder(tmp_path, monkeypatch):
     data = tmp_path / "data"
     monkeypatch.setenv("FLAMENCO_DATA", str(data))
-    for name in ("cante", "cante-spoken", "speech"):  # the configs name these manifests
+    for name in OFFLINE_CORPORA:  # the configs name these manifests
         (data / "corpora" / name).mkdir(parents=True)
         (data / "corpora" / name / "manifest.jsonl").write_text("")
     labels = ("zero-shot", "stage 3 + prompts", "stage 1")

@@ -585,6 +585,30 @@ def test_lora_trains_adapters_of_the_upper_layers_and_saves_plain_whisper(
     assert m["wer"] == summary["eval_wer"]
 
 
+@pytest.mark.model
+def test_freeze_decoder_trains_the_upper_encoder_only(tmp_path, tiny_corpus, base):
+    with pytest.raises(training.ConfigError, match="freeze_decoder must be true or false"):
+        training.load_config(_smoke(tmp_path, tiny_corpus, freeze_decoder="yes"))
+    with pytest.raises(training.ConfigError, match="lora and freeze_decoder"):
+        training.load_config(_smoke(tmp_path, tiny_corpus, freeze_decoder=True, lora={"r": 4}))
+    cfg = training.load_config(
+        _smoke(tmp_path, tiny_corpus, steps=2, save_every=2, lr=1e-3, freeze_decoder=True)
+    )
+    summary = training.train_stage(cfg, progress=False)
+    _, model, _ = base
+    upper = [f"model.encoder.layers.{i}." for i in (4, 5)] + ["model.encoder.layer_norm."]
+    expected = sum(
+        p.numel() for n, p in model.named_parameters() if any(n.startswith(u) for u in upper)
+    )
+    assert summary["trainable_params"] == expected
+    final = _trainable(tmp_path / "out" / "final")
+    orig = {n: p.detach() for n, p in model.named_parameters()}
+    for key in ("model.decoder.layers.0.fc1.weight", "model.decoder.embed_tokens.weight"):
+        torch.testing.assert_close(final[key], orig[key], rtol=0, atol=0)
+    key = "model.encoder.layers.5.fc1.weight"
+    assert not torch.equal(final[key], orig[key])
+
+
 def test_config_paths_under_data_follow_the_data_folder(tmp_path, monkeypatch, tiny_corpus):
     # Colab points FLAMENCO_DATA at Drive: corpora, checkpoints and the previous stage move with it
     import shutil

@@ -58,6 +58,7 @@ class StageConfig:
     max_grad_norm: float = 1.0
     precision: str = "fp32"
     cached_layers: int = 2  # frozen + cached lower encoder layers (0 = full fine-tuning)
+    freeze_decoder: bool = False  # train the encoder only: the decoder's language model stays
     gradient_checkpointing: bool = False
     eval_every: int = 0  # steps; 0 = only at the end
     eval_batch_size: int = 8
@@ -221,9 +222,10 @@ def _check(cfg: StageConfig, file: str) -> None:
             or cfg.lora["r"] < 1
         ):
             raise ConfigError(f"{file}: lora.r must be an integer >= 1, got {cfg.lora['r']!r}")
-        if cfg.soft_prompt:
+        if cfg.soft_prompt or cfg.freeze_decoder:
             raise ConfigError(
-                f"{file}: lora and soft_prompt both choose what trains; use one of them"
+                f"{file}: lora and {'soft_prompt' if cfg.soft_prompt else 'freeze_decoder'} both "
+                "choose what trains; use one of them"
             )
     if cfg.soft_prompt and cfg.prompt_kinds:
         raise ConfigError(
@@ -235,6 +237,10 @@ def _check(cfg: StageConfig, file: str) -> None:
         )
     if not isinstance(cfg.soft_prompt_init, str):
         raise ConfigError(f"{file}: soft_prompt_init must be a text, got {cfg.soft_prompt_init!r}")
+    if not isinstance(cfg.freeze_decoder, bool):
+        raise ConfigError(
+            f"{file}: freeze_decoder must be true or false, got {cfg.freeze_decoder!r}"
+        )
     if cfg.precision not in PRECISIONS:
         raise ConfigError(f"{file}: precision must be one of {PRECISIONS}, got {cfg.precision!r}")
     if cfg.precision == "auto":

@@ -156,7 +156,7 @@ def _load_model(cfg: StageConfig, device):
         raise ConfigError(
             f"{cfg.source_file}: cached_layers {k} > the model's {model.config.encoder_layers} encoder layers"
         )
-    trainable, total = freeze_lower(model, k)
+    trainable, total = freeze_lower(model, k, decoder=cfg.freeze_decoder)
     peft_model = None
     if cfg.lora:
         peft_model, trainable = add_lora(model, cfg.lora, k)
@@ -192,7 +192,7 @@ class _Prompts:
     cfg: StageConfig
     words: list[
         str
-    ]  # the lexicon: flamenco training text only (rows with a palo), never dev or test
+    ]  # the lexicon: flamenco training lyrics only (rows with a palo), never dev or test
 
     def __call__(self, rows: list[dict], *, step: int | None = None) -> list[str | None] | None:
         from .. import prompts as P
@@ -285,8 +285,14 @@ def _train_stage(cfg: StageConfig, *, resume: bool, stop_after: int | None, prog
     sources = _read_sources(cfg)
     sizes, weights = [len(r) for r in sources], [s.weight for s in cfg.train]
     store = ActivationCache(model, k, precision=cfg.precision) if k > 0 else None
-    words = P.lexicon(
-        [r["text"] for rows in sources for r in rows if r.get("palo")], size=cfg.lexicon_size
+    words = P.lexicon(  # lyrics only: a recording sung (source "...-real") has a palo too
+        [
+            r["text"]
+            for rows in sources
+            for r in rows
+            if r.get("palo") and not str(r.get("source", "")).endswith("-real")
+        ],
+        size=cfg.lexicon_size,
     )
     prompts_of = _Prompts(cfg, words)
     soft = None

@@ -105,9 +105,10 @@ def add_lora(model, opts: dict, k: int):
     return peft_model, sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def freeze_lower(model, k: int) -> tuple[int, int]:
-    """Freeze the conv stem, positions and first ``k`` encoder layers (k > 0). Returns
-    (trainable, total) parameter counts."""
+def freeze_lower(model, k: int, *, decoder: bool = False) -> tuple[int, int]:
+    """Freeze the conv stem, positions and first ``k`` encoder layers (k > 0), and with
+    ``decoder`` the whole decoder (its language model stays Whisper's: only the hearing adapts).
+    Returns (trainable, total) parameter counts."""
     for p in model.parameters():
         p.requires_grad_(True)
     if k > 0:
@@ -115,6 +116,8 @@ def freeze_lower(model, k: int) -> tuple[int, int]:
         for m in (enc.conv1, enc.conv2, enc.embed_positions, *enc.layers[:k]):
             for p in m.parameters():
                 p.requires_grad_(False)
+    if decoder:  # (proj_out shares the token embeddings: frozen with them)
+        model.model.decoder.requires_grad_(False)
     model.model.encoder.embed_positions.requires_grad_(False)  # sinusoidal, never trained
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, sum(p.numel() for p in model.parameters())

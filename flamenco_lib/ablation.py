@@ -1,0 +1,146 @@
+"""Stage-1 ablations: what makes a fine-tuned model help real voices it never heard.
+
+Each ablation is ``configs/stage1.yaml`` with one change (:data:`ABLATIONS`: keys that replace the
+config's), trained into ``data/checkpoints/ablations/<name>`` and scored on the **dev** sets
+(:data:`DEV_SETS`: the synthetic cante dev lyrics, and the Drascula dev speakers sung and spoken,
+voices no model trains on). The choice of the stage-1 recipe is made here, on dev; the test sets
+of :data:`flamenco_lib.grid.TEST_SETS` are only read once the recipe is fixed.
+
+``python -m flamenco_lib ablate [NAME...]`` trains what is missing (an ablation whose settings and
+inputs are unchanged is not trained again, as in :mod:`flamenco_lib.pipeline`), evaluates it and
+prints :func:`ablation_table`. About 10 minutes per ablation on 2 cores with native bf16.
+
+Notebook: ``07_stage1_flamenco.ipynb`` (the ablation table).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from .grid import config_file
+from .paths import results_dir
+
+logger = logging.getLogger(__name__)
+
+_CANTE = "data/corpora/cante/manifest.jsonl"
+_REAL_SUNG = (
+    "data/corpora/cante-drascula/manifest.jsonl",
+    "data/corpora/cante-real/manifest.jsonl",
+)
+_REAL_SPOKEN = (
+    "data/corpora/speech-drascula/manifest.jsonl",
+    "data/corpora/speech/manifest.jsonl",
+)
+
+
+def _sources(synthetic: float, sung: float = 0.0, spoken: float = 0.0) -> list[dict]:
+    """Training sources: the synthetic cante, the training speakers' real voices sung (the
+    Drascula training characters and the asterisk speaker, half each) and the same voices spoken
+    (replay of real speech), with these shares of the batch slots."""
+    out = [{"manifest": _CANTE, "split": "train", "weight": synthetic}]
+    for share, manifests in ((sung, _REAL_SUNG), (spoken, _REAL_SPOKEN)):
+        if share > 0:
+            out += [{"manifest": m, "split": "train", "weight": share / 2} for m in manifests]
+    return out
+
+
+# name -> keys replacing configs/stage1.yaml's (its cpu profile); one change at a time from the
+# first two rows: today's recipe (synthetic only) and the real voices mixed in
+ABLATIONS: dict[str, dict] = {
+    "synthetic only": {"train": _sources(1.0)},
+    "real sung 30%": {"train": _sources(0.7, sung=0.3)},
+    "real sung 30% + real speech 15%": {"train": _sources(0.55, sung=0.3, spoken=0.15)},
+    "real sung 30%, decoder frozen": {"train": _sources(0.7, sung=0.3), "freeze_decoder": True},
+}
+# (column key, manifest relative to the data folder, split): choose on these, never on test
+DEV_SETS = (
+    ("cante", "corpora/cante/manifest.jsonl", "dev"),
+    ("real_sung", "corpora/cante-drascula/manifest.jsonl", "dev"),
+    ("real_speech", "corpora/speech-drascula/manifest.jsonl", "dev"),
+)
+DEV_ITEMS = 50  # utterances per dev set (the Drascula dev speakers have 50 lines)
+
+
+def slug(name: str) -> str:
+    """A folder name for an ablation (``real sung 30%, lr 2.5e-5`` -> ``real-sung-30pc-lr-2.5e-5``)."""
+    s = name.replace("%", "pc").replace(",", "").replace("+", "plus").replace("=", "")
+    return "-".join(s.split())
+
+
+def ablation_dir() -> Path:
+    """Where the ablations' dev runs live: ``data/results/ablations``."""
+    return results_dir() / "ablations"
+
+
+def run_ablations(
+    names: list[str] | None = None,
+    *,
+    profile: str = "cpu",
+    max_items: int | None = DEV_ITEMS,
+    base: str = "base",
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train (where needed) and evaluate the ablations ``names`` (default all) and zero-shot
+    ``base`` on :data:`DEV_SETS`; return :func:`ablation_table`. Every ablation starts from
+    ``base`` (``"base"``: the offline whisper-base, or a folder).
+
+    Raises ``ValueError`` for a name not in :data:`ABLATIONS`."""
+    from .pipeline import run_stage
+    from .results import evaluate_stages
+
+    names = list(ABLATIONS) if not names else names
+    unknown = [n for n in names if n not in ABLATIONS]
+    if unknown:
+        raise ValueError(f"no ablation {unknown[0]!r}; choose from {', '.join(ABLATIONS)}")
+    rows = [("zero-shot", base)]
+    for name in names:
+        out = f"data/checkpoints/ablations/{profile}/{slug(name)}"
+        overrides = {**ABLATIONS[name], "output_dir": out, "eval": None}
+        if base != "base":  # a local whisper-base folder (the notebooks' FROM_BASE)
+            overrides["model"] = base
+        if profile == "smoke":  # seconds: a few clips of each source
+            overrides["train"] = [{**s, "max_items": 8} for s in overrides.get("train", [])]
+        logger.info("ablation %s: %s", name, json.dumps(ABLATIONS[name]))
+        run_stage(config_file("stage1"), profile=profile, overrides=overrides, progress=progress)
+        rows.append((name, out.removeprefix("data/")))
+    sets = DEV_SETS
+    if profile == "smoke":  # the tiny smoke corpora have no dev split (as in the smoke configs)
+        sets = tuple((key, manifest, "train") for key, manifest, _ in DEV_SETS)
+    evaluate_stages(rows, sets, max_items=max_items, root=ablation_dir(), progress=progress)
+    return ablation_table([r[0] for r in rows])
+
+
+def ablation_table(names: list[str] | None = None, *, root: Path | None = None) -> pd.DataFrame:
+    """The dev WERs (percent, 95% intervals) of zero-shot and of each ablation evaluated so far:
+    one row per model, columns ``<set>_wer``, ``<set>_wer_lo``, ``<set>_wer_hi``, ``<set>_n`` for
+    each of :data:`DEV_SETS`. Reads results files only; empty when nothing was run."""
+    from .results import results_table
+
+    names = names or ["zero-shot", *ABLATIONS]
+    table = results_table([(n,) for n in names], DEV_SETS, root=root or ablation_dir())
+    keep = ["model"] + [
+        c for c in table.columns if c.endswith(("_wer", "_wer_lo", "_wer_hi", "_n"))
+    ]
+    return table[keep] if not table.empty else table
+
+
+def ablation_runs(names: list[str] | None = None, *, root: Path | None = None) -> pd.DataFrame:
+    """:func:`ablation_table` in long form, one row per (model, dev set): ``model, test_set, n,
+    wer, wer_lo, wer_hi``, what :func:`flamenco_lib.plotting.plot_stage_comparison` draws."""
+    wide = ablation_table(names, root=root)
+    rows = [
+        {
+            "model": r["model"],
+            "test_set": key,
+            "n": r[f"{key}_n"],
+            **{s: r[f"{key}_{s}"] for s in ("wer", "wer_lo", "wer_hi")},
+        }
+        for r in wide.to_dict("records")
+        for key, _, _ in DEV_SETS
+        if pd.notna(r.get(f"{key}_wer"))
+    ]
+    return pd.DataFrame(rows, columns=["model", "test_set", "n", "wer", "wer_lo", "wer_hi"])

@@ -1,0 +1,64 @@
+"""flamenco_lib.ablation: one change at a time from the recipe, chosen on dev, run end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flamenco_lib import ablation, grid, training
+from flamenco_lib.cli import main
+from flamenco_lib.data.corpus import build_corpora
+
+
+def _diff(a: dict, b: dict) -> set[str]:
+    return {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
+
+
+def test_each_ablation_changes_one_thing_from_the_real_voice_recipe():
+    ref = ablation.ABLATIONS["real sung 30%"]
+    for name, change in ablation.ABLATIONS.items():
+        if name != "real sung 30%":
+            assert len(_diff(ref, change)) == 1, name
+    shares = {
+        name: sum(s["weight"] for s in change["train"])
+        for name, change in ablation.ABLATIONS.items()
+    }
+    assert all(abs(total - 1.0) < 1e-9 for total in shares.values()), shares
+
+
+def test_ablations_choose_on_dev_sets_never_on_test_sets():
+    assert {split for _, _, split in ablation.DEV_SETS} == {"dev"}
+    dev = {manifest for _, manifest, _ in ablation.DEV_SETS}
+    assert dev <= {manifest for _, manifest, _ in grid.TEST_SETS}  # the same corpora, other split
+
+
+def test_slug_names_distinct_folders():
+    slugs = {ablation.slug(name) for name in ablation.ABLATIONS}
+    assert len(slugs) == len(ablation.ABLATIONS)
+    assert all("/" not in s and " " not in s and "%" not in s for s in slugs)
+
+
+def test_unknown_ablation_is_one_clear_error(capsys):
+    assert main(["ablate", "real sung 99%"]) == 2
+    assert "no ablation 'real sung 99%'" in capsys.readouterr().err
+
+
+@pytest.mark.model
+def test_an_ablation_trains_and_is_scored_on_the_dev_speakers(tmp_path, monkeypatch, base):
+    monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path / "data"))
+    build_corpora(tmp_path / "data" / "corpora", n=6, n_speech=40, progress=False)
+    table = ablation.run_ablations(
+        ["real sung 30%"], profile="smoke", max_items=2, base=str(base[0]), progress=False
+    )
+    assert list(table["model"]) == ["zero-shot", "real sung 30%"]
+    for key, _, _ in ablation.DEV_SETS:
+        if f"{key}_n" in table:
+            assert (table[f"{key}_n"] <= 2).all()
+    assert {"real_sung_wer", "real_speech_wer"} <= set(table.columns)
+    out = tmp_path / "data" / "checkpoints" / "ablations" / "smoke" / "real-sung-30pc"
+    cfg = json.loads((out / "run_stage.json").read_text(encoding="utf-8"))
+    manifests = {s["manifest"] for s in cfg["settings"]["train"]}
+    assert any("cante-drascula" in m for m in manifests)  # the ablation's sources were used
+    trained = training.load_config(grid.config_file("stage1"), profile="smoke")
+    assert (out / "final" / "config.json").exists() and trained.output_dir != str(out)
