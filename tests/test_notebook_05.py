@@ -239,8 +239,7 @@ def test_data_notebook_builds_tiny_corpora_draws_and_evaluates_in_the_smoke_fold
         if c.cell_type == "code"
         for o in c.get("outputs", [])
     )
-    assert (
-        "no lyric in two splits: False" not in text
-        and text.count("no lyric in two splits: True") == len(OFFLINE_CORPORA)
-    )
+    assert "no lyric in two splits: False" not in text and text.count(
+        "no lyric in two splits: True"
+    ) == len(OFFLINE_CORPORA)
     assert "what is sung" in text
