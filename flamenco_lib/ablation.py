@@ -66,7 +66,7 @@ DEV_ITEMS = 50  # utterances per dev set (the Drascula dev speakers have 50 line
 
 
 def slug(name: str) -> str:
-    """A folder name for an ablation (``real sung 30%, lr 2.5e-5`` -> ``real-sung-30pc-lr-2.5e-5``)."""
+    """A folder name for an ablation (``real sung 30% + real speech 15%`` -> ``real-sung-30pc-plus-real-speech-15pc``)."""
     s = name.replace("%", "pc").replace(",", "").replace("+", "plus").replace("=", "")
     return "-".join(s.split())
 

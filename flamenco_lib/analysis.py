@@ -105,13 +105,12 @@ def per_speaker_table(
         per_palo_table(test_set=key, field="singer", root=root).assign(test_set=key)
         for key in test_sets
     ]
-    table = (
-        pd.concat([p for p in parts if len(p)], ignore_index=True) if any(map(len, parts)) else None
-    )
-    if table is None:
+    parts = [p for p in parts if len(p)]
+    if not parts:
         return pd.DataFrame(
             columns=["model", "singer", "n", "wer", "wer_lo", "wer_hi", "test_set", "speaker"]
         )
+    table = pd.concat(parts, ignore_index=True)
     short = table["singer"].astype(str).str.removeprefix("drascula-")
     return table.assign(speaker=short + " (" + table["test_set"] + ")")
 
