@@ -306,18 +306,28 @@ def test_results_cli_prints_the_table_and_the_paired_comparisons(fake_results, c
 def test_difference_plot_draws_each_difference_and_its_interval(fake_results):
     t = analysis.paired_table()
     ax = plotting.plot_differences(t, title="paired")
-    lines = [c for c in ax.containers]  # one errorbar per comparison, drawn bottom-up
-    assert len(lines) == len(t)
-    for container, row in zip(lines, t.iloc[::-1].itertuples()):
-        x, _ = container.lines[0].get_data()
-        assert x[0] == pytest.approx(row.delta)
-        assert matplotlib.colors.same_color(
-            container.lines[0].get_color(), plotting.VERDICT_COLORS[row.verdict]
-        )
+    lines = ax.get_lines()[:-1]  # per comparison (bottom-up): interval, point; then the zero line
+    assert len(lines) == 2 * len(t)
+    for k, row in enumerate(t.iloc[::-1].itertuples()):
+        interval, point = lines[2 * k], lines[2 * k + 1]
+        assert list(interval.get_xdata()) == pytest.approx([row.delta_lo, row.delta_hi])
+        assert point.get_xdata()[0] == pytest.approx(row.delta)
+        assert matplotlib.colors.same_color(point.get_color(), plotting.VERDICT_COLORS[row.verdict])
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert (
         labels[-1] == f"{t.model[0]} vs {t.baseline[0]} ({t.test_set[0]})"
     )  # the first pair on top
+
+
+def test_difference_plot_draws_a_point_outside_its_interval():
+    """On two utterances the percentile interval of a WER ratio can miss the point estimate (the
+    smoke run of notebook 10 did): the plot must still draw both, not raise."""
+    row = dict(baseline="zero-shot", model="stage-1", test_set="cante", verdict="better")
+    t = [dict(row, delta=-5.0, delta_lo=-4.0, delta_hi=-1.0)]
+    ax = plotting.plot_differences(t)
+    interval, point = ax.get_lines()[:2]
+    assert list(interval.get_xdata()) == [-4.0, -1.0]
+    assert point.get_xdata()[0] == -5.0
     plt.close(ax.figure)
 
 

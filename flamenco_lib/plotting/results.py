@@ -278,15 +278,11 @@ def plot_differences(table, *, ax=None, title: str | None = None):
     ax = ax if ax is not None else plt.subplots(figsize=(7, 0.38 * len(df) + 1.2))[1]
     for i, r in df.iterrows():
         color = VERDICT_COLORS.get(r["verdict"], "0.45")
-        ax.errorbar(
-            r["delta"],
-            i,
-            xerr=[[r["delta"] - r["delta_lo"]], [r["delta_hi"] - r["delta"]]],
-            fmt="o",
-            color=color,
-            capsize=3,
-            label=r["verdict"],
-        )
+        # The interval is drawn as its own segment, not as error bars around the point: on a few
+        # utterances the percentile interval of a ratio can miss the point estimate, and
+        # matplotlib refuses negative error-bar lengths.
+        ax.plot([r["delta_lo"], r["delta_hi"]], [i, i], color=color, lw=1.5, marker="|", ms=8)
+        ax.plot(r["delta"], i, "o", color=color, label=r["verdict"])
     ax.axvline(0, color="0.2", lw=0.8)
     ax.set_yticks(
         range(len(df)),
