@@ -58,8 +58,9 @@ def evaluate_stages(
 ) -> list[Path]:
     """Evaluate every available model on every available test set. A run is kept when what it was
     computed from is unchanged: its ``inputs.json`` (sha256 of the manifest and of the model
-    folder, ``max_items``, the prompt kinds) equals the current one; a run saved without it is
-    kept when its ``metrics.json`` is newer than the model and the manifest. So a rerun picks up
+    folder, ``max_items``, the prompt kinds, the version of the decoding rules) equals the current
+    one; a run saved without it is kept when its ``metrics.json`` is newer than the model and the
+    manifest. So a rerun picks up
     where it stopped, and a corpus rebuilt identically costs no evaluation. Models or test sets
     that are not built yet are skipped with a message. A prompted row on a test set where no clip
     has a palo (the speech set: no clip gets a prompt) is a copy of the same model's unprompted run
@@ -68,6 +69,7 @@ def evaluate_stages(
     from .data.manifest import read_manifest
     from .evaluation import evaluate_manifest
     from .models import load_whisper
+    from .transcription import DECODING
 
     done = []
     for label, model, *opts in stages:
@@ -93,6 +95,7 @@ def evaluate_stages(
                 "model": model_digest,
                 "max_items": max_items,
                 "prompts": list(opts.get("prompts", ())),
+                "decoding": DECODING,
             }
             if saved.exists():
                 keep = json.loads(saved.read_text(encoding="utf-8")) == inputs

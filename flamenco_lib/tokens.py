@@ -53,6 +53,7 @@ def greedy_decode(
     *,
     language: str = "es",
     max_new_tokens: int = 100,
+    stop=None,
 ) -> list[list[int]]:
     """Greedy transcription, optionally with a soft prompt: the generated token ids of each clip,
     without special tokens. Applies the generation config's suppress lists as ``generate`` does.
@@ -64,6 +65,10 @@ def greedy_decode(
     soft : flamenco_lib.soft_prompt.SoftPrompt, optional
         Anything with ``decoder_embeds(model, tokenizer, ids)``: its vectors go after
         ``<|startofprev|>``, before the prefix. None: the prefix alone.
+    stop : callable, optional
+        A per-sequence stopping criterion as ``generate`` takes one: called after each step with
+        the tokens generated so far, (batch, steps), it returns which sequences end there
+        (e.g. :class:`flamenco_lib.transcription.LoopStop`).
     """
     eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     gc = model.generation_config
@@ -79,6 +84,7 @@ def greedy_decode(
     past, logits = out.past_key_values, out.logits[:, -1]
     tokens = [[] for _ in range(b)]
     done = torch.zeros(b, dtype=torch.bool, device=device)
+    steps = []
     for step in range(max_new_tokens):
         logits = suppress(logits.clone(), gc, first_step=step == 0)
         logits[:, tokenizer.convert_tokens_to_ids("<|notimestamps|>")] = -float("inf")
@@ -88,6 +94,9 @@ def greedy_decode(
             if not done[i] and nxt[i] != eot:
                 tokens[i].append(int(nxt[i]))
         done |= nxt == eot
+        if stop is not None:
+            steps.append(nxt)
+            done |= stop(torch.stack(steps, dim=1))
         if done.all():
             break
         out = model(

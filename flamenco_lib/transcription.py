@@ -14,10 +14,27 @@ import torch
 from .audio import N_SAMPLES, SAMPLE_RATE
 from .tokens import greedy_decode, suppress
 
-__all__ = ["prompt_ids", "suppress", "token_budget", "transcribe", "trim_repetition"]
+__all__ = [
+    "DECODING",
+    "LoopStop",
+    "looping",
+    "prompt_ids",
+    "suppress",
+    "token_budget",
+    "transcribe",
+    "trim_repetition",
+]
 
 MAX_TARGET_TOKENS = 448  # Whisper's decoder context
 TOKENS_PER_SECOND = 8  # generous budget: Spanish speech runs at ~3-5 tokens/s
+# A version of the decoding rules below: results computed with other rules are not reused
+# (flamenco_lib.results keeps a run only when its inputs, this included, are unchanged).
+DECODING = "loop-stop-1"
+# A sequence stops once its last tokens repeat one block LOOP_REPEATS times in a row, and the
+# repeated tokens number at least LOOP_MIN_TOKENS (so "¡ay, ay, ay, ay!" sung on purpose goes on).
+LOOP_REPEATS = 4
+LOOP_MIN_TOKENS = 16
+LOOP_MAX_PERIOD = 40
 _REPEAT = re.compile(r"(\b.{2,60}?)(?:[\s,.;]*\1){3,}", flags=re.IGNORECASE)
 # Two warnings that transformers' generate prints on every batch of every Whisper call, about
 # settings Whisper's own generate makes (max_length next to our max_new_tokens; its suppress lists).
@@ -47,6 +64,51 @@ def trim_repetition(text: str) -> str:
     return _REPEAT.sub(r"\1", text).strip()
 
 
+def looping(
+    ids: torch.Tensor,
+    *,
+    repeats: int = LOOP_REPEATS,
+    min_tokens: int = LOOP_MIN_TOKENS,
+    max_period: int = LOOP_MAX_PERIOD,
+) -> torch.Tensor:
+    """Which rows of ``ids`` (batch, length) end in a loop: their last tokens are one block of
+    ``p`` tokens repeated at least ``max(repeats, ceil(min_tokens / p))`` times, for some period
+    ``p <= max_period``. Greedy decoding that reaches such a tail almost never leaves it before
+    its token budget; :func:`trim_repetition` would collapse the repeats to one afterwards anyway.
+    """
+    n = ids.shape[1]
+    out = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
+    for p in range(1, max_period + 1):
+        k = max(repeats, -(-min_tokens // p))  # repeats needed at this period
+        if k * p > n:
+            break
+        tail = ids[:, n - k * p :]
+        # periodic with period p: every token equals the one p places before it
+        out |= (tail[:, p:] == tail[:, :-p]).all(dim=1)
+    return out
+
+
+class LoopStop:
+    """A ``generate`` stopping criterion, per sequence: stop a sequence that :func:`looping`
+    finds in a loop, or that has used its own token budget (``budgets``: one per row, so a short
+    clip batched with a long one gets its own budget, not the long clip's). A stopped sequence is
+    padded while the rest of its batch goes on; the batch ends when every sequence has stopped."""
+
+    def __init__(self, budgets: list[int] | None = None):
+        self.budgets = budgets
+        self.start: int | None = None  # length of the decoder prefix (prompt, special tokens)
+
+    def __call__(self, input_ids: torch.Tensor, scores=None, **kwargs) -> torch.Tensor:
+        if self.start is None:  # first call: one token generated after the prefix
+            self.start = input_ids.shape[1] - 1
+        stop = looping(input_ids)
+        if self.budgets is not None:
+            used = input_ids.shape[1] - self.start
+            budgets = torch.as_tensor(self.budgets, device=input_ids.device)
+            stop |= used >= budgets
+        return stop
+
+
 def prompt_ids(processor, prompt: str | None):
     """Token ids of a text prompt for ``generate(prompt_ids=...)`` (``<|startofprev|>`` + text)."""
     if not prompt:
@@ -68,13 +130,16 @@ def transcribe(
     max_new_tokens: int | None = None,
     guard: bool = True,
     soft_prompt=None,
+    early_stop: bool = True,
 ) -> list[str]:
     """Transcripts of 16 kHz mono waveforms, in order.
 
     Clips up to 30 s are decoded in batches (greedy or beam); a longer clip is decoded on its own
     with Whisper's sequential long-form algorithm (timestamps, window by window), so nothing is
     cut off. ``prompts`` (one per clip, or None) go to ``generate(prompt_ids=...)``; the text
-    returned excludes them. ``guard`` collapses runaway repetitions (:func:`trim_repetition`).
+    returned excludes them. ``guard`` collapses runaway repetitions (:func:`trim_repetition`);
+    with ``early_stop`` (and ``guard``) a greedy clip stops decoding as soon as it loops and at its
+    own token budget (:class:`LoopStop`) instead of running to its batch's budget.
     ``soft_prompt`` (a :class:`flamenco_lib.soft_prompt.SoftPrompt`) decodes greedily with its
     vectors in the prompt slot instead (clips up to 30 s, no text prompts).
     """
@@ -92,6 +157,7 @@ def transcribe(
             max_new_tokens=max_new_tokens,
             guard=guard,
             prompts=prompts,
+            early_stop=early_stop,
         )
     prompts = prompts or [None] * len(audios)
     device, dtype = model.device, next(model.parameters()).dtype
@@ -107,15 +173,24 @@ def transcribe(
     for prompt, idx in groups.items():
         pids = prompt_ids(processor, prompt)
         n_prompt = 0 if pids is None else len(pids)
+        # clips of similar length share a batch: a batch decodes until its longest transcript ends
+        idx = sorted(idx, key=lambda i: len(audios[i]))
         for b in range(0, len(idx), batch_size):
             chunk = idx[b : b + batch_size]
             feats = fe(
                 [audios[i] for i in chunk], sampling_rate=SAMPLE_RATE, return_tensors="pt"
             ).input_features
-            budget = max_new_tokens or token_budget(
-                max(len(audios[i]) for i in chunk), prompt_tokens=n_prompt
-            )
-            kwargs = dict(gen, max_new_tokens=budget)
+            budgets = [
+                max_new_tokens or token_budget(len(audios[i]), prompt_tokens=n_prompt)
+                for i in chunk
+            ]
+            kwargs = dict(gen, max_new_tokens=max(budgets))
+            # greedy: stop loops early, each clip at its own budget (beam search decodes to the
+            # budget: its hypotheses are not one row per clip)
+            if guard and early_stop and num_beams == 1:
+                from transformers import StoppingCriteriaList
+
+                kwargs["stopping_criteria"] = StoppingCriteriaList([LoopStop(budgets)])
             if pids is not None:
                 kwargs["prompt_ids"] = pids.to(device)
             ids = model.generate(feats.to(device, dtype), **kwargs)
@@ -159,6 +234,7 @@ def _transcribe_soft(
     max_new_tokens,
     guard,
     prompts,
+    early_stop,
 ) -> list[str]:
     if num_beams != 1:
         raise ValueError("a soft prompt decodes greedily only: use num_beams=1")
@@ -177,14 +253,15 @@ def _transcribe_soft(
         feats = processor.feature_extractor(
             chunk, sampling_rate=SAMPLE_RATE, return_tensors="pt"
         ).input_features
-        budget = max_new_tokens or token_budget(max(len(a) for a in chunk), prompt_tokens=soft.k)
+        budgets = [max_new_tokens or token_budget(len(a), prompt_tokens=soft.k) for a in chunk]
         ids = greedy_decode(
             model,
             processor.tokenizer,
             feats.to(device, dtype),
             soft,
             language=language or "es",
-            max_new_tokens=budget,
+            max_new_tokens=max(budgets),
+            stop=LoopStop(budgets) if guard and early_stop else None,
         )
         out += processor.batch_decode(ids, skip_special_tokens=True)
     return [trim_repetition(t) if guard else t.strip() for t in out]

@@ -159,6 +159,7 @@ def test_prompted_rows_are_grouped_and_returned_in_order(base, tiny_manifest):
 def test_a_run_scored_before_accent_folding_is_rescored_without_decoding(tmp_path, monkeypatch):
     from flamenco_lib import results
     from flamenco_lib.hashing import sha256_of
+    from flamenco_lib.transcription import DECODING
 
     monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path))
     man = tmp_path / "corpora" / "x" / "manifest.jsonl"
@@ -179,7 +180,13 @@ def test_a_run_scored_before_accent_folding_is_rescored_without_decoding(tmp_pat
     old.pop("accents")
     old["wer"] = 0.5  # as scored with accents kept
     (run / "metrics.json").write_text(json.dumps(old), encoding="utf-8")
-    inputs = {"manifest": sha256_of(man), "model": "base", "max_items": None, "prompts": []}
+    inputs = {
+        "manifest": sha256_of(man),
+        "model": "base",
+        "max_items": None,
+        "prompts": [],
+        "decoding": DECODING,
+    }
     (run / results.INPUTS).write_text(json.dumps(inputs), encoding="utf-8")
 
     results.evaluate_stages((("zero-shot", "base"),), (("x", "corpora/x/manifest.jsonl", "test"),))
@@ -187,3 +194,18 @@ def test_a_run_scored_before_accent_folding_is_rescored_without_decoding(tmp_pat
     assert m["accents"] == "folded" and m["wer"] == pytest.approx(1 / 14)  # "cuartos" missing
     assert m["seconds"] == 12.5 and m["model"] == "base"  # what decoding recorded is kept
     assert {g["group"] for g in m["per_group"]} == {"s0", "s1"}
+
+    # decoded with other decoding rules (before loop stopping): decoded again, not kept
+    decoded = []
+    monkeypatch.setattr(
+        evaluation, "evaluate_manifest", lambda *a, **k: decoded.append(k["out"]) or {}
+    )
+    for version in (DECODING, "older"):
+        (run / results.INPUTS).write_text(
+            json.dumps({**inputs, "decoding": version}), encoding="utf-8"
+        )
+        results.evaluate_stages(
+            (("zero-shot", "base"),), (("x", "corpora/x/manifest.jsonl", "test"),)
+        )
+    assert decoded == [run]  # only the run of the older rules
+    assert json.loads((run / results.INPUTS).read_text())["decoding"] == DECODING
