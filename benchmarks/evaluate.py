@@ -1,0 +1,215 @@
+"""Benchmark: evaluation throughput of this project's decoding against its peers, on the CPU.
+
+The same test clips (by default 32 synthetic cante clips and 32 clips of the held-out speakers'
+real speech, the first of each test split), the same model, greedy decoding, no timestamps:
+
+- ``project (to budget)``: :func:`flamenco_lib.transcription.transcribe` without early stopping,
+  every clip of a batch decoded to the batch's token budget (the evaluation before loop stopping);
+- ``project``: the same with :class:`flamenco_lib.transcription.LoopStop` (a looping clip stops,
+  each clip at its own budget) and batches of similar durations (what ``evaluate`` does now);
+- ``transformers pipeline``: ``pipeline("automatic-speech-recognition")`` with its defaults
+  (language and task set, one clip at a time);
+- ``faster-whisper fp32`` / ``int8``: faster-whisper on this model converted with
+  ``python -m flamenco_lib models export-ct2`` (``compute_type``), beam 1, temperature 0, no VAD.
+
+Each variant runs in its own process (so its peak memory is its own) and prints audio seconds per
+wall second (decoding only: loading and one warm-up clip excluded), the speed relative to
+``project (to budget)`` and to ``faster-whisper int8``, the peak resident memory and the WER of its
+transcripts (the project's normaliser; accents folded where the references have none). Decodings
+that are the same algorithm should agree in WER within noise.
+
+Run: ``.venv/bin/python benchmarks/evaluate.py [--model base|data/checkpoints/stage1/final]
+[--clips 32] [--variants ...]``. faster-whisper is an optional extra: ``pip install
+'.[bench]'`` (its rows are skipped with a message without it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = (
+    "project (to budget)",
+    "project",
+    "transformers pipeline",
+    "faster-whisper fp32",
+    "faster-whisper int8",
+)
+SETS = ("cante", "real_speech")
+
+
+def clips(n: int, sets=SETS) -> tuple[list[np.ndarray], list[str]]:
+    """The first ``n`` test clips of each test set of ``sets`` (:data:`flamenco_lib.grid.TEST_SETS`)."""
+    from flamenco_lib.data.corpus import load_corpus
+    from flamenco_lib.grid import TEST_SETS
+    from flamenco_lib.paths import data_dir
+
+    audios, refs = [], []
+    for key, manifest, split in TEST_SETS:
+        if key not in sets:
+            continue
+        path = data_dir() / manifest
+        if not path.exists():
+            sys.exit(f"{path} is not built: run `make corpora` first")
+        ds = load_corpus(path, splits=(split,))[split]
+        ds = ds.select(range(min(n, len(ds))))
+        audios += [np.asarray(r["audio"]["array"], dtype=np.float32) for r in ds]
+        refs += list(ds.with_format(None)["text"])
+    return audios, refs
+
+
+def ct2_folder(model: str, compute_type: str) -> Path:
+    """The model converted for CTranslate2 (once; kept under ``data/cache/bench-ct2``)."""
+    from flamenco_lib.models import export_ct2, resolve
+    from flamenco_lib.paths import data_dir
+
+    src = Path(resolve(model))
+    out = data_dir() / "cache" / "bench-ct2" / f"{src.parent.name}-{src.name}-fp32"
+    if not (out / "model.bin").exists():
+        export_ct2(src, out, quantization=None)  # int8 is chosen at load time (compute_type)
+    return out
+
+
+def decoder(variant: str, model: str):
+    """A function from a list of waveforms to their transcripts."""
+    import torch
+
+    threads = os.cpu_count() or 1
+    if variant.startswith("faster-whisper"):
+        from faster_whisper import WhisperModel
+
+        fw = WhisperModel(
+            str(ct2_folder(model, "")),
+            device="cpu",
+            compute_type=variant.split()[-1].replace("fp32", "float32"),
+            cpu_threads=threads,
+        )
+
+        def run(audios):
+            out = []
+            for a in audios:
+                segments, _ = fw.transcribe(
+                    a,
+                    language="es",
+                    beam_size=1,
+                    temperature=0.0,
+                    without_timestamps=True,
+                    condition_on_previous_text=False,
+                    vad_filter=False,
+                )
+                out.append(" ".join(s.text.strip() for s in segments))
+            return out
+
+        return run
+    from flamenco_lib.models import load_whisper
+
+    torch.set_num_threads(threads)
+    m, processor = load_whisper(model, device="cpu", dtype=torch.float32)
+    if variant == "transformers pipeline":
+        from transformers import pipeline
+
+        asr = pipeline(
+            "automatic-speech-recognition",
+            model=m,
+            tokenizer=processor.tokenizer,
+            feature_extractor=processor.feature_extractor,
+            device="cpu",
+        )
+
+        def run(audios):
+            kw = {"language": "es", "task": "transcribe"}
+            return [
+                asr({"raw": a, "sampling_rate": 16000}, generate_kwargs=kw)["text"].strip()
+                for a in audios
+            ]
+
+        return run
+    from flamenco_lib.evaluation import DEFAULT_BATCH_SIZE
+    from flamenco_lib.transcription import transcribe
+
+    early = variant == "project"
+    return lambda audios: transcribe(
+        m, processor, audios, batch_size=DEFAULT_BATCH_SIZE, early_stop=early
+    )
+
+
+def one(variant: str, model: str, n: int) -> dict:
+    """Run one variant in this process: throughput, peak memory, WER."""
+    from flamenco_lib import metrics
+
+    audios, refs = clips(n)
+    run = decoder(variant, model)
+    run(audios[:1])  # warm-up (threads, caches), not timed
+    t0 = time.perf_counter()
+    hyps = run(audios)
+    wall = time.perf_counter() - t0
+    seconds = sum(len(a) for a in audios) / 16000
+    return {
+        "variant": variant,
+        "clips": len(audios),
+        "audio_s": seconds,
+        "wall_s": wall,
+        "speed": seconds / wall,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "wer": 100 * metrics.wer(refs, hyps),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--model", default="base", help="'base' or a checkpoint folder")
+    ap.add_argument("--clips", type=int, default=32, help="clips per test set")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one variant, print JSON
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(one(args.one, args.model, args.clips)))
+        return
+    print(f"model {args.model}, {args.clips} clips of each of {', '.join(SETS)}, greedy")
+    rows = []
+    for v in args.variants:
+        if v.startswith("faster-whisper"):
+            try:
+                import faster_whisper  # noqa: F401
+            except ImportError:
+                print(f"{v}: skipped (pip install '.[bench]' for faster-whisper)")
+                continue
+        cmd = [sys.executable, __file__, "--one", v, "--model", args.model]
+        proc = subprocess.run(
+            cmd + ["--clips", str(args.clips)], capture_output=True, text=True, cwd=ROOT
+        )
+        if proc.returncode:
+            print(f"{v}: failed\n{proc.stderr[-2000:]}")
+            continue
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        r = rows[-1]
+        print(f"  {v}: {r['speed']:.2f} audio s / wall s, WER {r['wer']:.1f}", flush=True)
+    ref = {r["variant"]: r["speed"] for r in rows}
+    print(
+        "\n| variant | audio s / wall s | x to budget | x faster-whisper int8 | peak MB | WER % |"
+        "\n|---|---|---|---|---|---|"
+    )
+    for r in rows:
+        vs = [
+            f"{r['speed'] / ref[k]:.2f}" if k in ref else "-"
+            for k in ("project (to budget)", "faster-whisper int8")
+        ]
+        print(
+            f"| {r['variant']} | {r['speed']:.2f} | {vs[0]} | {vs[1]} | {r['peak_mb']:.0f} "
+            f"| {r['wer']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
