@@ -69,7 +69,7 @@ hidden: int = 0  # GRU units per direction; 0: the default of the profile (smoke
 lm_order: int = 6  # n of the character n-gram LM (5 characters of context)
 beam: int = 16  # prefix beam width
 n_whisper: int = 0  # test clips for Whisper; 0: the default of the profile (smoke 4, cpu all)
-threads: int = 1  # CPU threads for torch (the machine may be shared)
+threads: int = 0  # CPU threads for torch; 0: every core
 
 # %% [markdown]
 # Derived settings (papermill does not recompute these), imports and the results folder.
@@ -78,6 +78,7 @@ threads: int = 1  # CPU threads for torch (the machine may be shared)
 import itertools
 import json
 import math
+import os
 import time
 
 import matplotlib.pyplot as plt
@@ -115,6 +116,7 @@ DEFAULTS = {
 }
 cfg = dict(DEFAULTS["smoke" if profile == "smoke" else "cpu"])
 cfg.update({k: v for k, v in dict(epochs=epochs, hidden=hidden, n_whisper=n_whisper).items() if v})
+threads = threads or os.cpu_count() or 1
 torch.set_num_threads(threads)
 torch.manual_seed(seed)
 plotting.set_style()
@@ -397,17 +399,32 @@ for i in range(min(3, len(texts["test"]))):
 # step: it needs no external LM and no weight to tune. All systems are scored with the same
 # normaliser (`flamenco_lib.metrics`), with accents folded on both sides because these
 # transcripts are written without them.
+#
+#
+# The run is the zero-shot row's run on the `speech` test set of the results table
+# (`flamenco_lib.results.evaluate_stages`, `data/results/zero-shot__speech/`): made here once,
+# read again by notebooks 06 and 10 instead of decoding the same clips twice. (The smoke
+# profile keeps its run in its own folder.)
 
 # %%
-from flamenco_lib.models import load_whisper
-from flamenco_lib.transcription import transcribe
+from flamenco_lib import results
+from flamenco_lib.grid import TEST_SETS
+from flamenco_lib.notebook import N_EVAL
 
-n_w = min(cfg["n_whisper"] or len(audio["test"]), len(audio["test"]))
+n_w = min(cfg["n_whisper"] or N_EVAL[profile], len(audio["test"]))
+speech_set = [t for t in TEST_SETS if t[0] == "speech"]
 t0 = time.perf_counter()
-whisper, processor = load_whisper("base", device="cpu")
-hyps_whisper = transcribe(whisper, processor, audio["test"][:n_w], language="es", batch_size=8)
+(run,) = results.evaluate_stages(
+    [("zero-shot", "base")],
+    speech_set,
+    max_items=cfg["n_whisper"] or N_EVAL[profile],
+    root=OUT if profile == "smoke" else None,
+)
+with open(run / "predictions.jsonl", encoding="utf-8") as f:
+    hyps_whisper = [json.loads(line)["hypothesis"] for line in f]
+assert len(hyps_whisper) == n_w, (run, len(hyps_whisper), n_w)
 whisper_seconds = time.perf_counter() - t0
-print(f"whisper-base on {n_w} clips: {whisper_seconds:.0f} s")
+print(f"whisper-base on {n_w} clips: {whisper_seconds:.0f} s ({run})")
 for i in range(min(3, n_w)):
     print("ref:", texts["test"][i], "\nhyp:", hyps_whisper[i])
 
