@@ -5,7 +5,7 @@ PROFILE ?= auto
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup report test lint format smoke figures corpora stages results clean-report
+.PHONY: setup report test lint format smoke figures corpora stages results clean-report clean-cache
 
 setup: $(STAMP)
 
@@ -60,6 +60,11 @@ results: $(STAMP)
 
 figures: $(STAMP)
 	$(PY) -m flamenco_lib figures
+
+## make clean-cache: free disk without losing a result (activation caches, the optimiser
+## checkpoints of finished stages); `python -m flamenco_lib clean-cache --dry-run` lists them
+clean-cache: $(STAMP)
+	$(PY) -m flamenco_lib clean-cache
 
 clean-report:
 	rm -rf report/figures report/tables report/executed report/index.html

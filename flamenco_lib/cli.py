@@ -171,6 +171,17 @@ def _results(args) -> int:
     return 0
 
 
+def _clean_cache(args) -> int:
+    from .pipeline import clean_cache
+
+    freed = clean_cache(dry_run=args.dry_run)
+    for path, size in freed:
+        print(f"{size / 1e6:8.0f} MB  {path}")
+    verb = "would free" if args.dry_run else "freed"
+    print(f"{verb} {sum(s for _, s in freed) / 1e9:.1f} GB ({len(freed)} folders)")
+    return 0
+
+
 def _data(args) -> int:
     if args.data_command == "speech":
         from .data.corpus import build_speech_corpus
@@ -375,6 +386,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("manifest")
     q.add_argument("--no-audio", action="store_true", help="skip decoding the audio files")
     p.set_defaults(func=_data)
+
+    p = sub.add_parser(
+        "clean-cache",
+        help="delete activation caches and the checkpoints of finished stages (no result is lost)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list what would be deleted")
+    p.set_defaults(func=_clean_cache)
 
     p = sub.add_parser("report", help="regenerate the report's figures and tables")
     p.add_argument("--profile", default="auto", choices=["auto", "smoke", "cpu", "gpu"])

@@ -42,7 +42,10 @@ from .hashing import sha256_of
 from .paths import data_dir, project_root
 
 __all__ = [
+    "CACHES",
     "StageNotTrained",
+    "clean_cache",
+    "cleanable",
     "fingerprint",
     "inputs_of",
     "keep_previous",
@@ -236,3 +239,37 @@ def run_stage(
             )
     save_fingerprint(cfg)
     return training.train_stage(cfg, resume=True, progress=progress)
+
+
+CACHES = ("activations", "bench-ct2")  # under data/cache: recomputed on demand, never an input
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def cleanable(root: Path | None = None) -> list[Path]:
+    """What may be deleted without losing a result: the caches of :data:`CACHES` (computed again
+    when a run needs them) and the checkpoints (weights and optimiser state, ~740 MB each for
+    whisper-base) of every **finished** run under ``<data>/checkpoints``, i.e. beside a
+    ``final/`` model and a ``train_log.json``. An unfinished run keeps its checkpoints (it
+    resumes from them); trained models (``final/``, ``final-<fingerprint>/``) are never listed."""
+    root = root or data_dir()
+    found = [root / "cache" / name for name in CACHES if (root / "cache" / name).exists()]
+    for log in sorted((root / "checkpoints").rglob("train_log.json")):
+        run = log.parent
+        if (run / "final" / "config.json").exists():
+            found += sorted(p for p in run.glob("checkpoint-*") if p.is_dir())
+    return found
+
+
+def clean_cache(root: Path | None = None, *, dry_run: bool = False) -> list[tuple[Path, int]]:
+    """Delete :func:`cleanable` (or only list it, ``dry_run``); returns each path with its size
+    in bytes."""
+    freed = []
+    for path in cleanable(root):
+        freed.append((path, _size(path)))
+        if not dry_run:
+            shutil.rmtree(path)
+            logger.info("removed %s (%.0f MB)", path, freed[-1][1] / 1e6)
+    return freed

