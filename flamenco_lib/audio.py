@@ -107,6 +107,18 @@ def load_audio(
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
+def read_each(paths) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """:func:`load_audio` of every path, a bad file not stopping the others: ``(audios,
+    failed)``, each keyed by path in the given order; ``failed`` holds each error's message."""
+    audios, failed = {}, {}
+    for path in paths:
+        try:
+            audios[str(path)] = load_audio(path)
+        except AudioError as err:
+            failed[str(path)] = str(err)
+    return audios, failed
+
+
 def audio_duration(path: str | Path) -> float:
     """Duration of an audio file in seconds (header only where libsndfile can read it)."""
     import soundfile as sf

@@ -22,9 +22,8 @@ def _report(args) -> int:
     from .paths import default_profile
     from .report import NotebookFailed, build
 
-    profile = (
-        default_profile() if args.profile == "auto" else args.profile
-    )  # main() reports a bad FLAMENCO_PROFILE
+    # default_profile() raises on a bad FLAMENCO_PROFILE: main() reports it
+    profile = default_profile() if args.profile == "auto" else args.profile
     try:
         build(profile=profile)
     except NotebookFailed as err:
@@ -61,28 +60,47 @@ def _models(args) -> int:
 
 
 def _transcribe(args) -> int:
+    """Clips: ``<file>\t<transcript>`` lines. Recordings (``--format``): timed lines written to
+    ``<out>/<stem>.<format>``. Either way a bad file is reported and skipped, the others are
+    transcribed, and the exit code is 1 when any file failed."""
     from transformers.utils import logging as hf_logging
 
-    from .audio import load_audio
-    from .models import load_whisper
-    from .transcription import transcribe
-
     hf_logging.set_verbosity_error()
-    audios = [load_audio(p) for p in args.audio]  # fail on bad input before loading the model
-    model, processor = load_whisper(args.model)
-    prompts = [args.prompt] * len(audios) if args.prompt else None
-    texts = transcribe(
-        model,
-        processor,
-        audios,
-        language=args.language,
-        prompts=prompts,
-        batch_size=args.batch_size,
-        num_beams=args.beams,
-    )
-    for path, text in zip(args.audio, texts):
-        print(f"{path}\t{text}", flush=True)
-    return 0
+    if args.format:
+        from .recording import transcribe_files
+
+        failed = transcribe_files(
+            args.audio,
+            fmt=args.format,
+            out=args.out,
+            model=args.model,
+            method=args.method,
+            language=args.language,
+            batch_size=args.batch_size,
+            force=args.force,
+        )
+    else:
+        from .audio import read_each
+        from .models import load_whisper
+        from .transcription import transcribe
+
+        audios, failed = read_each(args.audio)  # a bad file is named before the model loads
+        if audios:
+            model, processor = load_whisper(args.model)
+            texts = transcribe(
+                model,
+                processor,
+                list(audios.values()),
+                language=args.language,
+                prompts=[args.prompt] * len(audios) if args.prompt else None,
+                batch_size=args.batch_size,
+                num_beams=args.beams,
+            )
+            for path, text in zip(audios, texts):
+                print(f"{path}\t{text}", flush=True)
+    for message in failed.values():
+        print(f"error: {message} (skipped)", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _evaluate(args) -> int:
@@ -177,8 +195,8 @@ def _clean_cache(args) -> int:
     freed = clean_cache(dry_run=args.dry_run)
     for path, size in freed:
         print(f"{size / 1e6:8.0f} MB  {path}")
-    verb = "would free" if args.dry_run else "freed"
-    print(f"{verb} {sum(s for _, s in freed) / 1e9:.1f} GB ({len(freed)} folders)")
+    total = sum(s for _, s in freed) / 1e9
+    print(f"{'would free' if args.dry_run else 'freed'} {total:.1f} GB ({len(freed)} folders)")
     return 0
 
 
@@ -256,15 +274,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_models)
 
-    p = sub.add_parser("transcribe", help="print <file>\\t<transcript> for each audio file")
+    p = sub.add_parser(
+        "transcribe",
+        help="clips: print <file>\\t<transcript>; recordings of any length: --format srt|lrc|...",
+    )
     p.add_argument("audio", nargs="+")
     p.add_argument(
         "--model", default="base", help="size, hub id or checkpoint folder (default: base)"
     )
     p.add_argument("--language", default="es")
-    p.add_argument("--prompt", help="text prompt (previous-text slot)")
+    p.add_argument("--prompt", help="text prompt (previous-text slot; clips only)")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--beams", type=int, default=1)
+    p.add_argument("--beams", type=int, default=1, help="1 = greedy (default; clips only)")
+    p.add_argument(
+        "--format",
+        choices=["txt", "srt", "lrc", "json"],
+        help="a whole recording as timed lines, written to <out>/<file stem>.<format>",
+    )
+    p.add_argument("--out", default=".", help="folder for --format files (default: here)")
+    methods = "vad (default: where someone sings), fixed (30 s windows), longform (Whisper's)"
+    p.add_argument("--method", choices=["vad", "fixed", "longform"], default="vad", help=methods)
+    p.add_argument("--force", action="store_true", help="redo files whose output exists")
     p.set_defaults(func=_transcribe)
 
     p = sub.add_parser(
@@ -405,9 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     show_messages()  # the library's progress messages, one line each
     try:
         return args.func(args)
-    except (
-        FlamencoError
-    ) as err:  # a problem with the user's input or machine: one line, no traceback
+    except FlamencoError as err:  # the user's input or machine: one line, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,381 @@
+"""Whole recordings in, timed lines out: a cante of several minutes, with its guitar, turned into
+the lines that are sung, each with its start and end time.
+
+Three ways to cut a recording into the windows of at most 30 s that Whisper decodes
+(:data:`METHODS`):
+
+- ``vad``: a voice activity detector (silero-vad) finds where someone sings; its regions, cut at
+  pauses, are the windows, so guitar falsetas between verses are never decoded. Sung lines are
+  separated by breaths, so a region is usually one line or two;
+- ``fixed``: consecutive 30 s windows over the whole recording, guitar included;
+- ``longform``: transformers' sequential long-form decoding (Whisper's own algorithm: timestamp
+  tokens say where each segment ends and where the next window starts).
+
+Each decoded window gets Whisper's hallucination indicators: the gzip compression ratio of its
+text (above 2.4: a repetition loop), the average log-probability of its tokens, and the
+probability of ``<|nocaptions|>`` (no speech) after ``<|startoftranscript|>``. As Whisper does,
+a window is dropped when its compression ratio is too high, or when no speech is likely and the
+model is unsure of its text (:func:`hallucination`); dropped lines stay in the JSON output with the
+reason, and leave the txt / SRT / LRC files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import N_SAMPLES, SAMPLE_RATE
+from .errors import FlamencoError
+from .metrics import COMPRESSION_RATIO_THRESHOLD, compression_ratio
+
+__all__ = [
+    "FORMATS",
+    "METHODS",
+    "Line",
+    "format_lines",
+    "hallucination",
+    "merge_regions",
+    "transcribe_files",
+    "transcribe_recording",
+    "voice_regions",
+    "write_lines",
+]
+logger = logging.getLogger(__name__)
+
+METHODS = ("vad", "fixed", "longform")
+FORMATS = ("txt", "srt", "lrc", "json")
+LOGPROB_THRESHOLD = -1.0  # Whisper's: below this average log-probability a window is unsure...
+NO_SPEECH_THRESHOLD = 0.6  # ...and with <|nocaptions|> this likely, it holds no speech
+MAX_WINDOW_S = N_SAMPLES / SAMPLE_RATE  # 30 s: Whisper's window
+
+
+class RecordingError(FlamencoError, ValueError):
+    """A recording that cannot be transcribed (bad method, bad format)."""
+
+
+@dataclass
+class Line:
+    """One transcribed window: times in seconds from the start of the recording."""
+
+    start: float
+    end: float
+    text: str
+    compression_ratio: float | None = None
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    dropped: str | None = None  # why the hallucination guard dropped it (None: kept)
+
+
+def hallucination(line: Line) -> str | None:
+    """Whisper's rules: why ``line`` is probably not what was sung, or None."""
+    if line.compression_ratio is not None and line.compression_ratio > COMPRESSION_RATIO_THRESHOLD:
+        return f"compression ratio {line.compression_ratio:.2f} > {COMPRESSION_RATIO_THRESHOLD}"
+    if (
+        line.no_speech_prob is not None
+        and line.avg_logprob is not None
+        and line.no_speech_prob > NO_SPEECH_THRESHOLD
+        and line.avg_logprob < LOGPROB_THRESHOLD
+    ):
+        return (
+            f"no speech likely ({line.no_speech_prob:.2f}) and an unsure text "
+            f"(average log-probability {line.avg_logprob:.2f})"
+        )
+    return None
+
+
+_VAD = None
+
+
+def voice_regions(
+    audio: np.ndarray,
+    *,
+    threshold: float = 0.5,
+    min_silence_s: float = 0.3,
+    pad_s: float = 0.1,
+    max_s: float = MAX_WINDOW_S,
+) -> list[tuple[float, float]]:
+    """Where someone sings or speaks in 16 kHz ``audio``: (start, end) in seconds, by silero-vad
+    (its model ships in the wheel: no download). A region longer than ``max_s`` is cut at its
+    longest pause before it."""
+    global _VAD
+    from silero_vad import get_speech_timestamps, load_silero_vad
+
+    if _VAD is None:
+        _VAD = load_silero_vad()
+    ts = get_speech_timestamps(
+        torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
+        _VAD,
+        threshold=threshold,
+        sampling_rate=SAMPLE_RATE,
+        min_silence_duration_ms=int(1000 * min_silence_s),
+        speech_pad_ms=int(1000 * pad_s),
+        max_speech_duration_s=max_s - 2 * pad_s,
+        return_seconds=True,
+        time_resolution=3,
+    )
+    return [(float(t["start"]), float(t["end"])) for t in ts]
+
+
+def merge_regions(
+    regions: list[tuple[float, float]], *, gap_s: float = 0.5, max_s: float = MAX_WINDOW_S
+) -> list[tuple[float, float]]:
+    """Join consecutive regions closer than ``gap_s`` while the joined window stays within
+    ``max_s``: a word cut off by a short breath is decoded with its line."""
+    out: list[tuple[float, float]] = []
+    for start, end in sorted(regions):
+        if out and start - out[-1][1] < gap_s and end - out[-1][0] <= max_s:
+            out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
+
+
+def fixed_windows(duration: float, *, max_s: float = MAX_WINDOW_S) -> list[tuple[float, float]]:
+    """Consecutive windows of ``max_s`` seconds covering ``duration``."""
+    starts = np.arange(0.0, duration, max_s)
+    return [(float(s), float(min(s + max_s, duration))) for s in starts]
+
+
+@torch.no_grad()
+def _decode_windows(model, processor, audio, windows, *, language, batch_size, bar) -> list[Line]:
+    """Decode each window greedily (loops stopped, a budget per window) with its indicators."""
+    from transformers import StoppingCriteriaList
+    from transformers.modeling_outputs import BaseModelOutput
+
+    from .transcription import LoopStop, token_budget, trim_repetition
+
+    tok = processor.tokenizer
+    sot = tok.convert_tokens_to_ids("<|startoftranscript|>")
+    no_speech_id = tok.convert_tokens_to_ids("<|nocaptions|>")
+    device, dtype = model.device, next(model.parameters()).dtype
+    lines = []
+    for b in range(0, len(windows), batch_size):
+        chunk = windows[b : b + batch_size]
+        clips = [audio[int(s * SAMPLE_RATE) : int(e * SAMPLE_RATE)] for s, e in chunk]
+        feats = processor.feature_extractor(
+            clips, sampling_rate=SAMPLE_RATE, return_tensors="pt"
+        ).input_features.to(device, dtype)
+        enc = model.get_encoder()(feats).last_hidden_state
+        # Whisper's no-speech probability: <|nocaptions|> right after <|startoftranscript|>
+        first = model(
+            encoder_outputs=(enc,), decoder_input_ids=torch.full((len(chunk), 1), sot)
+        ).logits[:, 0]
+        no_speech = first.float().softmax(-1)[:, no_speech_id].tolist()
+        budgets = [token_budget(len(c)) for c in clips]
+        out = model.generate(
+            encoder_outputs=BaseModelOutput(last_hidden_state=enc),
+            language=language,
+            task="transcribe",
+            do_sample=False,
+            num_beams=1,
+            max_new_tokens=max(budgets),
+            stopping_criteria=StoppingCriteriaList([LoopStop(budgets)]),
+            return_dict_in_generate=True,
+            output_scores=True,
+        )
+        steps = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+        new = out.sequences[:, -steps.shape[1] :]
+        for i, (s, e) in enumerate(chunk):
+            keep = new[i] < tok.eos_token_id  # text tokens (not the end, not the padding after it)
+            logprob = float(steps[i][keep].mean()) if keep.any() else 0.0
+            raw = tok.decode(new[i][keep], skip_special_tokens=True).strip()
+            line = Line(
+                start=round(s, 3),
+                end=round(e, 3),
+                text=trim_repetition(raw),
+                compression_ratio=round(compression_ratio(raw), 3),
+                avg_logprob=round(logprob, 4),
+                no_speech_prob=round(no_speech[i], 4),
+            )
+            line.dropped = hallucination(line)
+            lines.append(line)
+        bar.update(sum(e - s for s, e in chunk))
+    return lines
+
+
+@torch.no_grad()
+def _decode_longform(model, processor, audio, *, language) -> list[Line]:
+    """transformers' sequential long-form decoding: its segments as lines."""
+    from .transcription import trim_repetition
+
+    fe = processor.feature_extractor
+    feats = fe(
+        audio,
+        sampling_rate=SAMPLE_RATE,
+        return_tensors="pt",
+        truncation=False,
+        padding="longest",
+        return_attention_mask=True,
+    )
+    if feats.input_features.shape[-1] < 3000:  # under 30 s: one window, as generate expects
+        feats = fe(
+            audio, sampling_rate=SAMPLE_RATE, return_tensors="pt", return_attention_mask=True
+        )
+    out = model.generate(
+        feats.input_features.to(model.device, next(model.parameters()).dtype),
+        attention_mask=feats.attention_mask.to(model.device),
+        language=language,
+        task="transcribe",
+        return_timestamps=True,
+        return_segments=True,
+        condition_on_prev_tokens=False,
+    )
+    tok = processor.tokenizer
+    lines = []
+    for seg in out["segments"][0]:
+        raw = tok.decode(seg["tokens"], skip_special_tokens=True).strip()
+        if not raw:
+            continue
+        line = Line(
+            start=round(float(seg["start"]), 3),
+            end=round(float(seg["end"]), 3),
+            text=trim_repetition(raw),
+            compression_ratio=round(compression_ratio(raw), 3),
+        )
+        line.dropped = hallucination(line)
+        lines.append(line)
+    return lines
+
+
+def transcribe_recording(
+    model,
+    processor,
+    audio: np.ndarray,
+    *,
+    method: str = "vad",
+    language: str | None = "es",
+    batch_size: int = 8,
+    progress: bool = True,
+    name: str = "recording",
+) -> list[Line]:
+    """The lines of a 16 kHz mono recording of any length, in time order.
+
+    ``method`` (:data:`METHODS`) says how the recording is cut into windows; ``vad`` (the default)
+    decodes only where someone sings. Every line carries its indicators and, when the
+    hallucination guard dropped it, the reason (``Line.dropped``). A recording where nobody sings
+    gives no lines and a warning naming ``name``, not an error.
+    """
+    from tqdm.auto import tqdm
+
+    if method not in METHODS:
+        raise RecordingError(f"method {method!r}: use one of {', '.join(METHODS)}")
+    duration = len(audio) / SAMPLE_RATE
+    if method == "longform":
+        return _decode_longform(model, processor, audio, language=language)
+    if method == "vad":
+        windows = merge_regions(voice_regions(audio))
+        if not windows:
+            logger.warning("%s: no singing or speech found (%.1f s of audio)", name, duration)
+            return []
+    else:
+        windows = fixed_windows(duration)
+    total = sum(e - s for s, e in windows)
+    with tqdm(
+        total=total, desc=name, unit="s", disable=not progress, bar_format=_BAR_FORMAT
+    ) as bar:
+        return _decode_windows(
+            model, processor, audio, windows, language=language, batch_size=batch_size, bar=bar
+        )
+
+
+_BAR_FORMAT = (
+    "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of voice [{elapsed}<{remaining}]"
+)
+
+
+def _clock(t: float, *, sep: str = ",") -> str:
+    ms = int(round(t * 1000))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def format_lines(lines: list[Line], fmt: str, *, file: str = "") -> str:
+    """The kept lines as ``txt`` (one per line), ``srt`` (numbered cues), ``lrc``
+    (``[mm:ss.xx]`` tags) or ``json`` (``{"file", "lines": [...]}``, every line, dropped ones
+    with their reason)."""
+    kept = [ln for ln in lines if not ln.dropped and ln.text]
+    if fmt == "txt":
+        return "".join(f"{ln.text}\n" for ln in kept)
+    if fmt == "srt":
+        return "\n".join(
+            f"{i}\n{_clock(ln.start)} --> {_clock(ln.end)}\n{ln.text}\n"
+            for i, ln in enumerate(kept, 1)
+        )
+    if fmt == "lrc":
+        out = []
+        for ln in kept:
+            m, cs = divmod(int(round(ln.start * 100)), 6000)  # minutes, centiseconds
+            out.append(f"[{m:02d}:{cs // 100:02d}.{cs % 100:02d}]{ln.text}\n")
+        return "".join(out)
+    if fmt == "json":
+        doc = {"file": file, "lines": [asdict(ln) for ln in lines]}
+        return json.dumps(doc, ensure_ascii=False, indent=1) + "\n"
+    raise RecordingError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
+
+
+def write_lines(lines: list[Line], path: str | Path, fmt: str, *, file: str = "") -> Path:
+    """Write :func:`format_lines` to ``path`` atomically (an interrupted run leaves no half file
+    that a rerun would take for finished)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(format_lines(lines, fmt, file=file), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def transcribe_files(
+    paths,
+    *,
+    fmt: str,
+    out: str | Path = ".",
+    model: str = "base",
+    method: str = "vad",
+    language: str | None = "es",
+    batch_size: int = 8,
+    force: bool = False,
+    progress: bool = True,
+) -> dict[str, str]:
+    """Transcribe each recording of ``paths`` to ``<out>/<file stem>.<fmt>``. A file whose output
+    exists is skipped (unless ``force``), so an interrupted run goes on where it stopped; a file
+    that cannot be read is skipped and the others are written. Returns ``{path: error message}``
+    of the files that failed (empty: all done)."""
+    from .audio import read_each
+    from .models import load_whisper
+
+    if fmt not in FORMATS:
+        raise RecordingError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
+    target = {str(p): Path(out) / f"{Path(p).stem}.{fmt}" for p in paths}
+    todo = []
+    for p, dest in target.items():
+        if dest.exists() and not force:
+            logger.info("%s: %s exists, skipped (force to redo it)", p, dest)
+        else:
+            todo.append(p)
+    audios, failed = read_each(todo)  # a bad file is named before the model loads
+    if not audios:
+        return failed
+    whisper, processor = load_whisper(model)
+    for p, audio in audios.items():
+        lines = transcribe_recording(
+            whisper,
+            processor,
+            audio,
+            method=method,
+            language=language,
+            batch_size=batch_size,
+            progress=progress,
+            name=Path(p).name,
+        )
+        write_lines(lines, target[p], fmt, file=p)
+        kept = sum(1 for ln in lines if not ln.dropped)
+        logger.info("%s: %d lines (%d dropped) -> %s", p, kept, len(lines) - kept, target[p])
+    return failed
