@@ -10,7 +10,9 @@ real speech, the first of each test split), the same model, greedy decoding, no 
 - ``transformers pipeline``: ``pipeline("automatic-speech-recognition")`` with its defaults
   (language and task set, one clip at a time);
 - ``faster-whisper fp32`` / ``int8``: faster-whisper on this model converted with
-  ``python -m flamenco_lib models export-ct2`` (``compute_type``), beam 1, temperature 0, no VAD.
+  ``python -m flamenco_lib models export-ct2`` (``compute_type``), one clip at a time (its
+  ``transcribe``), beam 1, temperature 0, no VAD, with the project's token budget per clip and
+  repetition guard (without them a looping clip runs to 448 tokens and its WER is not comparable).
 
 Each variant runs in its own process (so its peak memory is its own) and prints audio seconds per
 wall second (decoding only: loading and one warm-up clip excluded), the speed relative to
@@ -94,6 +96,8 @@ def decoder(variant: str, model: str):
             cpu_threads=threads,
         )
 
+        from flamenco_lib.transcription import token_budget, trim_repetition
+
         def run(audios):
             out = []
             for a in audios:
@@ -105,8 +109,10 @@ def decoder(variant: str, model: str):
                     without_timestamps=True,
                     condition_on_previous_text=False,
                     vad_filter=False,
+                    max_new_tokens=token_budget(len(a)),  # the project's budget per clip
                 )
-                out.append(" ".join(s.text.strip() for s in segments))
+                # and its repetition guard: the same decoding rules, another engine
+                out.append(trim_repetition(" ".join(s.text.strip() for s in segments)))
             return out
 
         return run
