@@ -274,7 +274,7 @@ def test_resolution_errors(monkeypatch, tmp_path):
     )
 
 
-def test_cli_transcribe(base, capsys, speech_prompts):
+def test_cli_transcribe(base, capsys, speech_prompts, tmp_path):
     from flamenco_lib.cli import main
 
     item = next(p for p in speech_prompts if p["id"] == "auth-thankyou")
@@ -282,6 +282,13 @@ def test_cli_transcribe(base, capsys, speech_prompts):
     line = capsys.readouterr().out.strip()
     path, text = line.split("\t")
     assert path == str(item["path"]) and "gracias" in text.lower()
+    # a bad file among good ones: named and skipped, the good one still printed, exit code 1
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    assert main(["transcribe", "--model", str(base[0]), str(item["path"]), str(bad)]) == 1
+    out = capsys.readouterr()
+    assert out.out.strip().split("\t")[0] == str(item["path"])
+    assert str(bad) in out.err and "skipped" in out.err
 
 
 @pytest.mark.model
