@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .data.synth import SNR_DB_RANGE
+from .cli_data import add_data_parser
 from .errors import FlamencoError
 from .log import show_messages
 
@@ -200,49 +200,6 @@ def _clean_cache(args) -> int:
     return 0
 
 
-def _data(args) -> int:
-    if args.data_command == "speech":
-        from .data.corpus import build_speech_corpus
-
-        print(build_speech_corpus(args.out, source=args.source, seed=args.seed))
-        return 0
-    if args.data_command == "validate":
-        from .data.manifest import validate_manifest
-
-        problems = validate_manifest(args.manifest, check_audio=not args.no_audio)
-        for p in problems:
-            print(p)
-        if problems:
-            print(f"{args.manifest}: {len(problems)} problem(s)", file=sys.stderr)
-            return 2
-        print(f"{args.manifest}: valid")
-        return 0
-    if args.data_command == "synth":
-        from .data.cante import build_synth_corpus
-
-        voices = args.voices.split(",") if args.voices else None
-        res = build_synth_corpus(
-            args.out,
-            lyrics=args.lyrics,
-            speech_manifest=args.speech,
-            n=args.n,
-            seed=args.seed,
-            jobs=args.jobs,
-            style=args.style,
-            voices=voices,
-            heldout=args.heldout_voice,
-            snr_db_range=(args.snr_min, args.snr_max),
-        )
-        print(
-            f"{res['manifest']}: {res['clips']} clips ({res['rendered']} rendered, "
-            f"{res['skipped']} already there, {len(res['failed'])} failed)"
-        )
-        for cid, msg in sorted(res["failed"].items()):
-            print(f"  failed {cid}: {msg}", file=sys.stderr)
-        return 0
-    raise AssertionError(args.data_command)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m flamenco_lib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -352,70 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_results)
 
-    p = sub.add_parser("data", help="build and check corpora")
-    dsub = p.add_subparsers(dest="data_command", required=True)
-    q = dsub.add_parser(
-        "speech",
-        help="real Spanish speech (Debian's asterisk prompts or Drascula voices) as FLAC + manifest",
-    )
-    q.add_argument("--out", required=True, help="output folder")
-    q.add_argument(
-        "--source",
-        default="asterisk",
-        choices=["asterisk", "drascula"],
-        help="asterisk: one es-MX speaker (default); drascula: 10 characters, split by speaker",
-    )
-    q.add_argument("--seed", type=int, default=0, help="seed of the fixed train/dev/test split")
-    q = dsub.add_parser(
-        "synth", help="synthetic cante: lyrics (or recorded speech) sung, with guitar and palmas"
-    )
-    q.add_argument(
-        "--out", required=True, help="output folder (a rerun resumes: finished clips are kept)"
-    )
-    src = q.add_mutually_exclusive_group()
-    src.add_argument(
-        "--lyrics",
-        help="lyrics file, TSV or JSONL with palo and text (default: data/lyrics/coplas.tsv)",
-    )
-    src.add_argument(
-        "--speech",
-        metavar="MANIFEST",
-        help="sing the recorded utterances of this manifest instead of TTS",
-    )
-    q.add_argument(
-        "--n",
-        type=int,
-        help="number of clips (default 1200 from lyrics; every utterance from --speech)",
-    )
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--jobs", type=int, help="worker processes (default: all cores)")
-    q.add_argument(
-        "--style",
-        default="sung",
-        choices=["sung", "a-capella", "spoken"],
-        help="sung + guitar/palmas (default), sung only, or spoken (the control)",
-    )
-    q.add_argument(
-        "--voices", help="comma-separated espeak-ng voices (default: every Spanish voice)"
-    )
-    q.add_argument(
-        "--heldout-voice",
-        default="es-419",
-        help="base voice kept for the test split (default es-419)",
-    )
-    q.add_argument(
-        "--snr-min",
-        type=float,
-        default=SNR_DB_RANGE[0],
-        help=f"dB, voice over accompaniment (default {SNR_DB_RANGE[0]:g})",
-    )
-    q.add_argument(
-        "--snr-max", type=float, default=SNR_DB_RANGE[1], help=f"(default {SNR_DB_RANGE[1]:g})"
-    )
-    q = dsub.add_parser("validate", help="check a manifest; exit 2 and list every problem by line")
-    q.add_argument("manifest")
-    q.add_argument("--no-audio", action="store_true", help="skip decoding the audio files")
-    p.set_defaults(func=_data)
+    add_data_parser(sub)
 
     p = sub.add_parser(
         "clean-cache",

@@ -1,0 +1,92 @@
+"""Synthetic songs (whole recordings with known line times and falsetas) and the song-level
+scores: WER, words in the guitar, line timing, missed lines."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from flamenco_lib import song_eval
+from flamenco_lib.audio import SAMPLE_RATE, load_audio
+from flamenco_lib.data.manifest import validate_manifest
+from flamenco_lib.data.songs import build_song_corpus, render_song
+
+COPLAS = (
+    "palo\ttext\n"
+    "Soleá\tPor la calle de la Feria / va mi niña / con su pena\n"
+    "Soleá\tY la luna me dijo / que no te quiere / que no\n"
+)
+
+
+def _energy(audio, start, end):
+    seg = audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+    return float(np.mean(seg.astype(np.float64) ** 2))
+
+
+def test_a_song_sings_its_lines_between_falsetas():
+    coplas = [["Por la calle de la Feria", "va mi niña"], ["Y la luna me dijo", "que no"]]
+    audio, meta = render_song(coplas, palo="soleá", voice="es", seed=3, snr_db_range=(60, 60))
+    assert len(audio) / SAMPLE_RATE == pytest.approx(meta["duration_s"], abs=0.01)
+    lines, falsetas = meta["lines"], meta["falsetas"]
+    assert len(lines) >= 4 and len(falsetas) == 3  # before, between and after the two coplas
+    canon = [ln["text_canonical"] for ln in lines]
+    assert [c for i, c in enumerate(canon) if i == 0 or c != canon[i - 1]] == [
+        "Por la calle de la Feria",
+        "va mi niña",
+        "Y la luna me dijo",
+        "que no",
+    ]  # in order; a line may be sung twice in a row
+    starts = [ln["start"] for ln in lines]
+    assert starts == sorted(starts) and all(ln["end"] > ln["start"] for ln in lines)
+    for s, e in falsetas:  # guitar alone: no line inside, and 5-20 s long
+        assert 5.0 <= e - s <= 20.0
+        assert not any(ln["start"] < e and ln["end"] > s for ln in lines)
+    # the voice is where the lines are: with the accompaniment 60 dB down, a sung line is far
+    # louder than a falseta
+    assert min(_energy(audio, ln["start"], ln["end"]) for ln in lines) > 100 * max(
+        _energy(audio, s, e) for s, e in falsetas
+    )
+
+
+def test_the_song_corpus_has_one_valid_row_per_sung_line(tmp_path):
+    lyrics = tmp_path / "coplas.tsv"
+    lyrics.write_text(COPLAS, encoding="utf-8")
+    man = build_song_corpus(tmp_path / "songs", lyrics=lyrics, n=1, voices=["es", "es-419"])
+    assert validate_manifest(man) == []
+    rows = [json.loads(x) for x in man.read_text(encoding="utf-8").splitlines()]
+    songs = [json.loads(x) for x in (man.parent / "songs.jsonl").read_text().splitlines()]
+    assert len(songs) == 1 and len(rows) == len(songs[0]["lines"])
+    assert rows[0]["previous_text"] is None
+    assert all(b["previous_text"] == a["text"] for a, b in zip(rows, rows[1:]))
+    a = load_audio(man.parent / rows[1]["audio"], start=rows[1]["start"], end=rows[1]["end"])
+    assert len(a) / SAMPLE_RATE == pytest.approx(rows[1]["end"] - rows[1]["start"], abs=0.01)
+    before = (man.parent / songs[0]["audio"]).stat().st_mtime_ns
+    build_song_corpus(tmp_path / "songs", lyrics=lyrics, n=1, voices=["es", "es-419"])
+    assert (man.parent / songs[0]["audio"]).stat().st_mtime_ns == before  # not rendered again
+
+
+def test_song_scores_count_words_in_the_guitar_timing_and_missed_lines():
+    sung = [
+        {"text": "por la calle de la feria", "start": 10.0, "end": 14.0},
+        {"text": "va mi niña", "start": 15.0, "end": 17.0},
+        {"text": "con su pena", "start": 30.0, "end": 32.0},
+    ]
+    falsetas = [[0.0, 10.0], [20.0, 30.0]]
+    got = [
+        {"text": "por la calle de la feria va mi niña", "start": 10.5, "end": 17.0},
+        {"text": "gracias por ver el video", "start": 22.0, "end": 24.0},  # in the guitar
+    ]
+    r = song_eval.score_song(sung, got, falsetas)
+    # "gracias por ver el video" stands where "con su pena" was sung: 3 substituted, 2 inserted
+    assert r["ref_words"] == 12 and r["errors"] == 5
+    assert r["words_in_guitar"] == pytest.approx(5.0)
+    assert r["guitar_minutes"] == pytest.approx(20 / 60, abs=1e-4)
+    assert r["hallucinated_per_min"] == pytest.approx(15.0, rel=1e-3)
+    assert r["timing_errors"] == [0.5, 4.5, 8.0]  # the second line has no start of its own
+    assert r["missed"] == 1  # "con su pena": nothing transcribed while it was sung
+    total = song_eval.song_table([r, {**r, "errors": 0, "words_in_guitar": 0.0}])
+    assert total["wer"] == pytest.approx(5 / 24)
+    assert total["hallucinated_per_min"] == pytest.approx(7.5, rel=1e-3)
+    assert total["missed_share"] == pytest.approx(2 / 6)
