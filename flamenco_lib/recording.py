@@ -53,6 +53,7 @@ FORMATS = ("txt", "srt", "lrc", "json")
 LOGPROB_THRESHOLD = -1.0  # Whisper's: below this average log-probability a window is unsure...
 NO_SPEECH_THRESHOLD = 0.6  # ...and with <|nocaptions|> this likely, it holds no speech
 MAX_WINDOW_S = N_SAMPLES / SAMPLE_RATE  # 30 s: Whisper's window
+JOIN_S = 0.5  # voice regions closer than this share a window (a breath inside a line)
 
 
 class RecordingError(FlamencoError, ValueError):
@@ -253,11 +254,14 @@ def transcribe_recording(
     batch_size: int = 8,
     progress: bool = True,
     name: str = "recording",
+    join_s: float = JOIN_S,
 ) -> list[Line]:
     """The lines of a 16 kHz mono recording of any length, in time order.
 
     ``method`` (:data:`METHODS`) says how the recording is cut into windows; ``vad`` (the default)
-    decodes only where someone sings. Every line carries its indicators and, when the
+    decodes only where someone sings, each window the voice regions less than ``join_s`` apart
+    (within 30 s): short, one line per window and exact times; long, a copla per window and
+    more context for the words. Every line carries its indicators and, when the
     hallucination guard dropped it, the reason (``Line.dropped``). A recording where nobody sings
     gives no lines and a warning naming ``name``, not an error.
     """
@@ -269,7 +273,7 @@ def transcribe_recording(
     if method == "longform":
         return _decode_longform(model, processor, audio, language=language)
     if method == "vad":
-        windows = merge_regions(voice_regions(audio))
+        windows = merge_regions(voice_regions(audio), gap_s=join_s)
         if not windows:
             logger.warning("%s: no singing or speech found (%.1f s of audio)", name, duration)
             return []

@@ -23,10 +23,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .metrics import normalizer_for, utterance_counts
 
-__all__ = ["evaluate_songs", "score_song", "song_table"]
+__all__ = ["evaluate_songs", "score_song", "song_runs", "song_table", "songs_results_table"]
 logger = logging.getLogger(__name__)
 
 
@@ -70,14 +71,23 @@ def score_song(sung: list[dict], got: list[dict], falsetas: list[list[float]]) -
     }
 
 
-def song_table(rows: list[dict]) -> dict:
-    """Totals over songs: WER (errors over reference words), hallucinated words per minute of
-    all the guitar, the median line timing error over all lines, the share of lines missed."""
+def song_table(rows: list[dict], *, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Totals over songs: WER (errors over reference words) with a 95% bootstrap interval over
+    songs (``wer_ci``), hallucinated words per minute of all the guitar, the median line timing
+    error over all lines, the share of lines missed."""
     timing = [t for r in rows for t in r["timing_errors"]]
     minutes = sum(r["guitar_minutes"] for r in rows)
+    errs = np.array([r["errors"] for r in rows], dtype=float)
+    words = np.array([r["ref_words"] for r in rows], dtype=float)
+    ci = [0.0, 0.0]
+    if len(rows):
+        idx = np.random.default_rng(seed).integers(0, len(rows), size=(n_boot, len(rows)))
+        boot = errs[idx].sum(1) / np.maximum(words[idx].sum(1), 1)
+        ci = [float(x) for x in np.quantile(boot, [0.025, 0.975])]
     return {
         "songs": len(rows),
         "wer": sum(r["errors"] for r in rows) / max(sum(r["ref_words"] for r in rows), 1),
+        "wer_ci": ci,
         "hallucinated_per_min": sum(r["words_in_guitar"] for r in rows) / minutes
         if minutes
         else 0.0,
@@ -96,11 +106,12 @@ def evaluate_songs(
     method: str = "vad",
     max_songs: int | None = None,
     progress: bool = True,
+    join_s: float | None = None,
 ) -> dict:
     """Transcribe the ``split`` songs of a song corpus folder with ``method``, score each
     (:func:`score_song`) and write ``song_metrics.json`` and ``lines.jsonl`` into ``out``.
     Returns the metrics: the totals of :func:`song_table`, ``seconds`` of decoding, the audio's
-    ``audio_seconds`` and ``songs``: one row per song."""
+    ``audio_seconds`` and ``per_song``: one row per song."""
     from .audio import load_audio
     from .recording import transcribe_recording
 
@@ -115,8 +126,9 @@ def evaluate_songs(
         for s in songs:
             audio = load_audio(corpus / s["audio"])
             t0 = time.perf_counter()
+            kw = {} if join_s is None else {"join_s": join_s}
             lines = transcribe_recording(
-                model, processor, audio, method=method, progress=progress, name=s["song"]
+                model, processor, audio, method=method, progress=progress, name=s["song"], **kw
             )
             seconds += time.perf_counter() - t0
             audio_s += len(audio) / 16000
@@ -126,7 +138,7 @@ def evaluate_songs(
             rows.append({"song": s["song"], **score_song(s["lines"], kept, s["falsetas"])})
     (out / "lines.jsonl.tmp").replace(out / "lines.jsonl")
     m = {**song_table(rows), "method": method, "split": split, "seconds": seconds}
-    m.update(audio_seconds=audio_s, songs=rows)
+    m.update(audio_seconds=audio_s, per_song=rows)
     tmp = out / "song_metrics.json.tmp"
     tmp.write_text(json.dumps(m, ensure_ascii=False, indent=1), encoding="utf-8")
     tmp.replace(out / "song_metrics.json")
@@ -142,3 +154,87 @@ def evaluate_songs(
         seconds / max(audio_s, 1e-9),
     )
     return m
+
+
+def song_runs(
+    rows,
+    corpus: str | Path,
+    *,
+    methods=("vad",),
+    split: str = "test",
+    max_songs: int | None = None,
+    root: str | Path | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Evaluate each model of ``rows`` (``(label, model)`` as :data:`flamenco_lib.grid.STAGES`)
+    with each of ``methods`` on the song corpus; each run in ``<root>/<label>__songs-<method>/``
+    (default root: the results folder). A run whose inputs (the songs file, the model folder,
+    ``max_songs``, the decoding rules) are unchanged is kept; a model not trained yet is skipped
+    with a message. Returns the run folders."""
+    from .hashing import sha256_of
+    from .models import load_whisper
+    from .paths import data_dir, results_dir
+    from .results import _model_path, run_dir
+    from .transcription import DECODING
+
+    corpus = Path(corpus)
+    done = []
+    for label, model, *_ in rows:
+        path = _model_path(model)  # a stage's final/ folder, or the model as named
+        local = Path(path)
+        if model != "base" and not local.exists():
+            logger.info("songs: %s: %s not trained yet, skipped", label, data_dir() / model)
+            continue
+        inputs = {
+            "songs": sha256_of(corpus / "songs.jsonl"),
+            "model": sha256_of(local) if local.exists() else path,
+            "split": split,
+            "max_songs": max_songs,
+            "decoding": DECODING,
+        }
+        loaded = None
+        for method in methods:
+            out = run_dir(label, f"songs-{method}", root=Path(root) if root else results_dir())
+            saved = out / "inputs.json"
+            if (out / "song_metrics.json").exists() and saved.exists():
+                if json.loads(saved.read_text(encoding="utf-8")) == inputs:
+                    done.append(out)
+                    continue
+            loaded = loaded or load_whisper(path)
+            evaluate_songs(
+                *loaded,
+                corpus,
+                out=out,
+                split=split,
+                method=method,
+                max_songs=max_songs,
+                progress=progress,
+            )
+            saved.write_text(json.dumps(inputs, indent=1), encoding="utf-8")
+            done.append(out)
+    return done
+
+
+def songs_results_table(runs) -> pd.DataFrame:
+    """One row per run of :func:`song_runs`: model, method, songs, WER [95% interval],
+    hallucinated words per guitar minute, median line timing error, share of lines missed,
+    real-time factor."""
+    out = []
+    for run in runs:
+        m = json.loads((Path(run) / "song_metrics.json").read_text(encoding="utf-8"))
+        label, method = Path(run).name.split("__songs-")
+        out.append(
+            {
+                "model": label,
+                "method": method,
+                "songs": m["songs"],
+                "WER %": 100 * m["wer"],
+                "WER lo": 100 * m["wer_ci"][0],
+                "WER hi": 100 * m["wer_ci"][1],
+                "words / guitar min": m["hallucinated_per_min"],
+                "median timing error (s)": m["median_timing_error_s"],
+                "lines missed %": 100 * m["missed_share"],
+                "real-time factor": m["seconds"] / max(m["audio_seconds"], 1e-9),
+            }
+        )
+    return pd.DataFrame(out)

@@ -25,7 +25,7 @@ PAIR = "10_results"  # the pair the failure tests copy and break
 def test_every_notebook_has_its_py_twin_and_the_pairs_are_in_step():
     ipynb = {p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")}
     py = {p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.py")}
-    assert len(ipynb) == 10 and ipynb == py
+    assert len(ipynb) == 11 and ipynb == py
     assert notebook.check_pairs(NOTEBOOKS) == {}
 
 

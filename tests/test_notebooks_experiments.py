@@ -159,3 +159,25 @@ def test_experiment_notebooks_train_evaluate_and_draw_in_the_smoke_folder(tmp_pa
     assert "no results yet" not in page and "<td>stage 3, soft prompt</td>" in page
     for png in figures.glob("*.png"):
         assert f'src="figures/{png.name}"' in page, png.name
+
+    # notebook 11: whole songs, zero-shot and the smoke stage 3, every method, all in <data>/smoke
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "11_a_whole_song.ipynb"),
+        str(tmp_path / "11.ipynb"),
+        parameters={"profile": "smoke"},
+        kernel_name="python3",
+        cwd=str(ROOT),
+        progress_bar=False,
+    )
+    songs = pd.read_csv(report / "tables" / "songs.csv")
+    assert sorted(zip(songs["model"], songs["method"])) == sorted(
+        (m, k) for m in ("stage-3", "zero-shot") for k in ("fixed", "longform", "vad")
+    )
+    for run in (smoke / "results").glob("*__songs-*"):
+        m = json.loads((run / "song_metrics.json").read_text())
+        assert m["songs"] == 1 and 0 <= m["wer"] and m["audio_seconds"] > 60
+    for f in ("11-song-lines", "11-song-methods"):
+        assert (figures / f"{f}.png").exists(), f
+    assert not (ROOT / "data" / "corpora" / "songs").exists() or (
+        (ROOT / "data" / "corpora" / "songs").stat().st_mtime < started
+    )

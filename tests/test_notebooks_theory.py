@@ -212,7 +212,7 @@ def test_every_notebook_has_the_same_colab_cell():
     """What the cell does lives in flamenco_lib.colab; the cell itself is one bootstrap, the same in
     every notebook (so the tests of the cell of 05 and 07 speak for all of them)."""
     cells = {nb.name: _colab_cell(nb.name) for nb in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))}
-    assert len(cells) == 10 and len(set(cells.values())) == 1, sorted(cells)
+    assert len(cells) == 11 and len(set(cells.values())) == 1, sorted(cells)
     assert "from flamenco_lib.colab import setup" in cells["01_speech_and_log_mel.ipynb"]
 
 

@@ -6,7 +6,8 @@ Figures are build outputs: regenerate them (``make report``), never edit them by
 Submodules: :mod:`.style` (the thesis style, :func:`savefig`, :func:`caption_of`),
 :mod:`.features` (signals and features, notebooks 01-02), :mod:`.internals` (CTC and Whisper
 inside, notebooks 03-04), :mod:`.results` (training curves, WER and the stages compared,
-notebooks 03 and 06-10) and :mod:`.data` (the corpora, notebook 05).
+notebooks 03 and 06-10), :mod:`.data` (the corpora, notebook 05) and :mod:`.songs` (a whole song
+on its time axis, notebook 11).
 """
 
 from .data import SPLIT_COLORS, plot_feature_hist, plot_paired, plot_split_counts
@@ -40,6 +41,7 @@ from .results import (
     plot_wer_bars,
     plot_wer_heatmap,
 )
+from .songs import plot_song_lines
 from .style import THESIS_RC, caption_of, savefig, set_style
 
 __all__ = [
@@ -63,6 +65,7 @@ __all__ = [
     "plot_pitch_track",
     "plot_prompt_bars",
     "plot_sdi_bars",
+    "plot_song_lines",
     "plot_spectrogram",
     "plot_spectrum",
     "plot_split_counts",

@@ -1,0 +1,227 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 11 · A whole song: from a recording to timed lyrics
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cante-to-text/cante-to-text/blob/main/notebooks/11_a_whole_song.ipynb)
+#
+# Every evaluation so far cut the lyrics into clips of one copla. A real recording of a soleá
+# lasts minutes: guitar falsetas, a quejío, verses sung and repeated, silences, palmas. This
+# notebook transcribes whole songs into lines with times, as a user would from the command
+# line (`python -m flamenco_lib transcribe song.mp3 --format lrc`), and measures what happens
+# *between* the verses.
+#
+# **What you will learn**
+# - why a recording is cut into windows of at most 30 s, and three ways to cut it: where a voice
+#   activity detector hears a voice, fixed 30 s windows, Whisper's own sequential long-form
+#   decoding;
+# - Whisper's best-known failure on music, text written over instrumental passages, and the
+#   indicators that catch it (compression ratio, average log-probability, no-speech probability);
+# - song-level measures: WER of the whole song, words written per minute of guitar alone, the
+#   error of each line's start time, the share of lines missed.
+
+# %% [markdown]
+# ## Setup
+#
+# On Google Colab this cell clones the project and installs it with the Debian packages it
+# needs; anywhere else it does nothing. With `USE_DRIVE` (the default) it mounts Google
+# Drive and keeps corpora, checkpoints, results and the report in
+# `MyDrive/cante-to-text/`, so that a disconnected session picks up where it stopped: the
+# corpora are not rebuilt and a stage resumes from its last checkpoint. On Colab's GPU the
+# notebook's profile is `gpu` (whisper-small from the Hugging Face Hub, full fine-tuning).
+
+# %%
+import os
+import subprocess
+import sys
+
+USE_DRIVE = True  # @param {type:"boolean"}
+if "google.colab" in sys.modules:  # Colab only: a no-op on your machine
+    REPO_URL = os.environ.get("CANTE_REPO_URL", "https://github.com/cante-to-text/cante-to-text")
+    subprocess.run(["git", "clone", "-q", REPO_URL, "/content/cante-to-text"], check=False)
+    sys.path.insert(0, "/content/cante-to-text")
+    from flamenco_lib.colab import setup
+
+    setup(use_drive=USE_DRIVE)  # Debian packages, pip install -e, data and report on Drive
+
+# %% [markdown]
+# ## Parameters
+#
+# Papermill injects its values after this cell (`make report`; the tests use `profile="smoke"`).
+
+# %% tags=["parameters"]
+profile: str = "auto"  # "auto": "gpu" with CUDA (Colab), else "cpu"; "smoke": a quick check
+seed: int = 0  # seed of the song corpus
+n_songs: int = 0  # songs to build; 0: the profile's default (smoke 2, else 12: 6 of them test)
+n_test_songs: int = 0  # test songs evaluated; 0: all of them (smoke: 1)
+
+# %% [markdown]
+# The workspace (as in notebook 06: the smoke profile works in `<data>/smoke`; corpora that
+# are missing are built, as there), the models compared (zero-shot Whisper and the final model of the chain, stage 3, when it is trained)
+# and the imports.
+
+# %%
+import json
+
+import matplotlib.pyplot as plt
+from IPython.display import display
+
+from flamenco_lib import grid, notebook, plotting, recording, results, song_eval
+from flamenco_lib.audio import load_audio, log_mel_spectrogram
+from flamenco_lib.data.songs import DEFAULT_SONGS, build_song_corpus
+from flamenco_lib.paths import data_dir, report_dir
+
+ws = notebook.workspace(profile)
+profile = ws.profile
+notebook.build_missing_corpora(ws.sizes)  # the stage configs name them (smoke: seconds)
+N_SONGS = n_songs or (2 if profile == "smoke" else DEFAULT_SONGS)
+MAX_TEST = n_test_songs or (1 if profile == "smoke" else None)
+ROWS = grid.stage_rows("zero-shot", "stage 3", profile=profile, base=ws.model)
+METHODS = recording.METHODS  # vad (the default), fixed, longform
+plotting.set_style()
+print(profile, "| songs:", N_SONGS, "| models:", ROWS)
+
+# %% [markdown]
+# ## 1. The songs
+#
+# `flamenco_lib.data.songs` (`python -m flamenco_lib data songs --out DIR`) sings the coplas
+# of one palo line by line with the cante generator's voices, a line sometimes twice, between
+# guitar falsetas of 5-20 s; guitar and palmas play throughout, louder when nobody sings. The
+# generator knows when each line starts and ends and where the falsetas are: that is what the
+# transcripts are measured against. A song's coplas come from one split of the lyrics, so the
+# test songs' lyrics were never trained on.
+
+# %%
+corpus = data_dir() / "corpora" / "songs"
+if not (corpus / "songs.jsonl").exists():
+    build_song_corpus(corpus, n=N_SONGS, seed=seed)
+songs = [json.loads(x) for x in (corpus / "songs.jsonl").read_text(encoding="utf-8").splitlines()]
+for s in songs:
+    guitar_s = sum(e - b for b, e in s["falsetas"])
+    print(
+        f"{s['song']:24s} {s['split']:5s} {s['voice']:12s} {s['duration_s'] / 60:4.1f} min, "
+        f"{len(s['lines']):2d} lines, {guitar_s:5.1f} s of guitar alone"
+    )
+
+# %% [markdown]
+# ## 2. Three ways to cut a song, two models
+#
+# Whisper reads 30 s at a time. `recording.transcribe_recording` cuts a song with:
+# - `vad`: silero-vad finds where a voice is (a small network on 32 ms frames); its regions,
+#   joined across breaths under 0.5 s, are the windows. Falsetas are never decoded;
+# - `fixed`: consecutive 30 s windows, falsetas included;
+# - `longform`: transformers' sequential long-form decoding (Whisper predicts timestamp tokens
+#   and the next window starts where the last complete segment ended).
+#
+# Each window keeps Whisper's indicators, and one that looks like a hallucination (compression
+# ratio over 2.4, or likely no speech with an unsure text) is dropped. `song_eval.song_runs`
+# evaluates each model with each method on the test songs and keeps each run in
+# `data/results/<model>__songs-<method>/`; a rerun with the same songs and models only reads them.
+
+# %%
+runs = song_eval.song_runs(ROWS, corpus, methods=METHODS, max_songs=MAX_TEST)
+table = song_eval.songs_results_table(runs)
+display(table.round(2))
+
+# %% [markdown]
+# ## 3. One song on its time axis
+#
+# The first test song: its log-Mel spectrogram, what was sung (top lane) with the falsetas
+# shaded, where the voice detector heard a voice, and the lines each model wrote with the
+# default method. Text drawn over a shaded falseta is text where nobody sings.
+
+# %%
+song = next(s for s in songs if s["split"] == "test")
+audio = load_audio(corpus / song["audio"])
+lanes = {}
+for run in runs:
+    name, method = run.name.split("__songs-")
+    if method == "vad":
+        lines = [json.loads(x) for x in (run / "lines.jsonl").read_text().splitlines()]
+        lanes[name] = [ln for ln in lines if ln["song"] == song["song"] and not ln["dropped"]]
+fig, ax = plt.subplots(figsize=(11, 4.2))
+plotting.plot_song_lines(
+    log_mel_spectrogram(audio).numpy(),
+    sung=song["lines"],
+    falsetas=song["falsetas"],
+    lanes=lanes,
+    regions=recording.voice_regions(audio),
+    ax=ax,
+    title=f"{song['song']} ({song['voice']}), {song['duration_s'] / 60:.1f} min",
+)
+plotting.savefig(
+    fig,
+    "11-song-lines",
+    caption=(
+        "A synthetic test song: log-Mel spectrogram, the sung lines, guitar falsetas (shaded), "
+        "the voice detector's regions and the lines each model wrote (vad windows)."
+    ),
+)
+
+# %% [markdown]
+# The same lines as a user gets them: an LRC file (`--format lrc`), one `[mm:ss.xx]` tag per
+# line, for a lyrics player.
+
+# %%
+for name, lines in lanes.items():
+    kept = [recording.Line(**{k: v for k, v in ln.items() if k != "song"}) for ln in lines]
+    print(f"--- {name}\n" + recording.format_lines(kept, "lrc"))
+
+# %% [markdown]
+# ## 4. Song-level results
+#
+# For each model and method on the test songs: WER of the whole song with its 95% bootstrap
+# interval over songs, words written per minute of guitar alone, the median distance between a
+# sung line's start and the nearest transcribed line's start, the share of sung lines nothing was
+# written over, and the real-time factor (decoding time over song time, on this machine). The
+# table goes to `report/tables/songs.csv` and `.md`.
+
+# %%
+out = report_dir() / "tables"
+out.mkdir(parents=True, exist_ok=True)
+table.to_csv(out / "songs.csv", index=False)
+(out / "songs.md").write_text(results.to_markdown(table.round(2)) + "\n", encoding="utf-8")
+fig, axes = plt.subplots(1, 2, figsize=(9, 2.8))
+for ax, col in zip(axes, ("words / guitar min", "median timing error (s)")):
+    pivot = table.pivot(index="method", columns="model", values=col).reindex(list(METHODS))
+    pivot.plot.bar(ax=ax, rot=0)
+    ax.set(ylabel=col, xlabel="")
+plotting.savefig(
+    fig,
+    "11-song-methods",
+    caption=(
+        "Words written per minute of guitar alone (left) and the median line timing error "
+        "(right), by method and model, on the test songs."
+    ),
+)
+print(table[["model", "method", "WER %", "WER lo", "WER hi"]].round(1).to_string(index=False))
+
+# %% [markdown]
+# ## Summary
+#
+# - Decoding only where someone sings removes nearly all text over the guitar and dates each
+#   line by the voice itself; fixed windows and long-form decoding write over the falsetas and
+#   date lines by window.
+# - A window holds one or two lines with the voice detector, so the model sees less context than
+#   with 30 s windows: compare the WER columns before choosing for your own recordings.
+# - Still open: training a share of examples with timestamp tokens, so that fine-tuned models
+#   keep dating words inside a window.
+#
+# **Exercises**
+# 1. Transcribe a recording of your own: `python -m flamenco_lib transcribe FILE --format lrc
+#    --model data/checkpoints/stage3/final` and open the `.lrc` next to the audio.
+# 2. Change `min_silence_s` of `recording.voice_regions` and rerun section 2: how do the timing
+#    error and the WER move?
