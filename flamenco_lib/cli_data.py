@@ -47,6 +47,24 @@ def _data(args) -> int:
         for cid, msg in sorted(res["failed"].items()):
             print(f"  failed {cid}: {msg}", file=sys.stderr)
         return 0
+    if args.data_command == "import":
+        from .data.importers import import_annotations
+
+        man, problems = import_annotations(
+            args.annotations,
+            audio_dir=args.audio_dir,
+            out=args.out,
+            tier=args.tier,
+            palo=args.palo,
+            singer=args.singer,
+        )
+        for p in problems:
+            print(p, file=sys.stderr)
+        if man is None:
+            print("error: nothing imported", file=sys.stderr)
+            return 2
+        print(man)
+        return 1 if problems else 0
     if args.data_command == "songs":
         from .data.songs import DEFAULT_SONGS, build_song_corpus
 
@@ -137,6 +155,22 @@ def add_data_parser(sub) -> None:
     q.add_argument(
         "--voices", help="comma-separated espeak-ng voices (default: every Spanish voice)"
     )
+    q = dsub.add_parser(
+        "import",
+        help="timed annotations (TextGrid, ELAN, SRT, LRC, Audacity labels) as a corpus manifest",
+    )
+    q.add_argument(
+        "annotations", nargs="+", help="annotation files (.TextGrid .eaf .srt .lrc .txt)"
+    )
+    q.add_argument(
+        "--audio-dir", required=True, help="the recordings, named like their annotations"
+    )
+    q.add_argument("--out", required=True, help="corpus folder (manifest.jsonl, audio/ hard links)")
+    q.add_argument(
+        "--tier", help="TextGrid/ELAN tier with the lyrics (default: the only/lyric one)"
+    )
+    q.add_argument("--palo", help="palo of every segment (default: none)")
+    q.add_argument("--singer", help="singer of every segment (default: the recording's name)")
     q = dsub.add_parser("validate", help="check a manifest; exit 2 and list every problem by line")
     q.add_argument("manifest")
     q.add_argument("--no-audio", action="store_true", help="skip decoding the audio files")
