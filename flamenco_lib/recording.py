@@ -39,6 +39,7 @@ __all__ = [
     "METHODS",
     "Line",
     "format_lines",
+    "group_regions",
     "hallucination",
     "merge_regions",
     "transcribe_files",
@@ -53,7 +54,8 @@ FORMATS = ("txt", "srt", "lrc", "json")
 LOGPROB_THRESHOLD = -1.0  # Whisper's: below this average log-probability a window is unsure...
 NO_SPEECH_THRESHOLD = 0.6  # ...and with <|nocaptions|> this likely, it holds no speech
 MAX_WINDOW_S = N_SAMPLES / SAMPLE_RATE  # 30 s: Whisper's window
-JOIN_S = 0.5  # voice regions closer than this share a window (a breath inside a line)
+LINE_GAP_S = 0.5  # voice regions closer than this are one line (a breath inside a line)
+JOIN_S = 0.5  # lines closer than this share a window (more context), each keeping its own times
 
 
 class RecordingError(FlamencoError, ValueError):
@@ -123,18 +125,26 @@ def voice_regions(
     return [(float(t["start"]), float(t["end"])) for t in ts]
 
 
-def merge_regions(
-    regions: list[tuple[float, float]], *, gap_s: float = 0.5, max_s: float = MAX_WINDOW_S
-) -> list[tuple[float, float]]:
-    """Join consecutive regions closer than ``gap_s`` while the joined window stays within
-    ``max_s``: a word cut off by a short breath is decoded with its line."""
-    out: list[tuple[float, float]] = []
+def group_regions(
+    regions: list[tuple[float, float]], *, gap_s: float = JOIN_S, max_s: float = MAX_WINDOW_S
+) -> list[list[tuple[float, float]]]:
+    """Consecutive regions closer than ``gap_s``, grouped while a group spans at most ``max_s``:
+    each group is one window to decode, its regions the lines in it."""
+    groups: list[list[tuple[float, float]]] = []
     for start, end in sorted(regions):
-        if out and start - out[-1][1] < gap_s and end - out[-1][0] <= max_s:
-            out[-1] = (out[-1][0], end)
+        if groups and start - groups[-1][-1][1] < gap_s and end - groups[-1][0][0] <= max_s:
+            groups[-1].append((start, end))
         else:
-            out.append((start, end))
-    return out
+            groups.append([(start, end)])
+    return groups
+
+
+def merge_regions(
+    regions: list[tuple[float, float]], *, gap_s: float = JOIN_S, max_s: float = MAX_WINDOW_S
+) -> list[tuple[float, float]]:
+    """The windows of :func:`group_regions`: a word cut off by a short breath is decoded with
+    its line."""
+    return [(g[0][0], g[-1][1]) for g in group_regions(regions, gap_s=gap_s, max_s=max_s)]
 
 
 def fixed_windows(duration: float, *, max_s: float = MAX_WINDOW_S) -> list[tuple[float, float]]:
@@ -143,9 +153,24 @@ def fixed_windows(duration: float, *, max_s: float = MAX_WINDOW_S) -> list[tuple
     return [(float(s), float(min(s + max_s, duration))) for s in starts]
 
 
+def _split_by_region(tokens, times, regions, tok) -> list[tuple[tuple[float, float], list[int]]]:
+    """The window's tokens given to its voice regions: each word (a token starting with a space
+    and those after it) goes to the region its first token's time lies in, or the nearest one."""
+    out: dict[int, list[int]] = {}
+    k = 0
+    for j, (t, when) in enumerate(zip(tokens, times)):
+        if j == 0 or tok.decode([t]).startswith(" "):  # a new word: which region?
+            gaps = [max(s - when, when - e, 0.0) for s, e in regions]
+            k = int(np.argmin(gaps))
+        out.setdefault(k, []).append(j)
+    return [(regions[k], idx) for k, idx in sorted(out.items())]
+
+
 @torch.no_grad()
-def _decode_windows(model, processor, audio, windows, *, language, batch_size, bar) -> list[Line]:
-    """Decode each window greedily (loops stopped, a budget per window) with its indicators."""
+def _decode_windows(model, processor, audio, groups, *, language, batch_size, bar) -> list[Line]:
+    """Decode each window (a group of voice regions) greedily, loops stopped, a budget per window;
+    a window of several regions is split into one line per region by the tokens' times (the
+    cross-attention alignment of ``generate(return_token_timestamps=True)``)."""
     from transformers import StoppingCriteriaList
     from transformers.modeling_outputs import BaseModelOutput
 
@@ -156,21 +181,24 @@ def _decode_windows(model, processor, audio, windows, *, language, batch_size, b
     no_speech_id = tok.convert_tokens_to_ids("<|nocaptions|>")
     device, dtype = model.device, next(model.parameters()).dtype
     lines = []
-    for b in range(0, len(windows), batch_size):
-        chunk = windows[b : b + batch_size]
-        clips = [audio[int(s * SAMPLE_RATE) : int(e * SAMPLE_RATE)] for s, e in chunk]
-        feats = processor.feature_extractor(
-            clips, sampling_rate=SAMPLE_RATE, return_tensors="pt"
-        ).input_features.to(device, dtype)
-        enc = model.get_encoder()(feats).last_hidden_state
+    for b in range(0, len(groups), batch_size):
+        chunk = groups[b : b + batch_size]
+        spans = [(g[0][0], g[-1][1]) for g in chunk]
+        clips = [audio[int(s * SAMPLE_RATE) : int(e * SAMPLE_RATE)] for s, e in spans]
+        fe = processor.feature_extractor(
+            clips, sampling_rate=SAMPLE_RATE, return_tensors="pt", return_attention_mask=True
+        )
+        enc = model.get_encoder()(fe.input_features.to(device, dtype)).last_hidden_state
         # Whisper's no-speech probability: <|nocaptions|> right after <|startoftranscript|>
         first = model(
             encoder_outputs=(enc,), decoder_input_ids=torch.full((len(chunk), 1), sot)
         ).logits[:, 0]
         no_speech = first.float().softmax(-1)[:, no_speech_id].tolist()
         budgets = [token_budget(len(c)) for c in clips]
+        timed = any(len(g) > 1 for g in chunk)  # token times only where lines must be split
         out = model.generate(
             encoder_outputs=BaseModelOutput(last_hidden_state=enc),
+            attention_mask=fe.attention_mask.to(device),
             language=language,
             task="transcribe",
             do_sample=False,
@@ -179,24 +207,44 @@ def _decode_windows(model, processor, audio, windows, *, language, batch_size, b
             stopping_criteria=StoppingCriteriaList([LoopStop(budgets)]),
             return_dict_in_generate=True,
             output_scores=True,
+            return_token_timestamps=timed,
         )
-        steps = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
-        new = out.sequences[:, -steps.shape[1] :]
-        for i, (s, e) in enumerate(chunk):
+        seqs = out["sequences"]
+        steps = model.compute_transition_scores(seqs, out["scores"], normalize_logits=True)
+        new = seqs[:, -steps.shape[1] :]
+        when = out["token_timestamps"][:, -steps.shape[1] :] if timed else None
+        for i, group in enumerate(chunk):
             keep = new[i] < tok.eos_token_id  # text tokens (not the end, not the padding after it)
-            logprob = float(steps[i][keep].mean()) if keep.any() else 0.0
             raw = tok.decode(new[i][keep], skip_special_tokens=True).strip()
-            line = Line(
-                start=round(s, 3),
-                end=round(e, 3),
-                text=trim_repetition(raw),
+            window = Line(
+                start=spans[i][0],
+                end=spans[i][1],
+                text=raw,
                 compression_ratio=round(compression_ratio(raw), 3),
-                avg_logprob=round(logprob, 4),
+                avg_logprob=round(float(steps[i][keep].mean()) if keep.any() else 0.0, 4),
                 no_speech_prob=round(no_speech[i], 4),
             )
-            line.dropped = hallucination(line)
-            lines.append(line)
-        bar.update(sum(e - s for s, e in chunk))
+            dropped = hallucination(window)  # the guard judges the whole window
+            tokens, scores = new[i][keep].tolist(), steps[i][keep]
+            if len(group) > 1 and tokens:
+                times = (when[i][keep] + spans[i][0]).tolist()
+                parts = _split_by_region(tokens, times, group, tok)
+            else:
+                parts = [((spans[i][0], spans[i][1]), list(range(len(tokens))))]
+            for (s, e), idx in parts:
+                text = tok.decode([tokens[j] for j in idx], skip_special_tokens=True).strip()
+                lines.append(
+                    Line(
+                        start=round(s, 3),
+                        end=round(e, 3),
+                        text=trim_repetition(text),
+                        compression_ratio=window.compression_ratio,
+                        avg_logprob=round(float(scores[idx].mean()), 4) if idx else 0.0,
+                        no_speech_prob=window.no_speech_prob,
+                        dropped=dropped,
+                    )
+                )
+        bar.update(sum(e - s for s, e in spans))
     return lines
 
 
@@ -259,9 +307,9 @@ def transcribe_recording(
     """The lines of a 16 kHz mono recording of any length, in time order.
 
     ``method`` (:data:`METHODS`) says how the recording is cut into windows; ``vad`` (the default)
-    decodes only where someone sings, each window the voice regions less than ``join_s`` apart
-    (within 30 s): short, one line per window and exact times; long, a copla per window and
-    more context for the words. Every line carries its indicators and, when the
+    decodes only where someone sings: voice regions less than :data:`LINE_GAP_S` apart are one
+    line, and lines less than ``join_s`` apart share a window of at most 30 s (more context for
+    the words), split back into its lines by the tokens' times. Every line carries its indicators and, when the
     hallucination guard dropped it, the reason (``Line.dropped``). A recording where nobody sings
     gives no lines and a warning naming ``name``, not an error.
     """
@@ -273,18 +321,19 @@ def transcribe_recording(
     if method == "longform":
         return _decode_longform(model, processor, audio, language=language)
     if method == "vad":
-        windows = merge_regions(voice_regions(audio), gap_s=join_s)
-        if not windows:
+        line_regions = merge_regions(voice_regions(audio), gap_s=LINE_GAP_S)
+        groups = group_regions(line_regions, gap_s=join_s)
+        if not groups:
             logger.warning("%s: no singing or speech found (%.1f s of audio)", name, duration)
             return []
     else:
-        windows = fixed_windows(duration)
-    total = sum(e - s for s, e in windows)
+        groups = [[w] for w in fixed_windows(duration)]
+    total = sum(g[-1][1] - g[0][0] for g in groups)
     with tqdm(
         total=total, desc=name, unit="s", disable=not progress, bar_format=_BAR_FORMAT
     ) as bar:
         return _decode_windows(
-            model, processor, audio, windows, language=language, batch_size=batch_size, bar=bar
+            model, processor, audio, groups, language=language, batch_size=batch_size, bar=bar
         )
 
 

@@ -28,6 +28,22 @@ def test_regions_close_together_join_within_the_window():
     assert recording.merge_regions(regions, gap_s=0.1) == regions  # no gap under 0.1 s
 
 
+def test_regions_group_into_windows_and_words_go_to_their_region():
+    regions = [(0.0, 2.0), (3.0, 5.0), (9.0, 10.0)]
+    assert recording.group_regions(regions, gap_s=1.5) == [[(0.0, 2.0), (3.0, 5.0)], [(9.0, 10.0)]]
+
+    class Tok:  # token id -> text: a leading space starts a word
+        def decode(self, ids):
+            return {1: " Por", 2: " la", 3: " ca", 4: "lle", 5: " va"}[ids[0]]
+
+    parts = recording._split_by_region(
+        [1, 2, 3, 4, 5], [0.1, 0.9, 1.7, 2.4, 3.2], regions[:2], Tok()
+    )
+    # "ca|lle" starts at 1.7 s, inside the first region: its second token (2.4 s, in the pause)
+    # stays with its word
+    assert parts == [((0.0, 2.0), [0, 1, 2, 3]), ((3.0, 5.0), [4])]
+
+
 def test_fixed_windows_cover_the_recording():
     assert recording.fixed_windows(65.0) == [(0.0, 30.0), (30.0, 60.0), (60.0, 65.0)]
 
@@ -115,6 +131,29 @@ def test_no_verse_lost_and_no_words_in_the_guitar(base, speech_prompts):
     # long-form decoding puts the first line at 0.0 s, ten seconds early)
     errors = [min(abs(ln.start - s) for ln in kept) for s, _ in spans]
     assert max(errors) < 1.0 and float(np.median(errors)) <= 0.5, errors
+
+
+@pytest.mark.model
+def test_lines_sharing_a_window_keep_their_own_times(base, speech_prompts):
+    """Two prompts 1.2 s apart decoded in one window (join_s=2): two lines, each starting when
+    it is spoken, each with its own words."""
+    from flamenco_lib.audio import load_audio
+
+    _, model, processor = base
+    a, b = [p for p in speech_prompts if not any(c.isdigit() for c in p["text"])][:2]
+    ya, yb = load_audio(a["path"]), load_audio(b["path"])
+    gap = np.zeros(int(1.2 * SAMPLE_RATE), dtype=np.float32)
+    audio = np.concatenate([gap, ya, gap, yb, gap])
+    regions = recording.merge_regions(recording.voice_regions(audio))
+    assert [len(g) for g in recording.group_regions(regions, gap_s=2.0)] == [2]  # one window
+    lines = recording.transcribe_recording(model, processor, audio, join_s=2.0, progress=False)
+    assert len(lines) == 2
+    t_b = 1.2 + len(ya) / SAMPLE_RATE + 1.2
+    assert abs(lines[0].start - 1.2) < 0.5 and abs(lines[1].start - t_b) < 0.5
+    for line, ref in zip(lines, (a, b)):
+        words = set(normalize(ref["text"], keep_accents=False).split())
+        got = set(normalize(line.text, keep_accents=False).split())
+        assert len(words & got) >= 0.6 * len(words), (line.text, ref["text"])
 
 
 @pytest.mark.model
