@@ -39,10 +39,15 @@ if [[ ! -x $VENV/bin/python ]]; then
   fi
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+# pip -q, and without the warnings some machines' pip configuration prints for every package
+# (an extra index folder that does not exist): the setup's own lines stay readable.
+pip_install() {
+  "${PIP[@]}" install "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
 if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   echo "setup: installing $TORCH_SPEC (CPU build where one is available locally)"
-  "${PIP[@]}" install "$TORCH_SPEC"
+  pip_install "$TORCH_SPEC"
 fi
 echo "setup: installing flamenco_lib and its dependencies into $VENV"
-"${PIP[@]}" install -e ".[dev]"
+pip_install -e ".[dev]"
 "$VENV/bin/python" -c "import torch, transformers, librosa; print(f'setup: torch {torch.__version__}, transformers {transformers.__version__}, librosa {librosa.__version__}')"
