@@ -7,6 +7,7 @@ real speech, the first of each test split), the same model, greedy decoding, no 
   every clip of a batch decoded to the batch's token budget (the evaluation before loop stopping);
 - ``project``: the same with :class:`flamenco_lib.transcription.LoopStop` (a looping clip stops,
   each clip at its own budget) and batches of similar durations (what ``evaluate`` does now);
+- ``project bf16``: ``project`` under bf16 autocast (fast only where the CPU has native bf16);
 - ``transformers pipeline``: ``pipeline("automatic-speech-recognition")`` with its defaults
   (language and task set, one clip at a time);
 - ``faster-whisper fp32`` / ``int8``: faster-whisper on this model converted with
@@ -42,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = (
     "project (to budget)",
     "project",
+    "project bf16",
     "transformers pipeline",
     "faster-whisper fp32",
     "faster-whisper int8",
@@ -142,10 +144,14 @@ def decoder(variant: str, model: str):
     from flamenco_lib.evaluation import DEFAULT_BATCH_SIZE
     from flamenco_lib.transcription import transcribe
 
-    early = variant == "project"
-    return lambda audios: transcribe(
-        m, processor, audios, batch_size=DEFAULT_BATCH_SIZE, early_stop=early
-    )
+    early = variant != "project (to budget)"
+    bf16 = variant == "project bf16"
+
+    def run(audios):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return transcribe(m, processor, audios, batch_size=DEFAULT_BATCH_SIZE, early_stop=early)
+
+    return run
 
 
 def one(variant: str, model: str, n: int) -> dict:

@@ -179,3 +179,37 @@ def test_the_command_line_writes_each_recording_and_reports_a_bad_one(
     # a rerun skips what is written
     assert main(["transcribe", str(good), "--format", "lrc", "--out", str(out)]) == 0
     assert "exists, skipped" in capsys.readouterr().out
+
+
+@pytest.mark.model
+def test_the_model_folder_works_in_the_clients_people_use(base, speech_prompts, tmp_path):
+    """The same recording through transformers' pipeline (timestamps) and through faster-whisper
+    after `models export-ct2` (its own VAD filter): the words agree with ours. The folder is the
+    offline whisper-base, saved by `save_pretrained` like every stage's `final/`."""
+    from faster_whisper import WhisperModel
+    from transformers import pipeline
+
+    from flamenco_lib.models import export_ct2
+
+    path, model, processor = base
+    audio, texts, spans, _ = _song(speech_prompts, n_lines=2)
+    ours = recording.transcribe_recording(model, processor, audio, progress=False)
+    ours_words = set(normalize(" ".join(ln.text for ln in ours), keep_accents=False).split())
+
+    asr = pipeline("automatic-speech-recognition", model=str(path), device="cpu")
+    out = asr(
+        {"raw": audio, "sampling_rate": SAMPLE_RATE},
+        return_timestamps=True,
+        generate_kwargs={"language": "es", "task": "transcribe"},
+    )
+    starts = [c["timestamp"][0] for c in out["chunks"]]
+    assert starts == sorted(starts) and len(out["chunks"]) >= 2
+    theirs = set(normalize(out["text"], keep_accents=False).split())
+    assert len(ours_words & theirs) >= 0.7 * len(ours_words), (out["text"], ours)
+
+    ct2 = export_ct2(path, tmp_path / "ct2", quantization="int8")
+    fw = WhisperModel(str(ct2), device="cpu", compute_type="int8")
+    segments, _ = fw.transcribe(audio, language="es", beam_size=1, vad_filter=True)
+    segments = list(segments)
+    theirs = set(normalize(" ".join(s.text for s in segments), keep_accents=False).split())
+    assert len(ours_words & theirs) >= 0.7 * len(ours_words), (segments, ours)
