@@ -65,6 +65,23 @@ def _data(args) -> int:
             return 2
         print(man)
         return 1 if problems else 0
+    if args.data_command == "align":
+        from .align import align_to_corpus
+
+        man, problems = align_to_corpus(
+            [(args.recording, args.lyrics)],
+            out=args.out,
+            model=args.model,
+            palo=args.palo,
+            singer=args.singer,
+        )
+        for p in problems:
+            print(p, file=sys.stderr)
+        if man is None:
+            print("error: nothing aligned", file=sys.stderr)
+            return 2
+        print(man)
+        return 0
     if args.data_command == "songs":
         from .data.songs import DEFAULT_SONGS, build_song_corpus
 
@@ -171,6 +188,15 @@ def add_data_parser(sub) -> None:
     )
     q.add_argument("--palo", help="palo of every segment (default: none)")
     q.add_argument("--singer", help="singer of every segment (default: the recording's name)")
+    q = dsub.add_parser(
+        "align", help="known lyrics (lines in order, no times) aligned to a recording: a corpus"
+    )
+    q.add_argument("recording")
+    q.add_argument("lyrics", help="text file, one printed line per line")
+    q.add_argument("--out", required=True, help="corpus folder (manifest.jsonl appended to)")
+    q.add_argument("--model", default="base", help="Whisper that transcribes (default base)")
+    q.add_argument("--palo")
+    q.add_argument("--singer")
     q = dsub.add_parser("validate", help="check a manifest; exit 2 and list every problem by line")
     q.add_argument("manifest")
     q.add_argument("--no-audio", action="store_true", help="skip decoding the audio files")

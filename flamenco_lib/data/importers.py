@@ -212,6 +212,45 @@ def _link(src: Path, dest: Path) -> None:
         shutil.copy2(src, dest)
 
 
+def corpus_rows(
+    intervals: list[Interval],
+    *,
+    audio: Path,
+    out: Path,
+    duration: float,
+    palo: str | None = None,
+    singer: str | None = None,
+    source: str = "import",
+    seed: int = 0,
+    max_gap_s: float = 1.5,
+) -> list[dict]:
+    """Manifest rows of one recording's intervals (:func:`segments_from`; ``max_gap_s < 0``:
+    one segment per interval), the recording hard-linked into ``<out>/audio/``; ids
+    ``<stem>-NNN``, one split per recording."""
+    _link(audio, out / "audio" / audio.name)
+    rows, previous = [], None
+    segs = segments_from(intervals, duration=duration, max_gap_s=max_gap_s)
+    for k, seg in enumerate(segs):
+        rows.append(
+            {
+                "id": f"{audio.stem}-{k:03d}",
+                "audio": f"audio/{audio.name}",
+                "start": round(seg["start"], 3),
+                "end": round(seg["end"], 3),
+                "text": seg["text"],
+                "text_canonical": seg["text"],
+                "palo": palo,
+                "singer": singer or audio.stem,
+                "split": split_of(audio.stem, seed=seed),
+                "source": source,
+                "recording": audio.name,
+                "previous_text": previous,
+            }
+        )
+        previous = seg["text"]
+    return rows
+
+
 def import_annotations(
     annotations,
     *,
@@ -252,27 +291,16 @@ def import_annotations(
         except AudioError as err:
             problems.append(f"{ann}: {err} (skipped)")
             continue
-        dest = out / "audio" / audio.name
-        _link(audio, dest)
-        previous = None
-        for k, seg in enumerate(segments_from(intervals, duration=duration)):
-            rows.append(
-                {
-                    "id": f"{ann.stem}-{k:03d}",
-                    "audio": f"audio/{audio.name}",
-                    "start": round(seg["start"], 3),
-                    "end": round(seg["end"], 3),
-                    "text": seg["text"],
-                    "text_canonical": seg["text"],
-                    "palo": palo,
-                    "singer": singer or ann.stem,
-                    "split": split_of(ann.stem, seed=seed),
-                    "source": f"import-{ann.suffix.lower().lstrip('.')}",
-                    "recording": audio.name,
-                    "previous_text": previous,
-                }
-            )
-            previous = seg["text"]
+        rows += corpus_rows(
+            intervals,
+            audio=audio,
+            out=out,
+            duration=duration,
+            palo=palo,
+            singer=singer,
+            source=f"import-{ann.suffix.lower().lstrip('.')}",
+            seed=seed,
+        )
     if not rows:
         return None, problems
     man = write_manifest(rows, out / "manifest.jsonl")
