@@ -27,7 +27,16 @@ import pandas as pd
 
 from .metrics import normalizer_for, utterance_counts
 
-__all__ = ["evaluate_songs", "score_song", "song_runs", "song_table", "songs_results_table"]
+__all__ = [
+    "evaluate_alignment",
+    "evaluate_songs",
+    "printed_lines",
+    "score_alignment",
+    "score_song",
+    "song_runs",
+    "song_table",
+    "songs_results_table",
+]
 logger = logging.getLogger(__name__)
 
 
@@ -238,3 +247,76 @@ def songs_results_table(runs) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(out)
+
+
+def printed_lines(song: dict) -> list[str]:
+    """A song's lyrics as a booklet prints them: its lines' written form, in order, a line sung
+    twice in a row printed once."""
+    out: list[str] = []
+    for ln in song["lines"]:
+        if not out or ln["text_canonical"] != out[-1]:
+            out.append(ln["text_canonical"])
+    return out
+
+
+def score_alignment(song: dict, aligned) -> dict:
+    """How well :func:`flamenco_lib.align.align_lines` found a song's sung lines: for each sung
+    occurrence, the aligned occurrence of the same printed line nearest in time (if any):
+    start and end errors, and whether a line sung twice was found twice."""
+    printed = printed_lines(song)
+    index, k = [], -1
+    for j, ln in enumerate(song["lines"]):  # the printed line each sung occurrence sings
+        if j == 0 or ln["text_canonical"] != song["lines"][j - 1]["text_canonical"]:
+            k += 1
+        index.append(k)
+    starts, ends, found = [], [], 0
+    for ln, k in zip(song["lines"], index):
+        cands = [a for a in aligned if a.line == k]
+        if not cands:
+            continue
+        a = min(cands, key=lambda a: abs(a.start - ln["start"]))
+        found += 1
+        starts.append(abs(a.start - ln["start"]))
+        ends.append(abs(a.end - ln["end"]))
+    repeated = [k for k in set(index) if index.count(k) > 1]
+    twice = sum(1 for k in repeated if sum(a.line == k for a in aligned) >= 2)
+    return {
+        "printed": len(printed),
+        "sung": len(index),
+        "found": found,
+        "start_errors": [round(x, 3) for x in starts],
+        "end_errors": [round(x, 3) for x in ends],
+        "repeated": len(repeated),
+        "repeated_found_twice": twice,
+    }
+
+
+def evaluate_alignment(model, processor, corpus, *, split: str = "test", max_songs=None) -> dict:
+    """:func:`flamenco_lib.align.align_lyrics` on each song of ``split`` with its printed lyrics;
+    totals: median start and end error (s), share of sung lines whose start is within 0.5 s,
+    share of sung lines found, share of repeated lines found twice; and ``per_song``."""
+    from .align import align_lyrics
+    from .audio import load_audio
+
+    corpus = Path(corpus)
+    songs = [
+        json.loads(x) for x in (corpus / "songs.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    rows = []
+    for s in [s for s in songs if s["split"] == split][:max_songs]:
+        audio = load_audio(corpus / s["audio"])
+        aligned, _ = align_lyrics(model, processor, audio, printed_lines(s), name=s["song"])
+        rows.append({"song": s["song"], **score_alignment(s, aligned)})
+    starts = [x for r in rows for x in r["start_errors"]]
+    ends = [x for r in rows for x in r["end_errors"]]
+    sung = sum(r["sung"] for r in rows)
+    return {
+        "songs": len(rows),
+        "median_start_error_s": float(np.median(starts)) if starts else float("nan"),
+        "median_end_error_s": float(np.median(ends)) if ends else float("nan"),
+        "within_0_5_s": sum(x <= 0.5 for x in starts) / max(sung, 1),
+        "found": sum(r["found"] for r in rows) / max(sung, 1),
+        "repeated_found_twice": sum(r["repeated_found_twice"] for r in rows)
+        / max(sum(r["repeated"] for r in rows), 1),
+        "per_song": rows,
+    }

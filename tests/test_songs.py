@@ -90,3 +90,27 @@ def test_song_scores_count_words_in_the_guitar_timing_and_missed_lines():
     assert total["wer"] == pytest.approx(5 / 24)
     assert total["hallucinated_per_min"] == pytest.approx(7.5, rel=1e-3)
     assert total["missed_share"] == pytest.approx(2 / 6)
+
+
+def test_alignment_scores_find_each_sung_occurrence():
+    from flamenco_lib.align import Aligned
+
+    song = {
+        "lines": [
+            {"text_canonical": "va mi niña", "start": 10.0, "end": 12.0},
+            {"text_canonical": "va mi niña", "start": 13.0, "end": 15.0},  # sung twice
+            {"text_canonical": "con su pena", "start": 16.0, "end": 18.0},
+            {"text_canonical": "y la luna", "start": 30.0, "end": 32.0},
+        ]
+    }
+    assert song_eval.printed_lines(song) == ["va mi niña", "con su pena", "y la luna"]
+    aligned = [
+        Aligned(0, "va mi niña", 10.2, 12.0, 0.9, ""),
+        Aligned(0, "va mi niña", 13.1, 15.5, 0.9, ""),
+        Aligned(1, "con su pena", 16.9, 18.0, 0.8, ""),
+    ]  # "y la luna" not found
+    r = song_eval.score_alignment(song, aligned)
+    assert r["found"] == 3 and r["sung"] == 4 and r["printed"] == 3
+    assert r["start_errors"] == pytest.approx([0.2, 0.1, 0.9])
+    assert r["end_errors"] == pytest.approx([0.0, 0.5, 0.0])
+    assert r["repeated"] == 1 and r["repeated_found_twice"] == 1
