@@ -108,6 +108,24 @@ def test_tokenizer_special_and_timestamp_tokens(base):
     g = model.generation_config
     assert g.lang_to_id["<|es|>"] == 50262 and len(g.lang_to_id) == 99
     assert g.no_timestamps_token_id == 50363 and g.alignment_heads
+    # the control tokens are special, in vocabulary order, as in the hub's tokenizer: decode
+    # with timestamps counts time from the one after <|notimestamps|>, and skips them all
+    assert tok.all_special_ids[-1] == 50363 and 50262 in tok.all_special_ids
+    assert tok.decode([50364, 50484], decode_with_timestamps=True) == "<|0.00|><|2.40|>"
+    assert tok.decode([50258, 50262, 50359, 50363, 50257], skip_special_tokens=True) == ""
+
+
+def test_a_checkpoint_built_before_the_special_tokens_is_stale(tmp_path):
+    from flamenco_lib.models import offline
+
+    assert not offline._stale(tmp_path)  # nothing built
+    (tmp_path / "conversion.json").write_text("{}")
+    assert not offline._stale(tmp_path)  # a marker alone (tests): nothing to judge
+    cfg = tmp_path / "tokenizer_config.json"
+    cfg.write_text('{"model_max_length": 448}')
+    assert offline._stale(tmp_path)
+    cfg.write_text('{"extra_special_tokens": ["<|endoftext|>", "<|notimestamps|>"]}')
+    assert not offline._stale(tmp_path)
 
 
 def test_encoder_and_greedy_ids_equal_ctranslate2(base, clips):

