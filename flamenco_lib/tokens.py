@@ -5,6 +5,7 @@ A leaf module: it imports nothing from the rest of the library, so every layer c
 - :func:`prefix_ids` — ``<|startoftranscript|><|es|><|transcribe|><|notimestamps|>``, the four
   tokens every transcript starts with;
 - :func:`label_ids` — a transcript's own tokens (with Whisper's leading space);
+- :func:`timestamp_id` — the id of a time token (``<|0.00|>`` ... ``<|30.00|>``, every 0.02 s);
 - :func:`suppress` — the tokens ``generate`` never emits (the generation config's lists);
 - :func:`greedy_decode` — a hand-written greedy loop, equal to ``generate`` token for token,
   that also accepts a soft prompt (learned vectors in the prompt slot, which ``generate`` cannot
@@ -24,6 +25,20 @@ def prefix_ids(tokenizer, *, language: str = "es", task: str = "transcribe") -> 
     return tokenizer.convert_tokens_to_ids(
         ["<|startoftranscript|>", f"<|{language}|>", f"<|{task}|>", "<|notimestamps|>"]
     )
+
+
+TIME_STEP_S = 0.02  # Whisper's timestamp tokens: one every 20 ms of the 30 s window
+MAX_TIME_S = 30.0
+
+
+def timestamp_id(tokenizer, seconds: float) -> int:
+    """The id of Whisper's timestamp token nearest to ``seconds`` (0 to 30): the 1501 time
+    tokens ``<|0.00|>``, ``<|0.02|>``, ... ``<|30.00|>`` follow ``<|notimestamps|>`` in the
+    vocabulary (the generation config's ``no_timestamps_token_id + 1`` is ``<|0.00|>``)."""
+    if not 0.0 <= seconds <= MAX_TIME_S:
+        raise ValueError(f"a timestamp must lie in [0, {MAX_TIME_S:g}] s, got {seconds!r}")
+    first = tokenizer.convert_tokens_to_ids("<|notimestamps|>") + 1
+    return first + int(round(seconds / TIME_STEP_S))
 
 
 def label_ids(tokenizer, text: str) -> list[int]:

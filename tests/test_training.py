@@ -45,6 +45,56 @@ def test_collate_labels_layout(tokenizer):
         training.collate_labels(tokenizer, ["la " * 500])
 
 
+@pytest.mark.model
+def test_timestamped_labels_are_whispers_segment_layout(tokenizer, base):
+    from flamenco_lib.tokens import timestamp_id
+
+    # the time tokens follow <|notimestamps|>: the generation config agrees, so does decode
+    assert timestamp_id(tokenizer, 0.0) == base[1].generation_config.no_timestamps_token_id + 1
+    for t, written in (
+        (0.0, "<|0.00|>"),
+        (2.4, "<|2.40|>"),
+        (2.419, "<|2.42|>"),
+        (30, "<|30.00|>"),
+    ):
+        ids = [timestamp_id(tokenizer, t)]
+        assert tokenizer.decode(ids, decode_with_timestamps=True) == written
+    with pytest.raises(ValueError, match="30"):
+        timestamp_id(tokenizer, 31.0)
+
+    texts = ["Ay, la luna de Triana", "fragua"]
+    b = training.collate_labels(tokenizer, texts, times=[(0.0, 2.4), None])
+    dec, lab = b["decoder_input_ids"], b["labels"]
+    sot, es, tr, nots, eot = tokenizer.convert_tokens_to_ids(
+        ["<|startoftranscript|>", "<|es|>", "<|transcribe|>", "<|notimestamps|>", "<|endoftext|>"]
+    )
+    n = int((lab[0] != -100).sum())
+    assert dec[0, :4].tolist() == [sot, es, tr, timestamp_id(tokenizer, 0.0)]
+    assert lab[0, : n - 1].tolist() == dec[0, 1:n].tolist()
+    assert lab[0, n - 2 : n].tolist() == [timestamp_id(tokenizer, 2.4), eot]
+    assert (
+        tokenizer.decode(lab[0, 2:n], decode_with_timestamps=True)
+        == "<|0.00|> Ay, la luna de Triana<|2.40|><|endoftext|>"
+    )
+    assert dec[1, 3] == nots  # an item without a span keeps <|notimestamps|>
+    with pytest.raises(ValueError, match="end after it starts"):
+        training.collate_labels(tokenizer, ["x"], times=[(2.0, 1.0)])
+
+
+def test_voice_span_and_timestamp_slots():
+    assert batches.voice_span({"start": 3.0, "end": 5.5}) == (0.0, 2.5)  # a cut line
+    assert batches.voice_span({"source": "synth-sung", "duration_s": 12.25}) == (0.0, 12.25)
+    assert batches.voice_span({"source": "synth-sung", "duration_s": 31.0}) == (0.0, 30.0)
+    # a whole real recording: nobody measured where its voice starts
+    assert batches.voice_span({"source": "asterisk", "duration_s": 4.0, "start": None}) is None
+    assert batches.voice_span({"source": "synth-sung"}) is None
+    a = batches.timestamp_slots(0, 5, 8, 0.2)
+    assert a == batches.timestamp_slots(0, 5, 8, 0.2) and len(a) == 8
+    assert batches.timestamp_slots(0, 5, 8, 0.0) == [False] * 8
+    many = batches.timestamp_slots(1, 0, 20000, 0.2)
+    assert abs(np.mean(many) - 0.2) < 0.01
+
+
 def test_batches_are_a_function_of_seed_and_step():
     a = training.batch_indices(0, 17, [1.0, 1.0], [10, 20], 8)
     assert a == training.batch_indices(0, 17, [1.0, 1.0], [10, 20], 8)
@@ -138,9 +188,15 @@ def test_profiles_override_and_project_configs_are_valid(tmp_path, tiny_corpus):
     for f in sorted((project_root() / "configs").glob("stage*.yaml")):
         for profile in paths.PROFILES:
             try:
-                training.load_config(f, profile=profile)
+                cfg = training.load_config(f, profile=profile)
             except training.ConfigError as err:
                 assert "not found; build it first" in str(err), err
+        # every stage that trains the decoder keeps teaching timestamps (long-form decoding)
+        raw = yaml.safe_load(f.read_text(encoding="utf-8"))
+        if not (raw.get("soft_prompt") or raw.get("freeze_decoder")):
+            assert raw.get("timestamp_share", 0) >= 0.1, f
+    with pytest.raises(training.ConfigError, match="timestamp_share must be a probability"):
+        training.load_config(_smoke(tmp_path, tiny_corpus, timestamp_share=1.5))
 
 
 def test_precision_auto_is_bf16_only_with_native_bf16(tmp_path, tiny_corpus):
@@ -300,6 +356,30 @@ def test_resume_reaches_the_same_model_and_the_logged_wer_is_evaluates(tmp_path,
     assert m["wer"] == a["eval_wer"]
     saved = json.loads((tmp_path / "a" / "out" / "train_log.json").read_text())
     assert saved["eval_wer"] == a["eval_wer"] and saved["steps"] == 4
+
+
+def test_a_fine_tuned_model_still_predicts_timestamps(tmp_path, tiny_corpus, speech_prompts):
+    """Trained like the smoke stage 1 with a share of timestamped labels, the model still times
+    what it hears (sequential long-form decoding and every client's timestamps need it): on
+    three real utterances one after another, time tokens around each segment's text, increasing,
+    the last one near the end of the audio."""
+    from flamenco_lib.audio import load_audio
+    from flamenco_lib.models import load_whisper
+
+    cfg = training.load_config(_smoke(tmp_path, tiny_corpus, timestamp_share=0.2, lr=5e-5))
+    training.train_stage(cfg, progress=False)
+    model, processor = load_whisper(str(tmp_path / "out" / "final"))
+    audio = np.concatenate([load_audio(p["path"]) for p in speech_prompts[:3]])[: 30 * 16000]
+    seconds = len(audio) / 16000
+    feats = processor(audio, sampling_rate=16000, return_tensors="pt").input_features
+    seq = model.generate(feats, language="es", task="transcribe", return_timestamps=True)[0]
+    first = model.generation_config.no_timestamps_token_id + 1
+    times = [(int(t) - first) * 0.02 for t in seq if int(t) >= first]
+    assert len(times) >= 2 and times == sorted(times), times
+    assert times[0] <= 1.0 and 0.5 * seconds <= times[-1] <= seconds + 1.0, (times, seconds)
+    offsets = processor.tokenizer.decode(seq, output_offsets=True)["offsets"]
+    assert offsets and all(o["text"].strip() for o in offsets)
+    assert all(o["timestamp"][0] < o["timestamp"][1] for o in offsets), offsets
 
 
 def _free_port() -> int:

@@ -3,7 +3,11 @@ and batches that are a pure function of (seed, step).
 
 - :func:`collate_labels` — ``decoder_input_ids`` = ``<|startoftranscript|><|es|><|transcribe|>
   <|notimestamps|> text`` and ``labels`` = the same shifted left, ending in ``<|endoftext|>``,
-  padded with -100 (no loss on padding or on a prompt).
+  padded with -100 (no loss on padding or on a prompt); with a time span, ``<|0.00|> text
+  <|2.40|>`` in place of ``<|notimestamps|> text`` (Whisper's timestamped layout).
+- :func:`voice_span`, :func:`timestamp_slots` — where a clip's voice is, and which slots of a
+  step's batch are labelled with timestamps (``timestamp_share`` of a stage config), so that a
+  fine-tuned model still predicts timestamps (long-form decoding needs them).
 - :class:`ActivationCache` — the frozen lower encoder's output, one file per clip, computed only
   for the clips the run's batches draw.
 - :func:`batch_indices` — each slot draws a source by its weight and an item uniformly from it
@@ -23,7 +27,7 @@ import numpy as np
 import torch
 
 from ..paths import cache_dir
-from ..tokens import label_ids, prefix_ids
+from ..tokens import MAX_TIME_S, label_ids, prefix_ids, timestamp_id
 from .model_parts import encoder_prefix
 
 
@@ -34,6 +38,7 @@ def collate_labels(
     language: str = "es",
     max_len: int = 448,
     prompts: list[str | None] | None = None,
+    times: list[tuple[float, float] | None] | None = None,
 ) -> dict:
     """Decoder inputs and labels for a batch of transcripts, optionally after a text prompt.
 
@@ -44,6 +49,11 @@ def collate_labels(
     ``<|startoftranscript|>``, are -100: no loss on the prompt, the model is never taught to
     produce it. Padding: decoder inputs with ``<|endoftext|>``, labels with -100.
 
+    With a time span ``(start, end)`` in ``times`` (seconds within the clip), the text is
+    timestamped as Whisper writes one segment: ``<|startoftranscript|><|es|><|transcribe|>
+    <|start|> text <|end|><|endoftext|>``, without ``<|notimestamps|>``; the loss then also
+    teaches the time tokens. ``None`` (the default, and any ``None`` item): ``<|notimestamps|>``.
+
     The layout equals what ``generate(prompt_ids=...)`` feeds the decoder (tests/test_prompts.py).
 
     Returns ``{"decoder_input_ids": (B, L) long, "labels": (B, L) long}``.
@@ -53,12 +63,20 @@ def collate_labels(
     eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     pre = prefix_ids(tokenizer, language=language)
     prompts = prompts or [None] * len(texts)
-    if len(prompts) != len(texts):
-        raise ValueError(f"{len(prompts)} prompts for {len(texts)} texts")
+    times = times or [None] * len(texts)
+    if len(prompts) != len(texts) or len(times) != len(texts):
+        raise ValueError(f"{len(prompts)} prompts and {len(times)} times for {len(texts)} texts")
     seqs, masked = [], []
-    for t, pr in zip(texts, prompts):
+    for t, pr, span in zip(texts, prompts, times):
         pids = prompt_token_ids(tokenizer, pr)
-        ids = pids + pre + label_ids(tokenizer, t) + [eot]
+        if span is None:
+            ids = pids + pre + label_ids(tokenizer, t) + [eot]
+        else:
+            t0, t1 = span
+            if not t0 < t1:
+                raise ValueError(f"a time span must end after it starts, got {span!r} for {t!r}")
+            first, last = timestamp_id(tokenizer, t0), timestamp_id(tokenizer, t1)
+            ids = pids + pre[:3] + [first] + label_ids(tokenizer, t) + [last, eot]
         if len(ids) > max_len:
             raise ValueError(
                 f"label of {len(ids)} tokens > {max_len} (Whisper's context): {t[:60]!r}..."
@@ -73,6 +91,31 @@ def collate_labels(
         lab[i, : len(s) - 1] = torch.tensor(s[1:])
         lab[i, :m] = -100  # positions 0..m-1 predict prompt tokens and <|startoftranscript|>
     return {"decoder_input_ids": dec, "labels": lab}
+
+
+def voice_span(row: dict) -> tuple[float, float] | None:
+    """Where the voice is in a manifest row's clip, in seconds from the clip's start, when the
+    manifest says so: a segment cut from a longer recording at a sung line's start and end
+    (``start``/``end``: the line fills the segment), or a synthetic clip, which the voice fills
+    from its first to its last sample (``duration_s``). None for whole real recordings, whose
+    silences nobody measured. Spans end at 30 s at the latest."""
+    if row.get("start") is not None and row.get("end") is not None:
+        span = float(row["end"]) - float(row["start"])
+    elif str(row.get("source") or "").startswith("synth") and row.get("duration_s"):
+        span = float(row["duration_s"])
+    else:
+        return None
+    return (0.0, min(span, MAX_TIME_S)) if span > 0 else None
+
+
+def timestamp_slots(seed: int, step: int, batch_size: int, share: float) -> list[bool]:
+    """Which slots of a step's global batch are labelled with timestamps: each with probability
+    ``share``, a pure function of (seed, step) like :func:`batch_indices` (a resumed run labels
+    its batches exactly as an uninterrupted one)."""
+    if share <= 0:
+        return [False] * batch_size
+    rng = np.random.default_rng([int(seed), int(step), 11])
+    return (rng.random(batch_size) < share).tolist()
 
 
 def _features(processor, audios: list[np.ndarray]) -> torch.Tensor:

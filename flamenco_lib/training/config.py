@@ -67,6 +67,7 @@ class StageConfig:
     output_dir: str = "data/checkpoints/stage"
     label_field: str = "text"  # what is sung
     language: str = "es"
+    timestamp_share: float = 0.0  # share of examples labelled with time tokens (batches.voice_span)
     log_every: int = 10
     prompt_kinds: list = field(default_factory=list)  # stage 3: some of palo, previous, lexicon
     prompt_drop: float = 0.5  # probability that a training example gets no prompt
@@ -206,10 +207,10 @@ def _check(cfg: StageConfig, file: str) -> None:
         raise ConfigError(
             f"{file}: prompt_kinds must be a list of {KINDS}, got {cfg.prompt_kinds!r}"
         )
-    if not (isinstance(cfg.prompt_drop, (int, float)) and 0 <= cfg.prompt_drop <= 1):
-        raise ConfigError(
-            f"{file}: prompt_drop must be a probability in [0, 1], got {cfg.prompt_drop!r}"
-        )
+    for key in ("prompt_drop", "timestamp_share"):
+        v = getattr(cfg, key)
+        if isinstance(v, bool) or not (isinstance(v, (int, float)) and 0 <= v <= 1):
+            raise ConfigError(f"{file}: {key} must be a probability in [0, 1], got {v!r}")
     if cfg.lora is not None:
         if not isinstance(cfg.lora, dict) or set(cfg.lora) - set(LORA_DEFAULTS):
             raise ConfigError(

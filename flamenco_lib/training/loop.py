@@ -35,7 +35,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .batches import ActivationCache, _features, batch_indices, collate_labels, drawn_items
+from .batches import (
+    ActivationCache,
+    _features,
+    batch_indices,
+    collate_labels,
+    drawn_items,
+    timestamp_slots,
+    voice_span,
+)
 from .config import ConfigError, StageConfig
 from .model_parts import UpperWhisper, add_lora, freeze_lower
 
@@ -360,8 +368,14 @@ def _train_stage(cfg: StageConfig, *, resume: bool, stop_after: int | None, prog
         ]
         rows_b = [sources[s][i] for s, i in pairs]
         texts = [r[cfg.label_field] or r["text"] for r in rows_b]
+        timed = timestamp_slots(cfg.seed, step, cfg.batch_size, cfg.timestamp_share)
+        timed = timed[rank * per_rank : (rank + 1) * per_rank]
         lab = collate_labels(
-            tok, texts, language=cfg.language, prompts=prompts_of(rows_b, step=step)
+            tok,
+            texts,
+            language=cfg.language,
+            prompts=prompts_of(rows_b, step=step),
+            times=[voice_span(r) if t else None for r, t in zip(rows_b, timed)],
         )
         loss_all = _step(
             acc, wrapped, optimizer, params, cfg, inputs_of(pairs).to(acc.device), lab, step
