@@ -114,7 +114,7 @@ def timestamp_slots(seed: int, step: int, batch_size: int, share: float) -> list
     its batches exactly as an uninterrupted one)."""
     if share <= 0:
         return [False] * batch_size
-    rng = np.random.default_rng([int(seed), int(step), 11])
+    rng = np.random.default_rng([int(seed), int(step), 13])  # 7: batches, 11: prompt drops
     return (rng.random(batch_size) < share).tolist()
 
 
