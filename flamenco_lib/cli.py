@@ -119,6 +119,9 @@ def _evaluate(args) -> int:
         num_beams=args.beams,
         max_new_tokens=args.max_new_tokens,
         prompt_kinds=args.prompt_kinds.split(",") if args.prompt_kinds else None,
+        catalogue=args.catalogue,
+        catalogue_method=args.catalogue_method,
+        leave_out_evaluated=args.leave_out_evaluated,
     )
     lo, hi = m["wer_ci"]
     print(
@@ -126,6 +129,12 @@ def _evaluate(args) -> int:
         f"WER {100 * m['wer']:.1f}% (95% CI {100 * lo:.1f}-{100 * hi:.1f}), CER {100 * m['cer']:.1f}%, "
         f"WER vs written lyric {100 * m['canonical']['wer']:.1f}%"
     )
+    if m.get("catalogue", {}).get("n"):
+        c = m["catalogue"]
+        print(
+            f"catalogue ({c['method']}, {c['coplas']} coplas): the sung copla found first for "
+            f"{100 * c['top1']:.0f}% of {c['n']} clips, among the first {c['k']} for {100 * c['topk']:.0f}%"
+        )
     return 0
 
 
@@ -269,7 +278,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, help="default: 8 per second of audio + 16")
     p.add_argument(
         "--prompt-kinds",
-        help="prompt every utterance: comma-separated palo,previous,lexicon (stage 3)",
+        help="prompt every utterance: comma-separated palo,previous,lexicon,catalogue (stage 3)",
+    )
+    p.add_argument(
+        "--catalogue",
+        help="lyrics file (TSV/JSONL as `data synth --lyrics`) searched by the catalogue prompt "
+        "(default: data/lyrics/coplas.tsv)",
+    )
+    p.add_argument("--catalogue-method", default="fuzzy", choices=["fuzzy", "bm25"])
+    p.add_argument(
+        "--leave-out-evaluated",
+        action="store_true",
+        help="remove the evaluated utterances' coplas from the catalogue (new lyrics)",
     )
     p.set_defaults(func=_evaluate)
 

@@ -276,6 +276,9 @@ def evaluate_manifest(
     prompt_kinds: list[str] | None = None,
     lexicon_size: int = 40,
     soft_prompt: str | Path | bool | None = "auto",
+    catalogue: str | Path | None = None,
+    catalogue_method: str = "fuzzy",
+    leave_out_evaluated: bool = False,
     **kwargs,
 ) -> dict:
     """Load a model (unless given) and a manifest's split, and :func:`evaluate` it.
@@ -286,6 +289,13 @@ def evaluate_manifest(
     comes from the manifest's *train* split. ``soft_prompt``: ``"auto"`` decodes with the model
     folder's ``soft_prompt.pt`` when it has one (a stage trained with ``soft_prompt: k``), a path
     loads that soft prompt, ``None``/``False`` decodes without.
+
+    The ``catalogue`` prompt kind decodes twice (:func:`catalogue_pass`): a first pass without a
+    prompt, whose transcripts search the lyrics file ``catalogue`` (None: the project's
+    coplas) with ``catalogue_method`` (``fuzzy`` or ``bm25``); the best letra is each clip's
+    prompt in the second pass. ``leave_out_evaluated`` removes the evaluated rows' coplas from
+    the catalogue first (a singer of new lyrics). ``metrics["catalogue"]`` holds the retrieval
+    accuracy (top-1, top-5) and ``first_pass.jsonl`` each clip's first transcript and letras found.
     """
     from .data.corpus import load_corpus
     from .data.manifest import ManifestError
@@ -314,9 +324,76 @@ def evaluate_manifest(
 
         train = _rows(corpus["train"]) if "train" in corpus else []
         words = P.lexicon([r["text"] for r in train if r.get("palo")], size=lexicon_size)
-        kwargs["prompts"] = P.prompts_for(_rows(ds), kinds=prompt_kinds, words=words)
+        found = None
+        if "catalogue" in prompt_kinds:
+            decode = {k: kwargs[k] for k in _PASS_KEYS if k in kwargs}
+            found, extra["catalogue"] = catalogue_pass(
+                model,
+                processor,
+                ds,
+                out=out,
+                catalogue=catalogue,
+                method=catalogue_method,
+                leave_out_evaluated=leave_out_evaluated,
+                **decode,
+            )
+        kwargs["prompts"] = P.prompts_for(_rows(ds), kinds=prompt_kinds, words=words, found=found)
         extra["prompt_kinds"], extra["lexicon"] = list(prompt_kinds), words
     return evaluate(model, processor, ds, out=out, model_id=str(model_name), extra=extra, **kwargs)
+
+
+_PASS_KEYS = ("batch_size", "language", "num_beams", "max_new_tokens", "progress")
+
+
+def catalogue_pass(
+    model,
+    processor,
+    dataset,
+    *,
+    out: str | Path,
+    catalogue: str | Path | None = None,
+    method: str = "fuzzy",
+    leave_out_evaluated: bool = False,
+    k: int = 5,
+    **decode,
+) -> tuple[list[str | None], dict]:
+    """The first pass of the ``catalogue`` prompt: transcribe ``dataset`` without a prompt,
+    search the lyrics ``catalogue`` with each transcript, and return the best letra's text per
+    row (None when the search finds nothing) and the retrieval summary: ``top1`` and ``topk``
+    over the rows whose ``copla_id`` is in the catalogue (``n``), the catalogue's size and file.
+    Writes ``first_pass.jsonl`` into ``out`` (transcript and the ``k`` letras found, per row)."""
+    from .catalogue import Catalogue
+    from .data.lyrics import default_lyrics, read_lyrics
+
+    rows = _rows(dataset)
+    path = Path(catalogue) if catalogue else default_lyrics()
+    exclude = {r.get("copla_id") for r in rows} if leave_out_evaluated else set()
+    cat = Catalogue.from_coplas(read_lyrics(path), exclude=exclude)
+    first = transcribe_dataset(model, processor, dataset, **decode)
+    hits = [[i for i, _ in cat.search(h, k=k, method=method)] for h in first]
+    present = set(cat.ids)
+    truth = [r.get("copla_id") for r in rows]
+    scored = [(t, h) for t, h in zip(truth, hits) if t in present]
+    n = len(scored)
+    summary = {
+        "file": str(path),
+        "method": method,
+        "coplas": len(cat),
+        "left_out": sorted(x for x in exclude if x),
+        "n": n,
+        "top1": sum(h[:1] == [t] for t, h in scored) / n if n else None,
+        "topk": sum(t in h for t, h in scored) / n if n else None,
+        "k": k,
+    }
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "first_pass.jsonl.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r, h, found in zip(rows, first, hits):
+            rec = {"id": r.get("id"), "copla_id": r.get("copla_id"), "hypothesis": h}
+            f.write(json.dumps({**rec, "found": found}, ensure_ascii=False) + "\n")
+    os.replace(tmp, out / "first_pass.jsonl")
+    return [cat.text_of(h[0]) if h else None for h in hits], summary
 
 
 def _soft_prompt_of(model_name, soft_prompt):

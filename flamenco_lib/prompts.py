@@ -7,7 +7,12 @@ with no loss on the previous text. Stage 3 puts a flamenco prompt there:
 - the palo (``"Soleá."``), which names the form and its vocabulary;
 - the previous verse of the same copla/song, when there is one;
 - a flamenco lexicon: words the corpus uses that general Spanish rarely does (``pena``,
-  ``fatigas``, ``mare``, ``fragua``...), the way one would prime the spelling of names.
+  ``fatigas``, ``mare``, ``fragua``...), the way one would prime the spelling of names;
+- the copla found in a lyrics catalogue (``catalogue``): a first, unprompted pass transcribes
+  the clip, its transcript finds the nearest letra (:mod:`flamenco_lib.catalogue`), and the
+  second pass decodes with that letra as the prompt. In training the prompt is the true copla,
+  or a near miss (another copla of the same palo, :data:`NEAR_MISS` of the time), so that the
+  model learns to use a prompt that is partly right and to ignore a wrong one.
 
 The prompt is capped (:data:`MAX_PROMPT_TOKENS`): Whisper's prompt slot holds at most half of the
 448-token context (``max_target_positions // 2 - 1`` = 223 tokens, ``<|startofprev|>`` included);
@@ -42,9 +47,14 @@ def lexicon(texts, *, size: int = 40, min_count: int = 2) -> list[str]:
 
 
 def build_prompt(
-    *, palo: str | None = None, previous: str | None = None, words: list[str] | None = None
+    *,
+    palo: str | None = None,
+    previous: str | None = None,
+    words: list[str] | None = None,
+    copla: str | None = None,
 ) -> str | None:
-    """A prompt from the palo, the previous verse and lexicon words; None when all are empty.
+    """A prompt from the palo, a catalogue's copla, the previous verse and lexicon words; None
+    when all are empty.
 
     >>> build_prompt(palo="soleá", previous="Le pregunté a la luna", words=["pena", "fragua"])
     'Soleá. Le pregunté a la luna. pena, fragua.'
@@ -52,6 +62,8 @@ def build_prompt(
     parts = []
     if palo:
         parts.append(palo[:1].upper() + palo[1:] + ".")
+    if copla:
+        parts.append(copla.strip().rstrip(".,;") + ".")
     if previous:
         parts.append(previous.strip().rstrip(".,;") + ".")
     if words:
@@ -71,24 +83,57 @@ def prompt_token_ids(
     return [sop] + ids[-(max_tokens - 1) :]
 
 
-KINDS = ("palo", "previous", "lexicon")
+KINDS = ("palo", "previous", "lexicon", "catalogue")
+NEAR_MISS = 0.3  # training: share of catalogue prompts that are another copla of the same palo
 
 
-def prompts_for(rows, *, kinds, words: list[str] | None = None) -> list[str | None]:
+def prompts_for(
+    rows, *, kinds, words: list[str] | None = None, found: list[str | None] | None = None
+) -> list[str | None]:
     """One prompt per manifest row from the requested ``kinds`` (see :data:`KINDS`): the row's
-    ``palo``, its ``previous_text`` (the verse sung before it, when the corpus has one) and the
-    lexicon ``words``."""
+    ``palo``, its ``previous_text`` (the verse sung before it, when the corpus has one), the
+    lexicon ``words`` and, for ``catalogue``, ``found``: one copla text per row (what a
+    catalogue search found for it, None where nothing was found)."""
     unknown = set(kinds) - set(KINDS)
     if unknown:
         raise ValueError(f"prompt kinds {sorted(unknown)}: expected some of {KINDS}")
+    if "catalogue" in kinds and (found is None or len(found) != len(rows)):
+        raise ValueError("the catalogue prompt needs one found copla (or None) per row")
     return [
         build_prompt(
             palo=r.get("palo") if "palo" in kinds else None,
             previous=r.get("previous_text") if "previous" in kinds else None,
             words=words if "lexicon" in kinds else None,
+            copla=found[i] if "catalogue" in kinds else None,
         )
-        for r in rows
+        for i, r in enumerate(rows)
     ]
+
+
+def training_coplas(rows, coplas) -> dict[str, list]:
+    """The coplas of ``coplas`` (:class:`~flamenco_lib.data.lyrics.Copla`) that the training
+    ``rows`` sing (by ``copla_id``), grouped by palo: where :func:`catalogue_choice` draws its
+    near misses, so that a training prompt never shows a dev or test copla."""
+    used = {r.get("copla_id") for r in rows}
+    out: dict[str, list] = {}
+    for c in coplas:
+        if c.id in used:
+            out.setdefault(c.palo, []).append(c)
+    return out
+
+
+def catalogue_choice(row: dict, by_palo: dict[str, list], rng) -> str | None:
+    """A training example's catalogue prompt: the text of the copla it sings, or with
+    probability :data:`NEAR_MISS` another copla of the same palo (the catalogue search's
+    typical mistake). None for a row that sings no known copla (real speech)."""
+    pool = by_palo.get(row.get("palo") or "", [])
+    true = next((c for c in pool if c.id == row.get("copla_id")), None)
+    if true is None:
+        return None
+    others = [c for c in pool if c.id != true.id]
+    if others and rng.random() < NEAR_MISS:
+        return others[int(rng.integers(len(others)))].text
+    return true.text
 
 
 def generate_decoder_input(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from flamenco_lib import prompts, training
@@ -79,3 +80,35 @@ def test_training_layout_equals_generate(base, real_speech, prompt):
     layout = training.collate_labels(tok, [text], prompts=[prompt])["decoder_input_ids"][0].tolist()
     assert fed[: len(layout)] == layout
     assert len(fed) >= len(layout) and len(generated) > 3
+
+
+def test_catalogue_training_prompt_is_the_copla_or_a_near_miss():
+    from flamenco_lib.data.lyrics import Copla
+
+    coplas = [
+        Copla("a1", "soleá", ("la luna", "de Triana")),
+        Copla("a2", "soleá", ("mi mare", "la fragua")),
+        Copla("b1", "tangos", ("por la calle",)),
+        Copla("t9", "soleá", ("una copla", "de test")),
+    ]
+    rows = [
+        {"copla_id": "a1", "palo": "soleá"},
+        {"copla_id": "b1", "palo": "tangos"},
+        {"copla_id": "a2", "palo": "soleá"},
+        {"copla_id": None, "palo": None},  # real speech: no copla
+    ]
+    by_palo = prompts.training_coplas(rows, coplas)
+    # the near misses are training coplas: t9, never trained on, is never shown
+    assert {c.id for c in by_palo["soleá"]} == {"a1", "a2"}
+    rng = np.random.default_rng(0)
+    got = [prompts.catalogue_choice(rows[0], by_palo, rng) for _ in range(4000)]
+    assert set(got) == {"la luna, de Triana", "mi mare, la fragua"}
+    assert abs(np.mean([g == "mi mare, la fragua" for g in got]) - prompts.NEAR_MISS) < 0.03
+    # alone in its palo: always the true copla; no copla: no prompt
+    assert {prompts.catalogue_choice(rows[1], by_palo, rng) for _ in range(50)} == {"por la calle"}
+    assert prompts.catalogue_choice(rows[3], by_palo, rng) is None
+    with pytest.raises(ValueError, match="one found copla"):
+        prompts.prompts_for(rows, kinds=["catalogue"])
+    assert prompts.prompts_for(
+        rows[:2], kinds=["palo", "catalogue"], found=["la luna, de Triana", None]
+    ) == ["Soleá. la luna, de Triana.", "Tangos."]

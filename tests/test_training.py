@@ -116,7 +116,7 @@ def _write_config(path, **kw):
 @pytest.fixture(scope="module")
 def tiny_corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("cante")
-    coplas = tmp_path_factory.mktemp("lyrics") / "coplas.tsv"
+    coplas = out / "coplas.tsv"  # beside the manifest: the catalogue of the catalogue prompt
     coplas.write_text(
         "palo\ttext\n"
         "soleá\tLa luna de Triana / se asoma a la ventana\n"
@@ -454,21 +454,17 @@ def test_two_fresh_processes_train_the_same_weights(tmp_path, tiny_corpus):
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
 
 
+def _train_prompted(tmp_path, corpus, **kw):
+    """Two steps of a prompted stage (``prompt_drop`` 0.5 unless given); returns its summary."""
+    cfg = _smoke(tmp_path, corpus, steps=2, save_every=2, **{"prompt_drop": 0.5, **kw})
+    return training.train_stage(training.load_config(cfg), progress=False)
+
+
 @pytest.mark.model
 def test_prompted_stage_trains_and_evaluates_with_prompts(tmp_path, tiny_corpus, capsys):
     from flamenco_lib.cli import main
 
-    cfg = training.load_config(
-        _smoke(
-            tmp_path,
-            tiny_corpus,
-            steps=2,
-            save_every=2,
-            prompt_kinds=["palo", "lexicon"],
-            prompt_drop=0.5,
-        )
-    )
-    summary = training.train_stage(cfg, progress=False)
+    summary = _train_prompted(tmp_path, tiny_corpus, prompt_kinds=["palo", "lexicon"])
     assert not torch.are_deterministic_algorithms_enabled()  # the setting does not outlive training
     assert (
         summary["prompt_kinds"] == ["palo", "lexicon"] and summary["lexicon"]
@@ -509,6 +505,47 @@ def test_prompted_stage_trains_and_evaluates_with_prompts(tmp_path, tiny_corpus,
 
 
 @pytest.mark.model
+def test_catalogue_prompts_train_and_decode_in_two_passes(tmp_path, tiny_corpus):
+    from flamenco_lib.data.lyrics import read_lyrics
+    from flamenco_lib.data.manifest import read_manifest
+
+    lyrics = tiny_corpus.parent / "coplas.tsv"
+    texts = {c.id: c.text for c in read_lyrics(lyrics)}
+    _train_prompted(
+        tmp_path, tiny_corpus, prompt_kinds=["catalogue"], prompt_drop=0.0, catalogue=str(lyrics)
+    )
+    rows = {r["id"]: r for r in read_manifest(tiny_corpus)}
+    step_preds = tmp_path / "out" / "eval" / "step-000002" / "predictions.jsonl"
+    for p in map(json.loads, step_preds.read_text().splitlines()):  # evaluation: the true copla
+        assert p["prompt"] == texts[rows[p["id"]]["copla_id"]] + "."
+
+    def run(name, **kw):
+        m = evaluation.evaluate_manifest(
+            str(tmp_path / "out" / "final"),
+            tiny_corpus,
+            split="train",
+            out=tmp_path / name,
+            max_items=3,
+            prompt_kinds=["catalogue"],
+            catalogue=lyrics,
+            progress=False,
+            **kw,
+        )
+        read = lambda f: [json.loads(x) for x in (tmp_path / name / f).read_text().splitlines()]  # noqa: E731
+        return m, read("first_pass.jsonl"), read("predictions.jsonl")
+
+    m, first, preds = run("ev")
+    c = m["catalogue"]
+    assert c["n"] == 3 and c["coplas"] == len(texts) and 0 <= c["top1"] <= c["topk"] <= 1
+    for f, p in zip(first, preds):  # the second pass is prompted with the first pass's best letra
+        assert f["id"] == p["id"] and f["found"] and p["prompt"] == texts[f["found"][0]] + "."
+    # new lyrics: the evaluated coplas are not in the catalogue, so no prompt is the sung copla
+    m, first, preds = run("ev-left-out", leave_out_evaluated=True)
+    sung = {rows[p["id"]]["copla_id"] for p in preds}
+    assert m["catalogue"]["n"] == 0 and m["catalogue"]["coplas"] == len(texts) - len(sung)
+    assert all(p["prompt"] != texts[rows[p["id"]]["copla_id"]] + "." for p in preds)
+
+
 def test_soft_prompt_loss_is_the_text_prompt_loss(base, real_speech):
     """A soft prompt initialised from a text prompt gives the training loss of that text prompt:
     the same decoder layout and no loss on the prompt positions."""

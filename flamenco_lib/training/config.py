@@ -72,6 +72,7 @@ class StageConfig:
     prompt_kinds: list = field(default_factory=list)  # stage 3: some of palo, previous, lexicon
     prompt_drop: float = 0.5  # probability that a training example gets no prompt
     lexicon_size: int = 40
+    catalogue: str = ""  # lyrics file of the catalogue prompt ("": the project's coplas.tsv)
     soft_prompt: int = (
         0  # k > 0: train only k soft-prompt vectors, the model frozen (stage 3, soft)
     )
@@ -262,6 +263,8 @@ def _check(cfg: StageConfig, file: str) -> None:
                 "(python -m flamenco_lib data synth|speech --out DIR, see README)"
             )
     cfg.output_dir = _resolve_path(cfg.output_dir, root)
+    if cfg.catalogue:
+        cfg.catalogue = _resolve_path(cfg.catalogue, root)
     if Path(_resolve_path(cfg.model, root)).exists():
         cfg.model = _resolve_path(cfg.model, root)
         final = Path(cfg.model) / "final"  # a previous stage's output_dir means its final model

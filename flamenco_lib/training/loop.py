@@ -29,7 +29,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -202,12 +202,21 @@ class _Prompts:
         str
     ]  # the lexicon: flamenco training lyrics only (rows with a palo), never dev or test
 
+    coplas: dict = field(default_factory=dict)  # catalogue prompt: training coplas by palo
+    copla_texts: dict = field(default_factory=dict)  # every copla's text by id
+
     def __call__(self, rows: list[dict], *, step: int | None = None) -> list[str | None] | None:
         from .. import prompts as P
 
         if not self.cfg.prompt_kinds:
             return None
-        out = P.prompts_for(rows, kinds=self.cfg.prompt_kinds, words=self.words)
+        found = None
+        if "catalogue" in self.cfg.prompt_kinds and step is None:  # evaluation: the true copla
+            found = [self.copla_texts.get(r.get("copla_id")) for r in rows]
+        elif "catalogue" in self.cfg.prompt_kinds:  # training: the true copla, or a near miss
+            rng = np.random.default_rng([int(self.cfg.seed), int(step), 17])
+            found = [P.catalogue_choice(r, self.coplas, rng) for r in rows]
+        out = P.prompts_for(rows, kinds=self.cfg.prompt_kinds, words=self.words, found=found)
         if step is not None:
             draw = np.random.default_rng([int(self.cfg.seed), int(step), 11]).random(len(out))
             out = [p if keep else None for p, keep in zip(out, draw >= self.cfg.prompt_drop)]
@@ -302,7 +311,14 @@ def _train_stage(cfg: StageConfig, *, resume: bool, stop_after: int | None, prog
         ],
         size=cfg.lexicon_size,
     )
-    prompts_of = _Prompts(cfg, words)
+    coplas, copla_texts = {}, {}
+    if "catalogue" in cfg.prompt_kinds:
+        from ..data.lyrics import read_lyrics
+
+        lyrics = read_lyrics(cfg.catalogue or None)
+        coplas = P.training_coplas([r for rows in sources for r in rows], lyrics)
+        copla_texts = {c.id: c.text for c in lyrics}
+    prompts_of = _Prompts(cfg, words, coplas, copla_texts)
     soft = None
     if cfg.soft_prompt:
         soft, trainable = _soft_prompt(cfg, model, tok, words)
