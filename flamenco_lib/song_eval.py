@@ -28,6 +28,8 @@ import pandas as pd
 from .metrics import normalizer_for, utterance_counts
 
 __all__ = [
+    "alignment_runs",
+    "alignment_table",
     "evaluate_alignment",
     "evaluate_songs",
     "printed_lines",
@@ -165,6 +167,42 @@ def evaluate_songs(
     return m
 
 
+def _run_inputs(corpus: Path, model: str, split: str, max_songs) -> tuple[str, dict]:
+    """The model's path and what a cached song run depends on: the songs file, the model folder,
+    the split, ``max_songs`` and the decoding rules."""
+    from .hashing import sha256_of
+    from .results import _model_path
+    from .transcription import DECODING
+
+    path = _model_path(model)  # a stage's final/ folder, or the model as named
+    local = Path(path)
+    return path, {
+        "songs": sha256_of(corpus / "songs.jsonl"),
+        "model": sha256_of(local) if local.exists() else path,
+        "split": split,
+        "max_songs": max_songs,
+        "decoding": DECODING,
+    }
+
+
+def _kept(out: Path, inputs: dict, result: str) -> bool:
+    saved = out / "inputs.json"
+    return (
+        (out / result).exists()
+        and saved.exists()
+        and json.loads(saved.read_text(encoding="utf-8")) == inputs
+    )
+
+
+def _trained(label: str, model: str, path: str) -> bool:
+    from .paths import data_dir
+
+    if model != "base" and not Path(path).exists():
+        logger.info("songs: %s: %s not trained yet, skipped", label, data_dir() / model)
+        return False
+    return True
+
+
 def song_runs(
     rows,
     corpus: str | Path,
@@ -180,48 +218,87 @@ def song_runs(
     (default root: the results folder). A run whose inputs (the songs file, the model folder,
     ``max_songs``, the decoding rules) are unchanged is kept; a model not trained yet is skipped
     with a message. Returns the run folders."""
-    from .hashing import sha256_of
     from .models import load_whisper
-    from .paths import data_dir, results_dir
-    from .results import _model_path, run_dir
-    from .transcription import DECODING
+    from .paths import results_dir
+    from .results import run_dir
 
     corpus = Path(corpus)
     done = []
     for label, model, *_ in rows:
-        path = _model_path(model)  # a stage's final/ folder, or the model as named
-        local = Path(path)
-        if model != "base" and not local.exists():
-            logger.info("songs: %s: %s not trained yet, skipped", label, data_dir() / model)
+        path, inputs = _run_inputs(corpus, model, split, max_songs)
+        if not _trained(label, model, path):
             continue
-        inputs = {
-            "songs": sha256_of(corpus / "songs.jsonl"),
-            "model": sha256_of(local) if local.exists() else path,
-            "split": split,
-            "max_songs": max_songs,
-            "decoding": DECODING,
-        }
         loaded = None
         for method in methods:
             out = run_dir(label, f"songs-{method}", root=Path(root) if root else results_dir())
-            saved = out / "inputs.json"
-            if (out / "song_metrics.json").exists() and saved.exists():
-                if json.loads(saved.read_text(encoding="utf-8")) == inputs:
-                    done.append(out)
-                    continue
-            loaded = loaded or load_whisper(path)
-            evaluate_songs(
-                *loaded,
-                corpus,
-                out=out,
-                split=split,
-                method=method,
-                max_songs=max_songs,
-                progress=progress,
-            )
-            saved.write_text(json.dumps(inputs, indent=1), encoding="utf-8")
+            if not _kept(out, inputs, "song_metrics.json"):
+                loaded = loaded or load_whisper(path)
+                evaluate_songs(
+                    *loaded,
+                    corpus,
+                    out=out,
+                    split=split,
+                    method=method,
+                    max_songs=max_songs,
+                    progress=progress,
+                )
+                (out / "inputs.json").write_text(json.dumps(inputs, indent=1), encoding="utf-8")
             done.append(out)
     return done
+
+
+def alignment_runs(
+    rows,
+    corpus: str | Path,
+    *,
+    split: str = "test",
+    max_songs: int | None = None,
+    root: str | Path | None = None,
+) -> list[Path]:
+    """:func:`evaluate_alignment` of each model of ``rows`` on the songs of ``split``, each in
+    ``<root>/<label>__songs-align/alignment.json``, kept while its inputs are unchanged (as
+    :func:`song_runs`). Returns the run folders."""
+    from .models import load_whisper
+    from .paths import results_dir
+    from .results import run_dir
+
+    corpus = Path(corpus)
+    done = []
+    for label, model, *_ in rows:
+        path, inputs = _run_inputs(corpus, model, split, max_songs)
+        if not _trained(label, model, path):
+            continue
+        out = run_dir(label, "songs-align", root=Path(root) if root else results_dir())
+        if not _kept(out, inputs, "alignment.json"):
+            m = evaluate_alignment(*load_whisper(path), corpus, split=split, max_songs=max_songs)
+            out.mkdir(parents=True, exist_ok=True)
+            tmp = out / "alignment.json.tmp"
+            tmp.write_text(json.dumps(m, ensure_ascii=False, indent=1), encoding="utf-8")
+            tmp.replace(out / "alignment.json")
+            (out / "inputs.json").write_text(json.dumps(inputs, indent=1), encoding="utf-8")
+        done.append(out)
+    return done
+
+
+def alignment_table(runs) -> pd.DataFrame:
+    """One row per run of :func:`alignment_runs`: model, songs, median start and end errors,
+    the share of sung lines whose aligned start is within 0.5 s, of sung lines found, and of
+    lines sung twice found twice."""
+    out = []
+    for run in runs:
+        m = json.loads((Path(run) / "alignment.json").read_text(encoding="utf-8"))
+        out.append(
+            {
+                "model": Path(run).name.split("__songs-")[0],
+                "songs": m["songs"],
+                "median start error (s)": m["median_start_error_s"],
+                "median end error (s)": m["median_end_error_s"],
+                "start within 0.5 s %": 100 * m["within_0_5_s"],
+                "lines found %": 100 * m["found"],
+                "repeats found twice %": 100 * m["repeated_found_twice"],
+            }
+        )
+    return pd.DataFrame(out)
 
 
 def songs_results_table(runs) -> pd.DataFrame:
@@ -294,7 +371,8 @@ def score_alignment(song: dict, aligned) -> dict:
 def evaluate_alignment(model, processor, corpus, *, split: str = "test", max_songs=None) -> dict:
     """:func:`flamenco_lib.align.align_lyrics` on each song of ``split`` with its printed lyrics;
     totals: median start and end error (s), share of sung lines whose start is within 0.5 s,
-    share of sung lines found, share of repeated lines found twice; and ``per_song``."""
+    share of sung lines found, share of repeated lines found twice; and ``per_song`` (with each
+    song's ``aligned`` lines: printed line index, text, start, end, confidence)."""
     from .align import align_lyrics
     from .audio import load_audio
 
@@ -306,7 +384,11 @@ def evaluate_alignment(model, processor, corpus, *, split: str = "test", max_son
     for s in [s for s in songs if s["split"] == split][:max_songs]:
         audio = load_audio(corpus / s["audio"])
         aligned, _ = align_lyrics(model, processor, audio, printed_lines(s), name=s["song"])
-        rows.append({"song": s["song"], **score_alignment(s, aligned)})
+        lines = [
+            {k: getattr(a, k) for k in ("line", "text", "start", "end", "confidence")}
+            for a in aligned
+        ]
+        rows.append({"song": s["song"], **score_alignment(s, aligned), "aligned": lines})
     starts = [x for r in rows for x in r["start_errors"]]
     ends = [x for r in rows for x in r["end_errors"]]
     sung = sum(r["sung"] for r in rows)

@@ -174,9 +174,17 @@ def test_experiment_notebooks_train_evaluate_and_draw_in_the_smoke_folder(tmp_pa
         (m, k) for m in ("stage-3", "zero-shot") for k in ("fixed", "longform", "vad")
     )
     for run in (smoke / "results").glob("*__songs-*"):
+        if run.name.endswith("__songs-align"):  # the printed lyrics aligned (section 5)
+            m = json.loads((run / "alignment.json").read_text())
+            song = m["per_song"][0]
+            assert m["songs"] == 1 and song["sung"] >= song["printed"] >= 1
+            assert all(a["start"] < a["end"] for a in song["aligned"])
+            continue
         m = json.loads((run / "song_metrics.json").read_text())
         assert m["songs"] == 1 and 0 <= m["wer"] and m["audio_seconds"] > 30
-    for f in ("11-song-lines", "11-song-methods"):
+    aligned = pd.read_csv(report / "tables" / "songs-alignment.csv")
+    assert sorted(aligned["model"]) == ["stage-3", "zero-shot"]
+    for f in ("11-song-lines", "11-song-methods", "11-song-aligned"):
         assert (figures / f"{f}.png").exists(), f
     assert not (ROOT / "data" / "corpora" / "songs").exists() or (
         (ROOT / "data" / "corpora" / "songs").stat().st_mtime < started
