@@ -122,6 +122,7 @@ def _evaluate(args) -> int:
         catalogue=args.catalogue,
         catalogue_method=args.catalogue_method,
         leave_out_evaluated=args.leave_out_evaluated,
+        previous=args.previous,
     )
     lo, hi = m["wer_ci"]
     print(
@@ -286,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: data/lyrics/coplas.tsv)",
     )
     p.add_argument("--catalogue-method", default="fuzzy", choices=["fuzzy", "bm25"])
+    p.add_argument(
+        "--previous",
+        default="true",
+        choices=["true", "own"],
+        help="the previous prompt: the manifest's previous_text, or the model's own transcript "
+        "of the line before (each recording's lines decoded in order)",
+    )
     p.add_argument(
         "--leave-out-evaluated",
         action="store_true",

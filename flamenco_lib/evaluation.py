@@ -131,6 +131,46 @@ def transcribe_dataset(
     return out
 
 
+def recording_chains(rows: list[dict]) -> list[list[int]]:
+    """Row indices grouped by the recording they are cut from (``audio_path``; rows without a
+    ``start`` are recordings of their own), each group in time order: the order in which a
+    recording's lines are sung, and decoded when each line's prompt is the transcript of the one
+    before it."""
+    chains: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        key = str(r.get("audio_path")) if r.get("start") is not None else f"#{i}"
+        chains.setdefault(key, []).append(i)
+    return [sorted(c, key=lambda i: float(rows[i]["start"] or 0.0)) for c in chains.values()]
+
+
+def sequential_transcripts(
+    model, processor, dataset, *, make_prompt, progress: bool = True, **decode
+) -> tuple[list[str], list[str | None]]:
+    """Transcribe the lines of each recording in order, each prompted with
+    ``make_prompt(i, previous)``: row ``i`` and the transcript of the line before it in the same
+    recording (None for a first line) — Whisper's ``condition_on_previous_text``, one line per
+    recording per round, the rounds batched across recordings. Returns (transcripts, prompts)."""
+    from tqdm.auto import tqdm
+
+    rows = _rows(dataset)
+    chains = recording_chains(rows)
+    hyps: list[str | None] = [None] * len(rows)
+    prompts: list[str | None] = [None] * len(rows)
+    depth = max((len(c) for c in chains), default=0)
+    for r in tqdm(range(depth), desc="lines in order", unit="round", disable=not progress):
+        idx = [c[r] for c in chains if len(c) > r]
+        prev = {c[r]: hyps[c[r - 1]] if r else None for c in chains if len(c) > r}
+        for i in idx:
+            prompts[i] = make_prompt(i, prev[i])
+        sub = dataset.select(idx) if hasattr(dataset, "select") else [dataset[i] for i in idx]
+        texts = transcribe_dataset(
+            model, processor, sub, prompts=[prompts[i] for i in idx], progress=False, **decode
+        )
+        for i, t in zip(idx, texts):
+            hyps[i] = t
+    return hyps, prompts
+
+
 def score_predictions(
     rows: list[dict], hyps: list[str], *, group_fields=GROUP_FIELDS, seed: int = 0
 ) -> dict:
@@ -193,6 +233,7 @@ def evaluate(
     extra: dict | None = None,
     progress: bool = True,
     soft_prompt=None,
+    sequential_prompt=None,
 ) -> dict:
     """Transcribe ``dataset``, score it, and write ``predictions.jsonl`` and ``metrics.json`` into ``out``.
 
@@ -200,7 +241,9 @@ def evaluate(
     :class:`flamenco_lib.metrics.Score` against ``text`` (what is sung), ``canonical`` (the same
     against ``text_canonical``), ``decoding``, ``model``, ``git``, ``n_utterances``, ``seconds``
     and whatever ``extra`` holds (e.g. the manifest and split). ``soft_prompt`` decodes with a
-    learned soft prompt (:mod:`flamenco_lib.soft_prompt`).
+    learned soft prompt (:mod:`flamenco_lib.soft_prompt`). ``sequential_prompt(i, previous)``
+    (instead of ``prompts``) decodes each recording's lines in order, each prompted with the
+    transcript of the line before it (:func:`sequential_transcripts`).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -208,18 +251,21 @@ def evaluate(
     if not rows:
         raise EvaluationError("evaluate: the dataset is empty (check the manifest and the split)")
     t0 = time.perf_counter()
-    hyps = transcribe_dataset(
-        model,
-        processor,
-        dataset,
+    decode = dict(
         batch_size=batch_size,
         language=language,
         num_beams=num_beams,
         max_new_tokens=max_new_tokens,
-        prompts=prompts,
-        progress=progress,
         soft_prompt=soft_prompt,
     )
+    if sequential_prompt is not None:
+        hyps, prompts = sequential_transcripts(
+            model, processor, dataset, make_prompt=sequential_prompt, progress=progress, **decode
+        )
+    else:
+        hyps = transcribe_dataset(
+            model, processor, dataset, prompts=prompts, progress=progress, **decode
+        )
     seconds = time.perf_counter() - t0
     tmp = out / "predictions.jsonl.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -279,6 +325,7 @@ def evaluate_manifest(
     catalogue: str | Path | None = None,
     catalogue_method: str = "fuzzy",
     leave_out_evaluated: bool = False,
+    previous: str = "true",
     **kwargs,
 ) -> dict:
     """Load a model (unless given) and a manifest's split, and :func:`evaluate` it.
@@ -296,6 +343,10 @@ def evaluate_manifest(
     prompt in the second pass. ``leave_out_evaluated`` removes the evaluated rows' coplas from
     the catalogue first (a singer of new lyrics). ``metrics["catalogue"]`` holds the retrieval
     accuracy (top-1, top-5) and ``first_pass.jsonl`` each clip's first transcript and letras found.
+
+    The ``previous`` prompt kind takes the manifest's ``previous_text`` (``previous="true"``,
+    the upper bound) or the model's own transcript of the line before (``previous="own"``:
+    each recording's lines decoded in order, as Whisper's ``condition_on_previous_text``).
     """
     from .data.corpus import load_corpus
     from .data.manifest import ManifestError
@@ -337,8 +388,22 @@ def evaluate_manifest(
                 leave_out_evaluated=leave_out_evaluated,
                 **decode,
             )
-        kwargs["prompts"] = P.prompts_for(_rows(ds), kinds=prompt_kinds, words=words, found=found)
+        rows = _rows(ds)
+        if previous not in ("true", "own"):
+            raise ValueError(f"previous={previous!r}: use 'true' or 'own'")
+        if "previous" in prompt_kinds and previous == "own":
+
+            def own(i, text):
+                row = {**rows[i], "previous_text": text}
+                return P.prompts_for(
+                    [row], kinds=prompt_kinds, words=words, found=found and found[i : i + 1]
+                )[0]
+
+            kwargs["sequential_prompt"] = own
+        else:
+            kwargs["prompts"] = P.prompts_for(rows, kinds=prompt_kinds, words=words, found=found)
         extra["prompt_kinds"], extra["lexicon"] = list(prompt_kinds), words
+        extra["previous"] = previous if "previous" in prompt_kinds else None
     return evaluate(model, processor, ds, out=out, model_id=str(model_name), extra=extra, **kwargs)
 
 

@@ -209,3 +209,33 @@ def test_a_run_scored_before_accent_folding_is_rescored_without_decoding(tmp_pat
         )
     assert decoded == [run]  # only the run of the older rules
     assert json.loads((run / results.INPUTS).read_text())["decoding"] == DECODING
+
+
+def test_previous_own_decodes_each_recordings_lines_in_order(monkeypatch):
+    rows = [
+        {"audio_path": "a.flac", "start": 5.0, "text": "dos"},
+        {"audio_path": "b.flac", "start": 0.0, "text": "uno b"},
+        {"audio_path": "a.flac", "start": 0.0, "text": "uno"},
+        {"audio_path": "a.flac", "start": 9.0, "text": "tres"},
+        {"audio_path": "c.wav", "start": None, "text": "suelto"},
+    ]
+    assert evaluation.recording_chains(rows) == [[2, 0, 3], [1], [4]]
+    calls = []
+
+    def fake(model, processor, dataset, *, prompts, progress, **decode):
+        calls.append([(r["text"], p) for r, p in zip(dataset, prompts)])
+        return [f"heard {r['text']}" for r in dataset]
+
+    monkeypatch.setattr(evaluation, "transcribe_dataset", fake)
+    hyps, prompts = evaluation.sequential_transcripts(
+        None, None, rows, make_prompt=lambda i, prev: prev and f"({prev})", progress=False
+    )
+    assert hyps == [f"heard {r['text']}" for r in rows]
+    # each line is prompted with the transcript of the line before it in its own recording
+    assert prompts == ["(heard uno)", None, None, "(heard dos)", None]
+    # one round per line position, batched across recordings
+    assert calls == [
+        [("uno", None), ("uno b", None), ("suelto", None)],
+        [("dos", "(heard uno)")],
+        [("tres", "(heard dos)")],
+    ]

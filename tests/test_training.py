@@ -544,6 +544,23 @@ def test_catalogue_prompts_train_and_decode_in_two_passes(tmp_path, tiny_corpus)
     sung = {rows[p["id"]]["copla_id"] for p in preds}
     assert m["catalogue"]["n"] == 0 and m["catalogue"]["coplas"] == len(texts) - len(sung)
     assert all(p["prompt"] != texts[rows[p["id"]]["copla_id"]] + "." for p in preds)
+    # previous="own" decodes each recording's lines in order; these clips are recordings of
+    # their own, so no line has a line before it: the prompt is the palo alone
+    m = evaluation.evaluate_manifest(
+        str(tmp_path / "out" / "final"),
+        tiny_corpus,
+        split="train",
+        out=tmp_path / "ev-own",
+        max_items=3,
+        prompt_kinds=["palo", "previous"],
+        previous="own",
+        progress=False,
+    )
+    preds = [
+        json.loads(x) for x in (tmp_path / "ev-own" / "predictions.jsonl").read_text().splitlines()
+    ]
+    assert m["previous"] == "own" and m["n_utterances"] == 3
+    assert all(p["prompt"] == p["palo"][:1].upper() + p["palo"][1:] + "." for p in preds)
 
 
 def test_soft_prompt_loss_is_the_text_prompt_loss(base, real_speech):
