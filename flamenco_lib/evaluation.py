@@ -332,7 +332,7 @@ def evaluate_manifest(
 
     ``out`` defaults to ``data/results/<model folder>-<manifest folder>-<split>``; ``max_items``
     keeps the first rows (smoke runs). ``prompt_kinds`` (some of ``palo``, ``previous``,
-    ``lexicon``) prompts every utterance (:func:`flamenco_lib.prompts.prompts_for`); the lexicon
+    ``lexicon``, ``catalogue``) prompts every utterance (:func:`flamenco_lib.prompts.prompts_for`); the lexicon
     comes from the manifest's *train* split. ``soft_prompt``: ``"auto"`` decodes with the model
     folder's ``soft_prompt.pt`` when it has one (a stage trained with ``soft_prompt: k``), a path
     loads that soft prompt, ``None``/``False`` decodes without.

@@ -69,7 +69,7 @@ class StageConfig:
     language: str = "es"
     timestamp_share: float = 0.0  # share of examples labelled with time tokens (batches.voice_span)
     log_every: int = 10
-    prompt_kinds: list = field(default_factory=list)  # stage 3: some of palo, previous, lexicon
+    prompt_kinds: list = field(default_factory=list)  # stage 3: palo, previous, lexicon, catalogue
     prompt_drop: float = 0.5  # probability that a training example gets no prompt
     lexicon_size: int = 40
     catalogue: str = ""  # lyrics file of the catalogue prompt ("": the project's coplas.tsv)
