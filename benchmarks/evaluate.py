@@ -148,8 +148,9 @@ def decoder(variant: str, model: str):
     bf16 = variant == "project bf16"
 
     def run(audios):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            return transcribe(m, processor, audios, batch_size=DEFAULT_BATCH_SIZE, early_stop=early)
+        return transcribe(
+            m, processor, audios, batch_size=DEFAULT_BATCH_SIZE, early_stop=early, bf16=bf16
+        )
 
     return run
 

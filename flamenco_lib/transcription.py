@@ -131,6 +131,7 @@ def transcribe(
     guard: bool = True,
     soft_prompt=None,
     early_stop: bool = True,
+    bf16: bool = False,
 ) -> list[str]:
     """Transcripts of 16 kHz mono waveforms, in order.
 
@@ -141,7 +142,9 @@ def transcribe(
     with ``early_stop`` (and ``guard``) a greedy clip stops decoding as soon as it loops and at its
     own token budget (:class:`LoopStop`) instead of running to its batch's budget.
     ``soft_prompt`` (a :class:`flamenco_lib.soft_prompt.SoftPrompt`) decodes greedily with its
-    vectors in the prompt slot instead (clips up to 30 s, no text prompts).
+    vectors in the prompt slot instead (clips up to 30 s, no text prompts). ``bf16`` runs the
+    model (not the features) under bf16 autocast (fast only where the CPU has native bf16;
+    ``benchmarks/evaluate.py`` measures it).
     """
     if prompts is not None and len(prompts) != len(audios):
         raise ValueError(f"{len(prompts)} prompts for {len(audios)} clips")
@@ -193,7 +196,8 @@ def transcribe(
                 kwargs["stopping_criteria"] = StoppingCriteriaList([LoopStop(budgets)])
             if pids is not None:
                 kwargs["prompt_ids"] = pids.to(device)
-            ids = model.generate(feats.to(device, dtype), **kwargs)
+            with _autocast(device, bf16):
+                ids = model.generate(feats.to(device, dtype), **kwargs)
             texts = processor.batch_decode(ids, skip_special_tokens=True)
             for i, text in zip(chunk, texts):
                 out[i] = _strip_prompt(text, prompt)
@@ -211,15 +215,22 @@ def transcribe(
             pids = prompt_ids(processor, prompts[i])
             if pids is not None:
                 kwargs["prompt_ids"] = pids.to(device)
-            ids = model.generate(
-                feats.input_features.to(device, dtype),
-                attention_mask=feats.attention_mask.to(device),
-                **kwargs,
-            )
+            with _autocast(device, bf16):
+                ids = model.generate(
+                    feats.input_features.to(device, dtype),
+                    attention_mask=feats.attention_mask.to(device),
+                    **kwargs,
+                )
             out[i] = _strip_prompt(
                 processor.batch_decode(ids, skip_special_tokens=True)[0], prompts[i]
             )
     return [trim_repetition(t) if guard else t.strip() for t in out]
+
+
+def _autocast(device, enabled: bool):
+    import torch
+
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def _transcribe_soft(

@@ -79,3 +79,16 @@ def test_generate_and_the_greedy_loop_honour_the_criterion_alike(base, real_spee
     ours = greedy_decode(model, tok, feats, None, max_new_tokens=40, stop=LoopStop(budgets))
     assert ours == ref_ids
     assert len(ours[0]) == 3 and len(ours[1]) > 3  # the first clip stopped at its own budget
+
+
+def test_bf16_decoding_runs_the_model_only_under_autocast(base, real_speech):
+    """``bf16=True`` autocasts the model, not the features (a bf16 STFT cannot go to numpy), and
+    transcribes a real utterance nearly as fp32 does (benchmarks/evaluate.py measures speed)."""
+    from flamenco_lib import metrics
+    from flamenco_lib.transcription import transcribe
+
+    _, model, processor = base
+    fp32 = transcribe(model, processor, [real_speech])[0]
+    bf16 = transcribe(model, processor, [real_speech], bf16=True)[0]
+    assert bf16 and metrics.wer([fp32], [bf16]) <= 0.2, (fp32, bf16)
+    assert next(model.parameters()).dtype == torch.float32  # the weights stay fp32
