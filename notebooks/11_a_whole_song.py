@@ -121,7 +121,8 @@ for s in songs:
 #
 # Whisper reads 30 s at a time. `recording.transcribe_recording` cuts a song with:
 # - `vad`: silero-vad finds where a voice is (a small network on 32 ms frames); its regions,
-#   joined across breaths under 0.5 s, are the windows. Falsetas are never decoded;
+#   joined across breaths under 0.5 s, are the lines, and lines less than 4 s apart share a
+#   window (split back by the time of each token). Falsetas are never decoded;
 # - `fixed`: consecutive 30 s windows, falsetas included;
 # - `longform`: transformers' sequential long-form decoding (Whisper predicts timestamp tokens
 #   and the next window starts where the last complete segment ended).
