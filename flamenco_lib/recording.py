@@ -141,10 +141,10 @@ def group_regions(
 
 
 def merge_regions(
-    regions: list[tuple[float, float]], *, gap_s: float = JOIN_S, max_s: float = MAX_WINDOW_S
+    regions: list[tuple[float, float]], *, gap_s: float = LINE_GAP_S, max_s: float = MAX_WINDOW_S
 ) -> list[tuple[float, float]]:
-    """The windows of :func:`group_regions`: a word cut off by a short breath is decoded with
-    its line."""
+    """The spans of :func:`group_regions`: by default the lines (regions less than a breath
+    apart, so that a word cut off by a short breath stays with its line)."""
     return [(g[0][0], g[-1][1]) for g in group_regions(regions, gap_s=gap_s, max_s=max_s)]
 
 
@@ -322,7 +322,7 @@ def transcribe_recording(
     if method == "longform":
         return _decode_longform(model, processor, audio, language=language)
     if method == "vad":
-        line_regions = merge_regions(voice_regions(audio), gap_s=LINE_GAP_S)
+        line_regions = merge_regions(voice_regions(audio))
         groups = group_regions(line_regions, gap_s=join_s)
         if not groups:
             logger.warning("%s: no singing or speech found (%.1f s of audio)", name, duration)
