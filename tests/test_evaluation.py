@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from flamenco_lib import evaluation, metrics
+from flamenco_lib import decoding, evaluation, metrics
 from flamenco_lib.cli import main
 from flamenco_lib.data import manifest
 
@@ -226,7 +226,7 @@ def test_previous_own_decodes_each_recordings_lines_in_order(monkeypatch):
         calls.append([(r["text"], p) for r, p in zip(dataset, prompts)])
         return [f"heard {r['text']}" for r in dataset]
 
-    monkeypatch.setattr(evaluation, "transcribe_dataset", fake)
+    monkeypatch.setattr(decoding, "transcribe_dataset", fake)
     hyps, prompts = evaluation.sequential_transcripts(
         None, None, rows, make_prompt=lambda i, prev: prev and f"({prev})", progress=False
     )
