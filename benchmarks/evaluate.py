@@ -8,6 +8,9 @@ real speech, the first of each test split), the same model, greedy decoding, no 
 - ``project``: the same with :class:`flamenco_lib.transcription.LoopStop` (a looping clip stops,
   each clip at its own budget) and batches of similar durations (what ``evaluate`` does now);
 - ``project bf16``: ``project`` under bf16 autocast (fast only where the CPU has native bf16);
+- ``project, shared prefix`` (and ``bf16``): ``project`` with the encoder's conv stem and first two
+  layers read from :mod:`flamenco_lib.prefix_cache`, filled beforehand (untimed) as the first model
+  of a report fills it for the others: the cost of each later model's evaluation;
 - ``transformers pipeline``: ``pipeline("automatic-speech-recognition")`` with its defaults
   (language and task set, one clip at a time);
 - ``faster-whisper fp32`` / ``int8``: faster-whisper on this model converted with
@@ -44,6 +47,8 @@ VARIANTS = (
     "project (to budget)",
     "project",
     "project bf16",
+    "project, shared prefix",
+    "project bf16, shared prefix",
     "transformers pipeline",
     "faster-whisper fp32",
     "faster-whisper int8",
@@ -145,14 +150,36 @@ def decoder(variant: str, model: str):
     from flamenco_lib.transcription import transcribe
 
     early = variant != "project (to budget)"
-    bf16 = variant == "project bf16"
+    bf16 = variant.startswith("project bf16")
 
     def run(audios):
         return transcribe(
             m, processor, audios, batch_size=DEFAULT_BATCH_SIZE, early_stop=early, bf16=bf16
         )
 
-    return run
+    if not variant.endswith("shared prefix"):
+        return run
+    import tempfile
+
+    from flamenco_lib.prefix_cache import shared_prefix
+
+    folder = tempfile.mkdtemp(prefix="bench-prefix-")
+
+    def shared(audios):
+        with shared_prefix(m, 2, folder):
+            return run(audios)
+
+    def fill(audios):  # the first model of a report: computes and writes every clip's prefix
+        with shared_prefix(m, 2, folder), torch.inference_mode():
+            for b in range(0, len(audios), DEFAULT_BATCH_SIZE):
+                x = processor.feature_extractor(
+                    audios[b : b + DEFAULT_BATCH_SIZE], sampling_rate=16000, return_tensors="pt"
+                ).input_features
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    m.model.encoder(x)
+
+    shared.prepare = fill
+    return shared
 
 
 def one(variant: str, model: str, n: int) -> dict:
@@ -161,6 +188,8 @@ def one(variant: str, model: str, n: int) -> dict:
 
     audios, refs = clips(n)
     run = decoder(variant, model)
+    if hasattr(run, "prepare"):
+        run.prepare(audios)  # not timed
     run(audios[:1])  # warm-up (threads, caches), not timed
     t0 = time.perf_counter()
     hyps = run(audios)

@@ -241,7 +241,7 @@ def run_stage(
     return training.train_stage(cfg, resume=True, progress=progress)
 
 
-CACHES = ("activations", "bench-ct2")  # under data/cache: recomputed on demand, never an input
+CACHES = ("activations", "encoder-prefix", "bench-ct2")  # under data/cache: recomputed on demand
 
 
 def _size(path: Path) -> int:

