@@ -107,6 +107,7 @@ def _evaluate(args) -> int:
     from transformers.utils import logging as hf_logging
 
     from .evaluation import evaluate_manifest
+    from .results import decode_in_bf16
 
     hf_logging.set_verbosity_error()
     m = evaluate_manifest(
@@ -123,6 +124,7 @@ def _evaluate(args) -> int:
         catalogue_method=args.catalogue_method,
         leave_out_evaluated=args.leave_out_evaluated,
         previous=args.previous,
+        bf16=decode_in_bf16(args.precision),
     )
     lo, hi = m["wer_ci"]
     print(
@@ -293,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["true", "own"],
         help="the previous prompt: the manifest's previous_text, or the model's own transcript "
         "of the line before (each recording's lines decoded in order)",
+    )
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "bf16", "fp32"],
+        help="auto: bf16 autocast where the CPU computes bf16 natively (as the report), else fp32",
     )
     p.add_argument(
         "--leave-out-evaluated",

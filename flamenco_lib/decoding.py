@@ -38,6 +38,7 @@ def transcribe_dataset(
     guard: bool = True,
     progress: bool = True,
     soft_prompt=None,
+    bf16: bool = False,
 ) -> list[str]:
     """Transcripts of every row of ``dataset`` (its ``audio`` column: ``{"array", "sampling_rate"}``).
 
@@ -45,7 +46,7 @@ def transcribe_dataset(
     passed to :func:`flamenco_lib.transcription.transcribe` (batched ``generate``, long-form past
     30 s, per-utterance prompts, the repetition guard; or greedy decoding with ``soft_prompt``).
     With ``prompts``, rows sharing a prompt are decoded together (one batch holds one prompt);
-    the transcripts come back in the dataset's order.
+    the transcripts come back in the dataset's order. ``bf16``: the model under bf16 autocast.
     """
     from tqdm.auto import tqdm
 
@@ -76,6 +77,7 @@ def transcribe_dataset(
                 max_new_tokens=max_new_tokens,
                 guard=guard,
                 soft_prompt=soft_prompt,
+                bf16=bf16,
             )
             for i, text in zip(idx, texts):
                 out[i] = text

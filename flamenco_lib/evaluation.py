@@ -130,6 +130,7 @@ def evaluate(
     progress: bool = True,
     soft_prompt=None,
     sequential_prompt=None,
+    bf16: bool = False,
 ) -> dict:
     """Transcribe ``dataset``, score it, and write ``predictions.jsonl`` and ``metrics.json`` into ``out``.
 
@@ -139,7 +140,8 @@ def evaluate(
     and whatever ``extra`` holds (e.g. the manifest and split). ``soft_prompt`` decodes with a
     learned soft prompt (:mod:`flamenco_lib.soft_prompt`). ``sequential_prompt(i, previous)``
     (instead of ``prompts``) decodes each recording's lines in order, each prompted with the
-    transcript of the line before it (:func:`sequential_transcripts`).
+    transcript of the line before it (:func:`sequential_transcripts`). ``bf16`` decodes under
+    bf16 autocast (``metrics["decoding"]["precision"]`` says which).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,6 +155,7 @@ def evaluate(
         num_beams=num_beams,
         max_new_tokens=max_new_tokens,
         soft_prompt=soft_prompt,
+        bf16=bf16,
     )
     if sequential_prompt is not None:
         hyps, prompts = sequential_transcripts(
@@ -189,6 +192,7 @@ def evaluate(
             "batch_size": batch_size,
             "prompts": prompts is not None,
             "soft_prompt": None if soft_prompt is None else soft_prompt.k,
+            "precision": "bf16" if bf16 else "fp32",
         },
         **(extra or {}),
     )
@@ -303,7 +307,7 @@ def evaluate_manifest(
     return evaluate(model, processor, ds, out=out, model_id=str(model_name), extra=extra, **kwargs)
 
 
-_PASS_KEYS = ("batch_size", "language", "num_beams", "max_new_tokens", "progress")
+_PASS_KEYS = ("batch_size", "language", "num_beams", "max_new_tokens", "progress", "bf16")
 
 
 def catalogue_pass(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -54,6 +55,8 @@ def evaluate_stages(
     force: bool = False,
     progress: bool = True,
     root: Path | None = None,
+    precision: str = "auto",
+    shared_layers: int | None = None,
     **eval_kwargs,
 ) -> list[Path]:
     """Evaluate every available model on every available test set. A run is kept when what it was
@@ -65,7 +68,12 @@ def evaluate_stages(
     that are not built yet are skipped with a message. A prompted row on a test set where no clip
     has a palo (the speech set: no clip gets a prompt) is a copy of the same model's unprompted run
     when that row comes first in ``stages``. ``root``: the results folder (default
-    ``data/results``). Returns the run folders written or kept."""
+    ``data/results``). ``precision``: ``auto`` decodes under bf16 autocast where the CPU computes
+    bf16 natively (:func:`decode_in_bf16`), ``bf16`` or ``fp32`` always; it is part of a run's
+    inputs. On the CPU the models' shared encoder prefix is computed once per clip
+    (:func:`flamenco_lib.prefix_cache.shared_prefix`, ``shared_layers`` layers, default
+    :data:`~flamenco_lib.prefix_cache.SHARED_LAYERS`; 0: off); it does not change a transcript.
+    Returns the run folders written or kept."""
     from .data.manifest import read_manifest
     from .evaluation import evaluate_manifest
     from .models import load_whisper
@@ -96,6 +104,7 @@ def evaluate_stages(
                 "max_items": max_items,
                 "prompts": list(opts.get("prompts", ())),
                 "decoding": DECODING,
+                "precision": "bf16" if decode_in_bf16(precision) else "fp32",
             }
             if saved.exists():
                 keep = json.loads(saved.read_text(encoding="utf-8")) == inputs
@@ -126,24 +135,59 @@ def evaluate_stages(
                 if loaded is None:
                     loaded = load_whisper(path)
                 logger.info("results: evaluating %s on %s", label, key)
-                evaluate_manifest(
-                    path,
-                    man,
-                    split=split,
-                    out=out,
-                    max_items=max_items,
-                    model=loaded[0],
-                    processor=loaded[1],
-                    progress=progress,
-                    prompt_kinds=list(opts.get("prompts", ())),
-                    extra={"row": label, "test_set": key},
-                    **eval_kwargs,
-                )
+                with shared_encoder_prefix(loaded[0], shared_layers):
+                    evaluate_manifest(
+                        path,
+                        man,
+                        split=split,
+                        out=out,
+                        max_items=max_items,
+                        model=loaded[0],
+                        processor=loaded[1],
+                        progress=progress,
+                        prompt_kinds=list(opts.get("prompts", ())),
+                        extra={"row": label, "test_set": key},
+                        bf16=inputs["precision"] == "bf16",
+                        **eval_kwargs,
+                    )
             tmp = out / (INPUTS + ".tmp")
             tmp.write_text(json.dumps(inputs, indent=1), encoding="utf-8")
             tmp.replace(saved)
             done.append(out)
     return done
+
+
+def decode_in_bf16(precision: str) -> bool:
+    """Whether an evaluation decodes under bf16 autocast: ``precision`` ``bf16`` or ``fp32``, or
+    ``auto``: on a CPU that computes bf16 natively (AVX512-BF16, AMX; as training's
+    ``precision: auto``), never on CUDA (the models load there in their own dtype)."""
+    import torch
+
+    from .training.config import auto_precision
+
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision={precision!r}: use auto, bf16 or fp32")
+    if precision != "auto":
+        return precision == "bf16"
+    return not torch.cuda.is_available() and auto_precision() == "bf16"
+
+
+@contextmanager
+def shared_encoder_prefix(model, layers: int | None = None, *, bf16: bool = False):
+    """How the report decodes ``model`` within the block: on the CPU with the encoder prefix that
+    the models share computed once per clip (:func:`flamenco_lib.prefix_cache.shared_prefix`,
+    ``layers`` layers, default :data:`~flamenco_lib.prefix_cache.SHARED_LAYERS`), elsewhere as
+    usual; under bf16 autocast when ``bf16`` (for decoders that take no ``bf16`` argument)."""
+    import torch
+
+    from .prefix_cache import SHARED_LAYERS, shared_prefix
+
+    device = getattr(model, "device", None)
+    on_cpu = getattr(device, "type", None) == "cpu"
+    k = (SHARED_LAYERS if layers is None else layers) if on_cpu else 0
+    kind = getattr(device, "type", "cpu")
+    with shared_prefix(model, k), torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
+        yield
 
 
 def _rescore(run: Path) -> None:

@@ -167,11 +167,13 @@ def evaluate_songs(
     return m
 
 
-def _run_inputs(corpus: Path, model: str, split: str, max_songs) -> tuple[str, dict]:
+def _run_inputs(
+    corpus: Path, model: str, split: str, max_songs, precision: str = "auto"
+) -> tuple[str, dict]:
     """The model's path and what a cached song run depends on: the songs file, the model folder,
-    the split, ``max_songs`` and the decoding rules."""
+    the split, ``max_songs``, the decoding rules and the precision."""
     from .hashing import sha256_of
-    from .results import _model_path
+    from .results import _model_path, decode_in_bf16
     from .transcription import DECODING
 
     path = _model_path(model)  # a stage's final/ folder, or the model as named
@@ -182,6 +184,7 @@ def _run_inputs(corpus: Path, model: str, split: str, max_songs) -> tuple[str, d
         "split": split,
         "max_songs": max_songs,
         "decoding": DECODING,
+        "precision": "bf16" if decode_in_bf16(precision) else "fp32",
     }
 
 
@@ -212,20 +215,22 @@ def song_runs(
     max_songs: int | None = None,
     root: str | Path | None = None,
     progress: bool = True,
+    precision: str = "auto",
 ) -> list[Path]:
     """Evaluate each model of ``rows`` (``(label, model)`` as :data:`flamenco_lib.grid.STAGES`)
     with each of ``methods`` on the song corpus; each run in ``<root>/<label>__songs-<method>/``
     (default root: the results folder). A run whose inputs (the songs file, the model folder,
-    ``max_songs``, the decoding rules) are unchanged is kept; a model not trained yet is skipped
-    with a message. Returns the run folders."""
+    ``max_songs``, the decoding rules, the ``precision`` as in
+    :func:`flamenco_lib.results.evaluate_stages`) are unchanged is kept; a model not trained yet
+    is skipped with a message. Returns the run folders."""
     from .models import load_whisper
     from .paths import results_dir
-    from .results import run_dir
+    from .results import run_dir, shared_encoder_prefix
 
     corpus = Path(corpus)
     done = []
     for label, model, *_ in rows:
-        path, inputs = _run_inputs(corpus, model, split, max_songs)
+        path, inputs = _run_inputs(corpus, model, split, max_songs, precision)
         if not _trained(label, model, path):
             continue
         loaded = None
@@ -233,15 +238,16 @@ def song_runs(
             out = run_dir(label, f"songs-{method}", root=Path(root) if root else results_dir())
             if not _kept(out, inputs, "song_metrics.json"):
                 loaded = loaded or load_whisper(path)
-                evaluate_songs(
-                    *loaded,
-                    corpus,
-                    out=out,
-                    split=split,
-                    method=method,
-                    max_songs=max_songs,
-                    progress=progress,
-                )
+                with shared_encoder_prefix(loaded[0], bf16=inputs["precision"] == "bf16"):
+                    evaluate_songs(
+                        *loaded,
+                        corpus,
+                        out=out,
+                        split=split,
+                        method=method,
+                        max_songs=max_songs,
+                        progress=progress,
+                    )
                 (out / "inputs.json").write_text(json.dumps(inputs, indent=1), encoding="utf-8")
             done.append(out)
     return done
@@ -254,23 +260,26 @@ def alignment_runs(
     split: str = "test",
     max_songs: int | None = None,
     root: str | Path | None = None,
+    precision: str = "auto",
 ) -> list[Path]:
     """:func:`evaluate_alignment` of each model of ``rows`` on the songs of ``split``, each in
     ``<root>/<label>__songs-align/alignment.json``, kept while its inputs are unchanged (as
-    :func:`song_runs`). Returns the run folders."""
+    :func:`song_runs`, ``precision`` too). Returns the run folders."""
     from .models import load_whisper
     from .paths import results_dir
-    from .results import run_dir
+    from .results import run_dir, shared_encoder_prefix
 
     corpus = Path(corpus)
     done = []
     for label, model, *_ in rows:
-        path, inputs = _run_inputs(corpus, model, split, max_songs)
+        path, inputs = _run_inputs(corpus, model, split, max_songs, precision)
         if not _trained(label, model, path):
             continue
         out = run_dir(label, "songs-align", root=Path(root) if root else results_dir())
         if not _kept(out, inputs, "alignment.json"):
-            m = evaluate_alignment(*load_whisper(path), corpus, split=split, max_songs=max_songs)
+            model_, processor = load_whisper(path)
+            with shared_encoder_prefix(model_, bf16=inputs["precision"] == "bf16"):
+                m = evaluate_alignment(model_, processor, corpus, split=split, max_songs=max_songs)
             out.mkdir(parents=True, exist_ok=True)
             tmp = out / "alignment.json.tmp"
             tmp.write_text(json.dumps(m, ensure_ascii=False, indent=1), encoding="utf-8")

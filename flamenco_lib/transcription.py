@@ -143,8 +143,8 @@ def transcribe(
     own token budget (:class:`LoopStop`) instead of running to its batch's budget.
     ``soft_prompt`` (a :class:`flamenco_lib.soft_prompt.SoftPrompt`) decodes greedily with its
     vectors in the prompt slot instead (clips up to 30 s, no text prompts). ``bf16`` runs the
-    model (not the features) under bf16 autocast (fast only where the CPU has native bf16;
-    ``benchmarks/evaluate.py`` measures it).
+    model (not the features) under bf16 autocast (fast only where the CPU has native bf16:
+    :func:`flamenco_lib.training.auto_precision`; ``benchmarks/evaluate.py`` measures it).
     """
     if prompts is not None and len(prompts) != len(audios):
         raise ValueError(f"{len(prompts)} prompts for {len(audios)} clips")
@@ -161,6 +161,7 @@ def transcribe(
             guard=guard,
             prompts=prompts,
             early_stop=early_stop,
+            bf16=bf16,
         )
     prompts = prompts or [None] * len(audios)
     device, dtype = model.device, next(model.parameters()).dtype
@@ -246,6 +247,7 @@ def _transcribe_soft(
     guard,
     prompts,
     early_stop,
+    bf16=False,
 ) -> list[str]:
     if num_beams != 1:
         raise ValueError("a soft prompt decodes greedily only: use num_beams=1")
@@ -265,15 +267,16 @@ def _transcribe_soft(
             chunk, sampling_rate=SAMPLE_RATE, return_tensors="pt"
         ).input_features
         budgets = [max_new_tokens or token_budget(len(a), prompt_tokens=soft.k) for a in chunk]
-        ids = greedy_decode(
-            model,
-            processor.tokenizer,
-            feats.to(device, dtype),
-            soft,
-            language=language or "es",
-            max_new_tokens=max(budgets),
-            stop=LoopStop(budgets) if guard and early_stop else None,
-        )
+        with _autocast(device, bf16):
+            ids = greedy_decode(
+                model,
+                processor.tokenizer,
+                feats.to(device, dtype),
+                soft,
+                language=language or "es",
+                max_new_tokens=max(budgets),
+                stop=LoopStop(budgets) if guard and early_stop else None,
+            )
         out += processor.batch_decode(ids, skip_special_tokens=True)
     return [trim_repetition(t) if guard else t.strip() for t in out]
 

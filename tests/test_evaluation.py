@@ -109,12 +109,15 @@ def test_cli_evaluate(tiny_manifest, tmp_path, capsys):
                 "2",
                 "--out",
                 str(tmp_path / "cli"),
+                "--precision",
+                "bf16",
             ]
         )
         == 0
     )
     assert "n=2 WER" in capsys.readouterr().out
-    assert json.loads((tmp_path / "cli" / "metrics.json").read_text())["n_utterances"] == 2
+    m = json.loads((tmp_path / "cli" / "metrics.json").read_text())
+    assert m["n_utterances"] == 2 and m["decoding"]["precision"] == "bf16"
     assert (
         main(
             [
@@ -186,6 +189,7 @@ def test_a_run_scored_before_accent_folding_is_rescored_without_decoding(tmp_pat
         "max_items": None,
         "prompts": [],
         "decoding": DECODING,
+        "precision": "bf16" if results.decode_in_bf16("auto") else "fp32",
     }
     (run / results.INPUTS).write_text(json.dumps(inputs), encoding="utf-8")
 

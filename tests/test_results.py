@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from flamenco_lib import evaluation, results
 
 
@@ -165,3 +167,41 @@ def test_a_prompted_row_where_no_clip_has_a_palo_is_the_unprompted_run(tmp_path,
         ("zero-shot-+-prompts__cante", ("palo", "lexicon")),
         ("zero-shot-+-prompts__speech", ("palo", "lexicon")),
     ]
+
+
+def test_evaluate_stages_decodes_in_the_precision_asked_and_reruns_when_it_changes(
+    tmp_path, monkeypatch
+):
+    from flamenco_lib import models
+    from flamenco_lib.training import config
+
+    monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path))
+    man = tmp_path / "corpora" / "cante" / "manifest.jsonl"
+    man.parent.mkdir(parents=True)
+    man.write_text("")
+    calls = []
+
+    def fake_evaluate(model_name, manifest, *, out, bf16, **kw):
+        calls.append(bf16)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "metrics.json").write_text("{}")
+
+    monkeypatch.setattr(evaluation, "evaluate_manifest", fake_evaluate)
+    monkeypatch.setattr(models, "load_whisper", lambda path: (None, None))
+    sets = (("cante", "corpora/cante/manifest.jsonl", "test"),)
+    stages = (("zero-shot", "base"),)
+    results.evaluate_stages(stages, sets, progress=False, precision="fp32")
+    results.evaluate_stages(stages, sets, progress=False, precision="fp32")  # kept
+    results.evaluate_stages(stages, sets, progress=False, precision="bf16")  # decoded again
+    assert calls == [False, True]
+    run = tmp_path / "results" / "zero-shot__cante"
+    assert json.loads((run / results.INPUTS).read_text())["precision"] == "bf16"
+    # auto follows the CPU: bf16 where it computes bf16 natively, as training's precision: auto
+    monkeypatch.setattr(config, "auto_precision", lambda: "fp32")
+    assert results.decode_in_bf16("auto") is False
+    results.evaluate_stages(stages, sets, progress=False)
+    assert calls == [False, True, False]
+    monkeypatch.setattr(config, "auto_precision", lambda: "bf16")
+    assert results.decode_in_bf16("auto") is True and results.decode_in_bf16("fp32") is False
+    with pytest.raises(ValueError, match="precision='fp16'"):
+        results.decode_in_bf16("fp16")

@@ -364,6 +364,7 @@ def _train_stage(cfg: StageConfig, *, resume: bool, stop_after: int | None, prog
             progress=False,
             prompts=prompts_of(evaluation._rows(eval_ds)),
             soft_prompt=soft,
+            bf16=cfg.precision == "bf16",  # decoded as it trains
         )
         model.train()
         return {"step": step, "eval_wer": m["wer"], "eval_cer": m["cer"]}
