@@ -173,20 +173,15 @@ def decode_in_bf16(precision: str) -> bool:
 
 
 @contextmanager
-def shared_encoder_prefix(model, layers: int | None = None, *, bf16: bool = False):
+def shared_encoder_prefix(model, layers: int | None = None):
     """How the report decodes ``model`` within the block: on the CPU with the encoder prefix that
     the models share computed once per clip (:func:`flamenco_lib.prefix_cache.shared_prefix`,
     ``layers`` layers, default :data:`~flamenco_lib.prefix_cache.SHARED_LAYERS`), elsewhere as
-    usual; under bf16 autocast when ``bf16`` (for decoders that take no ``bf16`` argument)."""
-    import torch
-
+    usual."""
     from .prefix_cache import SHARED_LAYERS, shared_prefix
 
-    device = getattr(model, "device", None)
-    on_cpu = getattr(device, "type", None) == "cpu"
-    k = (SHARED_LAYERS if layers is None else layers) if on_cpu else 0
-    kind = getattr(device, "type", "cpu")
-    with shared_prefix(model, k), torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
+    on_cpu = getattr(getattr(model, "device", None), "type", None) == "cpu"
+    with shared_prefix(model, (SHARED_LAYERS if layers is None else layers) if on_cpu else 0):
         yield
 
 

@@ -167,13 +167,11 @@ def evaluate_songs(
     return m
 
 
-def _run_inputs(
-    corpus: Path, model: str, split: str, max_songs, precision: str = "auto"
-) -> tuple[str, dict]:
+def _run_inputs(corpus: Path, model: str, split: str, max_songs) -> tuple[str, dict]:
     """The model's path and what a cached song run depends on: the songs file, the model folder,
-    the split, ``max_songs``, the decoding rules and the precision."""
+    the split, ``max_songs`` and the decoding rules (fp32)."""
     from .hashing import sha256_of
-    from .results import _model_path, decode_in_bf16
+    from .results import _model_path
     from .transcription import DECODING
 
     path = _model_path(model)  # a stage's final/ folder, or the model as named
@@ -184,7 +182,7 @@ def _run_inputs(
         "split": split,
         "max_songs": max_songs,
         "decoding": DECODING,
-        "precision": "bf16" if decode_in_bf16(precision) else "fp32",
+        "precision": "fp32",
     }
 
 
@@ -215,14 +213,14 @@ def song_runs(
     max_songs: int | None = None,
     root: str | Path | None = None,
     progress: bool = True,
-    precision: str = "auto",
 ) -> list[Path]:
     """Evaluate each model of ``rows`` (``(label, model)`` as :data:`flamenco_lib.grid.STAGES`)
     with each of ``methods`` on the song corpus; each run in ``<root>/<label>__songs-<method>/``
     (default root: the results folder). A run whose inputs (the songs file, the model folder,
-    ``max_songs``, the decoding rules, the ``precision`` as in
-    :func:`flamenco_lib.results.evaluate_stages`) are unchanged is kept; a model not trained yet
-    is skipped with a message. Returns the run folders."""
+    ``max_songs``, the decoding rules) are unchanged is kept; a model not trained yet is skipped
+    with a message. Songs decode in fp32 (``recording`` computes its features with the model's
+    own calls, which bf16 autocast would turn to bf16), with the encoder prefix the models share
+    (:func:`flamenco_lib.results.shared_encoder_prefix`). Returns the run folders."""
     from .models import load_whisper
     from .paths import results_dir
     from .results import run_dir, shared_encoder_prefix
@@ -230,7 +228,7 @@ def song_runs(
     corpus = Path(corpus)
     done = []
     for label, model, *_ in rows:
-        path, inputs = _run_inputs(corpus, model, split, max_songs, precision)
+        path, inputs = _run_inputs(corpus, model, split, max_songs)
         if not _trained(label, model, path):
             continue
         loaded = None
@@ -238,7 +236,7 @@ def song_runs(
             out = run_dir(label, f"songs-{method}", root=Path(root) if root else results_dir())
             if not _kept(out, inputs, "song_metrics.json"):
                 loaded = loaded or load_whisper(path)
-                with shared_encoder_prefix(loaded[0], bf16=inputs["precision"] == "bf16"):
+                with shared_encoder_prefix(loaded[0]):
                     evaluate_songs(
                         *loaded,
                         corpus,
@@ -260,11 +258,10 @@ def alignment_runs(
     split: str = "test",
     max_songs: int | None = None,
     root: str | Path | None = None,
-    precision: str = "auto",
 ) -> list[Path]:
     """:func:`evaluate_alignment` of each model of ``rows`` on the songs of ``split``, each in
     ``<root>/<label>__songs-align/alignment.json``, kept while its inputs are unchanged (as
-    :func:`song_runs`, ``precision`` too). Returns the run folders."""
+    :func:`song_runs`; fp32, with the shared encoder prefix). Returns the run folders."""
     from .models import load_whisper
     from .paths import results_dir
     from .results import run_dir, shared_encoder_prefix
@@ -272,13 +269,13 @@ def alignment_runs(
     corpus = Path(corpus)
     done = []
     for label, model, *_ in rows:
-        path, inputs = _run_inputs(corpus, model, split, max_songs, precision)
+        path, inputs = _run_inputs(corpus, model, split, max_songs)
         if not _trained(label, model, path):
             continue
         out = run_dir(label, "songs-align", root=Path(root) if root else results_dir())
         if not _kept(out, inputs, "alignment.json"):
             model_, processor = load_whisper(path)
-            with shared_encoder_prefix(model_, bf16=inputs["precision"] == "bf16"):
+            with shared_encoder_prefix(model_):
                 m = evaluate_alignment(model_, processor, corpus, split=split, max_songs=max_songs)
             out.mkdir(parents=True, exist_ok=True)
             tmp = out / "alignment.json.tmp"
