@@ -53,8 +53,8 @@ class PrefixStats:
 @contextmanager
 def shared_prefix(model, k: int = SHARED_LAYERS, folder: str | Path | None = None):
     """Within the block, ``model``'s encoder takes its conv stem and first ``k`` layers from the
-    cache (``<folder>/<frozen weights' key>-<weights' dtype>-<autocast dtype>/<feature hash>.pt``; default folder
-    ``data/cache/encoder-prefix``), computing and writing the clips it lacks. Yields a
+    cache (``<folder>/<frozen weights' key>-<weights' dtype>-<autocast dtype>/<feature hash>.pt``;
+    default folder ``data/cache/encoder-prefix``), computing and writing the clips it lacks. Yields a
     :class:`PrefixStats`. Calls that ask for hidden states or attentions, or with inputs that are
     not 30 s windows, run the encoder as usual. ``k = 0`` turns the cache off."""
     stats = PrefixStats()

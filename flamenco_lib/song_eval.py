@@ -169,7 +169,7 @@ def evaluate_songs(
 
 def _run_inputs(corpus: Path, model: str, split: str, max_songs) -> tuple[str, dict]:
     """The model's path and what a cached song run depends on: the songs file, the model folder,
-    the split, ``max_songs`` and the decoding rules (fp32)."""
+    the split, ``max_songs`` and the decoding rules."""
     from .hashing import sha256_of
     from .results import _model_path
     from .transcription import DECODING
@@ -182,7 +182,6 @@ def _run_inputs(corpus: Path, model: str, split: str, max_songs) -> tuple[str, d
         "split": split,
         "max_songs": max_songs,
         "decoding": DECODING,
-        "precision": "fp32",
     }
 
 
