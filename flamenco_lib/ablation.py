@@ -49,7 +49,8 @@ def _sources(synthetic: float, sung: float = 0.0, spoken: float = 0.0) -> list[d
 
 
 # name -> keys replacing configs/stage1.yaml's (its cpu profile); one change at a time from the
-# first two rows: today's recipe (synthetic only) and the real voices mixed in
+# recipes: synthetic only (the old stage 1), real sung 30%, and real sung 30% + real speech 15%
+# (configs/stage1.yaml today)
 ABLATIONS: dict[str, dict] = {
     "synthetic only": {"train": _sources(1.0)},
     "real sung 30%": {"train": _sources(0.7, sung=0.3)},
