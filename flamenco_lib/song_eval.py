@@ -117,12 +117,13 @@ def evaluate_songs(
     method: str = "vad",
     max_songs: int | None = None,
     progress: bool = True,
-    join_s: float | None = None,
+    **options,
 ) -> dict:
     """Transcribe the ``split`` songs of a song corpus folder with ``method``, score each
     (:func:`score_song`) and write ``song_metrics.json`` and ``lines.jsonl`` into ``out``.
     Returns the metrics: the totals of :func:`song_table`, ``seconds`` of decoding, the audio's
-    ``audio_seconds`` and ``per_song``: one row per song."""
+    ``audio_seconds`` and ``per_song``: one row per song. ``options`` (``join_s``,
+    ``vad_threshold``) go to :func:`~flamenco_lib.recording.transcribe_recording`."""
     from .audio import load_audio
     from .recording import transcribe_recording
 
@@ -137,9 +138,8 @@ def evaluate_songs(
         for s in songs:
             audio = load_audio(corpus / s["audio"])
             t0 = time.perf_counter()
-            kw = {} if join_s is None else {"join_s": join_s}
             lines = transcribe_recording(
-                model, processor, audio, method=method, progress=progress, name=s["song"], **kw
+                model, processor, audio, method=method, progress=progress, name=s["song"], **options
             )
             seconds += time.perf_counter() - t0
             audio_s += len(audio) / 16000
@@ -169,7 +169,8 @@ def evaluate_songs(
 
 def _run_inputs(corpus: Path, model: str, split: str, max_songs) -> tuple[str, dict]:
     """The model's path and what a cached song run depends on: the songs file, the model folder,
-    the split, ``max_songs`` and the decoding rules."""
+    the split, ``max_songs``, the decoding rules and how a recording is cut into lines."""
+    from . import recording
     from .hashing import sha256_of
     from .results import _model_path
     from .transcription import DECODING
@@ -182,6 +183,12 @@ def _run_inputs(corpus: Path, model: str, split: str, max_songs) -> tuple[str, d
         "split": split,
         "max_songs": max_songs,
         "decoding": DECODING,
+        "windows": {
+            "vad_threshold": recording.VAD_THRESHOLD,
+            "vad_chunk_s": recording.VAD_CHUNK_S,
+            "line_gap_s": recording.LINE_GAP_S,
+            "join_s": recording.JOIN_S,
+        },
     }
 
 

@@ -114,3 +114,24 @@ def test_alignment_scores_find_each_sung_occurrence():
     assert r["start_errors"] == pytest.approx([0.2, 0.1, 0.9])
     assert r["end_errors"] == pytest.approx([0.0, 0.5, 0.0])
     assert r["repeated"] == 1 and r["repeated_found_twice"] == 1
+
+
+def test_a_song_run_is_redone_when_the_way_recordings_are_cut_changes(tmp_path, monkeypatch):
+    from flamenco_lib import recording
+
+    (tmp_path / "songs.jsonl").write_text('{"song": "s"}\n', encoding="utf-8")
+    _, before = song_eval._run_inputs(tmp_path, "base", "test", None)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "song_metrics.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "run" / "inputs.json").write_text(json.dumps(before), encoding="utf-8")
+    assert song_eval._kept(tmp_path / "run", before, "song_metrics.json")
+    for name, value in (
+        ("VAD_THRESHOLD", 0.5),
+        ("VAD_CHUNK_S", 60.0),
+        ("LINE_GAP_S", 0.3),
+        ("JOIN_S", 2.0),
+    ):
+        with monkeypatch.context() as m:
+            m.setattr(recording, name, value)
+            _, after = song_eval._run_inputs(tmp_path, "base", "test", None)
+        assert not song_eval._kept(tmp_path / "run", after, "song_metrics.json"), name
