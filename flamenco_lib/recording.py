@@ -15,9 +15,9 @@ Three ways to cut a recording into the windows of at most 30 s that Whisper deco
 Each decoded window gets Whisper's hallucination indicators: the gzip compression ratio of its
 text (above 2.4: a repetition loop), the average log-probability of its tokens, and the
 probability of ``<|nocaptions|>`` (no speech) after ``<|startoftranscript|>``. As Whisper does,
-a window is dropped when its compression ratio is too high, or when no speech is likely and the
-model is unsure of its text (:func:`hallucination`); dropped lines stay in the JSON output with the
-reason, and leave the txt / SRT / LRC files.
+a line is dropped when its own text's compression ratio is too high, or when no speech is likely
+in its window and the model is unsure of the window's text (:func:`hallucination`); dropped lines
+stay in the JSON output with the reason, and leave the txt / SRT / LRC files.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ LINE_GAP_S = 0.5  # voice regions closer than this are one line (a breath inside
 VAD_THRESHOLD = 0.35  # silero-vad's speech probability for voice; its own 0.5 misses sung lines
 # over guitar (dev songs, stage 3, restarted every 30 s: WER 34.8, lines missed 2.6%; README)
 VAD_CHUNK_S = 30.0  # the detector restarts every 30 s (voice_regions; chosen on dev, README)
+GUARD = "per-line-1"  # how the guard judges a window's lines (song runs redo when it changes)
 JOIN_S = 4.0  # lines closer than this share a window (more context), each keeping its own times;
 # chosen on the 3 dev songs with zero-shot whisper-base against 0.5 (no joining) and 2.0 (README)
 
@@ -178,6 +179,25 @@ def _split_by_region(tokens, times, regions, tok) -> list[tuple[tuple[float, flo
     return [(regions[k], idx) for k, idx in sorted(out.items())]
 
 
+def _judged(window: Line, start: float, end: float, text: str, avg_logprob: float) -> Line:
+    """One line of a decoded window, judged by the hallucination guard on its own text's
+    compression ratio (a loop in one line does not drop its neighbours) and on the window's
+    no-speech evidence; its text with runaway repetition cut."""
+    from .transcription import trim_repetition
+
+    cr = round(compression_ratio(text), 3) if text != window.text else window.compression_ratio
+    judge = Line(start, end, text, cr, window.avg_logprob, window.no_speech_prob)
+    return Line(
+        start,
+        end,
+        trim_repetition(text),
+        cr,
+        avg_logprob,
+        window.no_speech_prob,
+        dropped=hallucination(judge),
+    )
+
+
 @torch.no_grad()
 def _decode_windows(model, processor, audio, groups, *, language, batch_size, bar) -> list[Line]:
     """Decode each window (a group of voice regions) greedily, loops stopped, a budget per window;
@@ -186,7 +206,7 @@ def _decode_windows(model, processor, audio, groups, *, language, batch_size, ba
     from transformers import StoppingCriteriaList
     from transformers.modeling_outputs import BaseModelOutput
 
-    from .transcription import LoopStop, token_budget, trim_repetition
+    from .transcription import LoopStop, token_budget
 
     tok = processor.tokenizer
     sot = tok.convert_tokens_to_ids("<|startoftranscript|>")
@@ -228,15 +248,9 @@ def _decode_windows(model, processor, audio, groups, *, language, batch_size, ba
         for i, group in enumerate(chunk):
             keep = new[i] < tok.eos_token_id  # text tokens (not the end, not the padding after it)
             raw = tok.decode(new[i][keep], skip_special_tokens=True).strip()
-            window = Line(
-                start=spans[i][0],
-                end=spans[i][1],
-                text=raw,
-                compression_ratio=round(compression_ratio(raw), 3),
-                avg_logprob=round(float(steps[i][keep].mean()) if keep.any() else 0.0, 4),
-                no_speech_prob=round(no_speech[i], 4),
-            )
-            dropped = hallucination(window)  # the guard judges the whole window
+            lp = round(float(steps[i][keep].mean()) if keep.any() else 0.0, 4)
+            cr, ns = round(compression_ratio(raw), 3), round(no_speech[i], 4)
+            window = Line(spans[i][0], spans[i][1], raw, cr, lp, ns)
             tokens, scores = new[i][keep].tolist(), steps[i][keep]
             if len(group) > 1 and tokens:
                 times = (when[i][keep] + spans[i][0]).tolist()
@@ -245,17 +259,8 @@ def _decode_windows(model, processor, audio, groups, *, language, batch_size, ba
                 parts = [((spans[i][0], spans[i][1]), list(range(len(tokens))))]
             for (s, e), idx in parts:
                 text = tok.decode([tokens[j] for j in idx], skip_special_tokens=True).strip()
-                lines.append(
-                    Line(
-                        start=round(s, 3),
-                        end=round(e, 3),
-                        text=trim_repetition(text),
-                        compression_ratio=window.compression_ratio,
-                        avg_logprob=round(float(scores[idx].mean()), 4) if idx else 0.0,
-                        no_speech_prob=window.no_speech_prob,
-                        dropped=dropped,
-                    )
-                )
+                lp = round(float(scores[idx].mean()), 4) if idx else 0.0
+                lines.append(_judged(window, round(s, 3), round(e, 3), text, lp))
         bar.update(sum(e - s for s, e in spans))
     return lines
 

@@ -188,6 +188,7 @@ def _run_inputs(corpus: Path, model: str, split: str, max_songs) -> tuple[str, d
             "vad_chunk_s": recording.VAD_CHUNK_S,
             "line_gap_s": recording.LINE_GAP_S,
             "join_s": recording.JOIN_S,
+            "guard": recording.GUARD,
         },
     }
 

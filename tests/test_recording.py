@@ -246,3 +246,18 @@ def test_the_voice_detector_restarts_so_late_lines_do_not_depend_on_early_ones()
     assert late and [(s, e) for s, e in recording.voice_regions(audio) if s >= 60] == [
         (round(s + 60, 3), round(e + 60, 3)) for s, e in late
     ]
+
+
+def test_a_loop_in_one_line_of_a_window_does_not_drop_its_neighbours():
+    loop = "que me voy, " * 12
+    clean = "Por la calle de la Feria"
+    window = Line(0.0, 9.0, f"{clean} {loop}", 3.1, -0.3, 0.01)  # the whole window: a loop
+    assert recording.hallucination(window)
+    first = recording._judged(window, 0.0, 3.0, clean, -0.2)
+    second = recording._judged(window, 3.5, 9.0, loop, -0.1)
+    assert first.dropped is None and first.text == clean
+    assert second.dropped and second.dropped.startswith("compression ratio")
+    assert len(second.text) < len(loop)  # the runaway repetition cut
+    # no speech likely and an unsure window: every line of it goes
+    unsure = Line(0.0, 9.0, clean, 1.0, -1.5, 0.9)
+    assert recording._judged(unsure, 0.0, 3.0, clean, -0.2).dropped.startswith("no speech")

@@ -130,6 +130,7 @@ def test_a_song_run_is_redone_when_the_way_recordings_are_cut_changes(tmp_path, 
         ("VAD_CHUNK_S", 60.0),
         ("LINE_GAP_S", 0.3),
         ("JOIN_S", 2.0),
+        ("GUARD", "window"),
     ):
         with monkeypatch.context() as m:
             m.setattr(recording, name, value)
