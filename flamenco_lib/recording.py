@@ -12,9 +12,9 @@ Three ways to cut a recording into the windows of at most 30 s that Whisper deco
 - ``longform``: transformers' sequential long-form decoding (Whisper's own algorithm: timestamp
   tokens say where each segment ends and where the next window starts).
 
-Each decoded window gets Whisper's hallucination indicators: the gzip compression ratio of its
-text (above 2.4: a repetition loop), the average log-probability of its tokens, and the
-probability of ``<|nocaptions|>`` (no speech) after ``<|startoftranscript|>``. As Whisper does,
+Each line gets Whisper's hallucination indicators: the gzip compression ratio of its text
+(above 2.4: a repetition loop), the average log-probability of its tokens, and the probability
+of ``<|nocaptions|>`` (no speech) after ``<|startoftranscript|>`` in its window. As Whisper does,
 a line is dropped when its own text's compression ratio is too high, or when no speech is likely
 in its window and the model is unsure of the window's text (:func:`hallucination`); dropped lines
 stay in the JSON output with the reason, and leave the txt / SRT / LRC files.
@@ -179,23 +179,17 @@ def _split_by_region(tokens, times, regions, tok) -> list[tuple[tuple[float, flo
     return [(regions[k], idx) for k, idx in sorted(out.items())]
 
 
-def _judged(window: Line, start: float, end: float, text: str, avg_logprob: float) -> Line:
+def _judged(start, end, text, avg_logprob, window_logprob, no_speech_prob) -> Line:
     """One line of a decoded window, judged by the hallucination guard on its own text's
     compression ratio (a loop in one line does not drop its neighbours) and on the window's
-    no-speech evidence; its text with runaway repetition cut."""
+    no-speech evidence (``window_logprob``, ``no_speech_prob``); its text with runaway
+    repetition cut."""
     from .transcription import trim_repetition
 
-    cr = round(compression_ratio(text), 3) if text != window.text else window.compression_ratio
-    judge = Line(start, end, text, cr, window.avg_logprob, window.no_speech_prob)
-    return Line(
-        start,
-        end,
-        trim_repetition(text),
-        cr,
-        avg_logprob,
-        window.no_speech_prob,
-        dropped=hallucination(judge),
-    )
+    cr = round(compression_ratio(text), 3)
+    line = Line(start, end, trim_repetition(text), cr, avg_logprob, no_speech_prob)
+    line.dropped = hallucination(Line(start, end, text, cr, window_logprob, no_speech_prob))
+    return line
 
 
 @torch.no_grad()
@@ -247,10 +241,8 @@ def _decode_windows(model, processor, audio, groups, *, language, batch_size, ba
         when = out["token_timestamps"][:, -steps.shape[1] :] if timed else None
         for i, group in enumerate(chunk):
             keep = new[i] < tok.eos_token_id  # text tokens (not the end, not the padding after it)
-            raw = tok.decode(new[i][keep], skip_special_tokens=True).strip()
-            lp = round(float(steps[i][keep].mean()) if keep.any() else 0.0, 4)
-            cr, ns = round(compression_ratio(raw), 3), round(no_speech[i], 4)
-            window = Line(spans[i][0], spans[i][1], raw, cr, lp, ns)
+            window_lp = round(float(steps[i][keep].mean()) if keep.any() else 0.0, 4)
+            ns = round(no_speech[i], 4)
             tokens, scores = new[i][keep].tolist(), steps[i][keep]
             if len(group) > 1 and tokens:
                 times = (when[i][keep] + spans[i][0]).tolist()
@@ -260,7 +252,7 @@ def _decode_windows(model, processor, audio, groups, *, language, batch_size, ba
             for (s, e), idx in parts:
                 text = tok.decode([tokens[j] for j in idx], skip_special_tokens=True).strip()
                 lp = round(float(scores[idx].mean()), 4) if idx else 0.0
-                lines.append(_judged(window, round(s, 3), round(e, 3), text, lp))
+                lines.append(_judged(round(s, 3), round(e, 3), text, lp, window_lp, ns))
         bar.update(sum(e - s for s, e in spans))
     return lines
 
@@ -426,9 +418,12 @@ def transcribe_files(
     if fmt not in FORMATS:
         raise RecordingError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
     target = {str(p): Path(out) / f"{Path(p).stem}.{fmt}" for p in paths}
-    todo = [p for p, dest in target.items() if force or not dest.exists()]
-    for p in (p for p in target if p not in todo):
-        logger.info("%s: %s exists, skipped (force to redo it)", p, target[p])
+    todo = []
+    for p, dest in target.items():
+        if dest.exists() and not force:
+            logger.info("%s: %s exists, skipped (force to redo it)", p, dest)
+        else:
+            todo.append(p)
     audios, failed = read_each(todo)  # a bad file is named before the model loads
     if not audios:
         return failed

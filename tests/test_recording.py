@@ -253,11 +253,13 @@ def test_a_loop_in_one_line_of_a_window_does_not_drop_its_neighbours():
     clean = "Por la calle de la Feria"
     window = Line(0.0, 9.0, f"{clean} {loop}", 3.1, -0.3, 0.01)  # the whole window: a loop
     assert recording.hallucination(window)
-    first = recording._judged(window, 0.0, 3.0, clean, -0.2)
-    second = recording._judged(window, 3.5, 9.0, loop, -0.1)
+    evidence = (window.avg_logprob, window.no_speech_prob)
+    first = recording._judged(0.0, 3.0, clean, -0.2, *evidence)
+    second = recording._judged(3.5, 9.0, loop, -0.1, *evidence)
     assert first.dropped is None and first.text == clean
     assert second.dropped and second.dropped.startswith("compression ratio")
     assert len(second.text) < len(loop)  # the runaway repetition cut
     # no speech likely and an unsure window: every line of it goes
     unsure = Line(0.0, 9.0, clean, 1.0, -1.5, 0.9)
-    assert recording._judged(unsure, 0.0, 3.0, clean, -0.2).dropped.startswith("no speech")
+    judged = recording._judged(0.0, 3.0, clean, -0.2, -1.5, 0.9)
+    assert recording.hallucination(unsure) and judged.dropped.startswith("no speech")
