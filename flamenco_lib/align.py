@@ -7,13 +7,22 @@ line, and plays guitar between coplas. :func:`align_lyrics` finds where each pri
    (voice regions, each decoded; a region is usually one sung line, sometimes two);
 2. **which printed line each region sings**: a monotonic alignment by dynamic programming over
    (region, printed line) that maximises the summed text similarity (rapidfuzz's normalised
-   ``ratio`` on the normalised texts). A region may sing the line after the last one, a later
+   ``ratio`` on the normalised texts; a region with one line is compared with the line as it is
+   sung, once, twice or with its end repeated: :func:`sung_shapes`, so that a line sung twice
+   in one breath is not taken for two printed lines). A region may sing the line after the last one, a later
    one (lines skipped), the **same** one again (a repeat), or two or three consecutive printed
    lines at once (its time then shared by their lengths); a region like no printed line (a
-   quejío, text over the guitar) is left out;
+   quejío alone, text over the guitar) is left out. Two regions less than :data:`JOIN_GAP_S`
+   apart may sing one line together (a line the voice detector cut at a breath), and a region
+   of quejíos alone that close to the next opens the next line;
 3. each aligned line keeps its region's times and a **confidence** (the similarity, 0-1); lines
    under ``min_confidence`` are flagged and left out of the corpus, printed lines never found are
-   reported.
+   reported;
+4. its **label is what was sung**, written with the printed words (:func:`sung_label`): the
+   quejío heard before the line and the line (or its end) as many times as the model heard it.
+   The booklet prints "Mi mare se fue pa Ronda" once; the singer sang "Ay, ay, mi mare se fue pa
+   Ronda, mi mare se fue pa Ronda", and a model trained on the printed line alone learns to drop
+   quejíos and repeats that the corpus' own labels (and the test sets) write out.
 
 The times come from the voice detector, not from Whisper's timestamps, so a fine-tuned model that
 no longer predicts timestamp tokens aligns as well as zero-shot Whisper.
@@ -22,18 +31,30 @@ no longer predicts timestamp tokens aligns as well as zero-shot Whisper.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .text import normalize_flamenco
+from .text import QUEJIOS, normalize, normalize_flamenco
 
-__all__ = ["Aligned", "align_lines", "align_lyrics", "align_to_corpus", "read_lyric_lines"]
+__all__ = [
+    "Aligned",
+    "align_lines",
+    "align_lyrics",
+    "align_to_corpus",
+    "read_lyric_lines",
+    "sung_label",
+    "sung_shapes",
+]
 logger = logging.getLogger(__name__)
 
 MIN_CONFIDENCE = 0.5  # below: a region is not taken for a printed line
 MAX_BLOCK = 3  # printed lines one region may sing at once
+JOIN_GAP_S = 1.0  # a quejío region, or half a line, this close to the next region is one line
+JOIN_COST = 0.05  # what joining two regions into one line costs (a repeat in two breaths stays two)
+QUEJIO = re.compile(r"^a+y+$")  # besides text.QUEJIOS: "ayyyy", "aay" as Whisper spells a long cry
 
 
 @dataclass
@@ -46,6 +67,7 @@ class Aligned:
     end: float
     confidence: float
     heard: str  # what the model transcribed there
+    sung: str = ""  # the label: the printed line as it was sung (:func:`sung_label`)
 
 
 def read_lyric_lines(path: str | Path) -> list[str]:
@@ -61,53 +83,143 @@ def _sim(a: str, b: str) -> float:
     return fuzz.ratio(a, b) / 100.0
 
 
+def sung_shapes(line: str, sep: str = ", ") -> list[str]:
+    """The ways a singer sings a printed line: once, twice, three times, or once followed by its
+    last words again (a repeat of the line's end), shortest first.
+
+    >>> sung_shapes("va mi niña")
+    ['va mi niña', 'va mi niña, va mi niña', 'va mi niña, va mi niña, va mi niña', 'va mi niña, mi niña']
+    """
+    words = line.split()
+    shapes = [line, sep.join([line] * 2), sep.join([line] * 3)]
+    return shapes + [f"{line}{sep}{' '.join(words[k:])}" for k in range(1, len(words) - 1)]
+
+
+def _best_shape(heard_norm: str, shapes_norm: list[str]) -> tuple[float, int]:
+    """(similarity, index) of the sung shape most like a normalised transcript (on a tie the
+    first, the shortest kind)."""
+    scores = [_sim(heard_norm, c) for c in shapes_norm]
+    k = int(np.argmax(scores))
+    return scores[k], k
+
+
+def sung_label(printed: str, heard: str, *, whole_line: bool = True) -> str:
+    """The printed line as the singer sang it, judged from what the model heard there.
+
+    The quejíos the model heard before the first word (``"Ay, ay"``: :data:`text.QUEJIOS`,
+    :data:`QUEJIO`) open the label; then, with ``whole_line``, the :func:`sung_shapes` of the
+    printed line most like the rest of the heard text (rapidfuzz ``ratio``). The words are the
+    printed ones: the model's misheard words never enter the label, only the shape of the
+    singing. ``whole_line=False`` (a line sung in one region with others) keeps the quejío only.
+
+    >>> sung_label("Mi mare se fue pa Ronda", "Ay, ay, mi madre se fue marronza, se fue marronza")
+    'Ay, ay, Mi mare se fue pa Ronda, se fue pa Ronda'
+    """
+    line = printed.strip().rstrip(",").strip()
+    words = normalize(heard).split()
+    cries = []
+    while len(words) > 1 and (words[0] in QUEJIOS or QUEJIO.match(words[0])):
+        cries.append(words.pop(0))
+    body = line
+    if whole_line and words:
+        shapes = sung_shapes(line)
+        rest = normalize_flamenco(" ".join(words), keep_accents=False)
+        _, k = _best_shape(rest, [normalize_flamenco(c, keep_accents=False) for c in shapes])
+        body = shapes[k]
+    if not cries:
+        return body
+    return ", ".join([cries[0].capitalize(), *cries[1:], body])
+
+
+def _cries_open_lines(heard: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """A region that holds only quejíos, followed within :data:`JOIN_GAP_S` by another, is
+    joined to it: the cry opens the line (its time and its "Ay" belong to the sung line)."""
+    out: list[tuple[float, float, str]] = []
+    for start, end, text in heard:
+        if out and not normalize_flamenco(out[-1][2]) and start - out[-1][1] <= JOIN_GAP_S:
+            cry = out.pop()
+            start, text = cry[0], f"{cry[2].strip().rstrip(',')}, {text}"
+        out.append((start, end, text))
+    return out
+
+
 def align_lines(
     heard: list[tuple[float, float, str]], printed: list[str], *, min_confidence=MIN_CONFIDENCE
 ) -> list[Aligned]:
     """Align transcribed regions ``(start, end, text)`` (in time order) to ``printed`` lines
     (in order) as described in the module docstring. Returns the aligned occurrences in time
     order, confidences below ``min_confidence`` included (the caller decides)."""
+    heard = _cries_open_lines(heard)
     norm_p = [normalize_flamenco(p, keep_accents=False) for p in printed]
     norm_h = [normalize_flamenco(t, keep_accents=False) for _, _, t in heard]
+    shapes = [sung_shapes(p, sep=" ") for p in norm_p]  # a lone line, repeated as it is sung
     m, n = len(heard), len(printed)
+
+    def sim(j: int, span: int, f: int, b: int) -> float:
+        """Regions j .. j+span-1 (joined) against printed lines f .. f+b-1."""
+        h = " ".join(norm_h[j : j + span])
+        if b == 1:
+            return _best_shape(h, shapes[f])[0]
+        return _sim(h, " ".join(norm_p[f : f + b]))
+
+    def spans(j: int):  # one region, or two closer than JOIN_GAP_S (a line cut by a breath)
+        yield 1
+        if j + 1 < m and heard[j + 1][0] - heard[j][1] <= JOIN_GAP_S:
+            yield 2
+
     neg = -1e9
-    # best[j][i]: best score after j regions, i = index of the last printed line sung + 1
+    # best[j][i]: best score after j regions, i = index of the last printed line sung + 1; a
+    # score counts each region taken by its similarity, so a line cut in two weighs as two
     best = np.full((m + 1, n + 1), neg)
     best[0][0] = 0.0
-    back: dict[tuple[int, int], tuple[int, int, int]] = {}  # -> (previous i, first line, block)
+    back: dict[tuple[int, int], tuple[int, int, int, int]] = {}  # -> (j, i, first line, block)
     for j in range(m):
         for i in range(n + 1):
             if best[j][i] == neg:
                 continue
             if best[j][i] > best[j + 1][i]:  # region j sings no printed line
-                best[j + 1][i], back[(j + 1, i)] = best[j][i], (i, -1, 0)
-            first_options = range(max(i - 1, 0), n)  # the last line again, the next, or later
-            for f in first_options:
-                for b in range(1, MAX_BLOCK + 1):
-                    if f + b > n or (f < i and b > 1):
-                        break
-                    s = _sim(norm_h[j], " ".join(norm_p[f : f + b]))
-                    if s < min_confidence:
-                        continue
-                    score = best[j][i] + s - 0.01 * (f - i if f > i else 0)  # skips cost a little
-                    if score > best[j + 1][f + b]:
-                        best[j + 1][f + b], back[(j + 1, f + b)] = score, (i, f, b)
-    i = int(np.argmax(best[m]))
+                best[j + 1][i], back[(j + 1, i)] = best[j][i], (j, i, -1, 0)
+            for span in spans(j):
+                for f in range(max(i - 1, 0), n):  # the last line again, the next, or later
+                    for b in range(1, (MAX_BLOCK if span == 1 else 1) + 1):
+                        if f + b > n or (f < i and b > 1):
+                            break
+                        s = sim(j, span, f, b)
+                        if s < min_confidence:
+                            continue
+                        score = best[j][i] + span * s - 0.01 * (f - i if f > i else 0)
+                        score -= JOIN_COST * (span - 1)  # two breaths stay two lines on a tie
+                        if score > best[j + span][f + b]:
+                            best[j + span][f + b] = score
+                            back[(j + span, f + b)] = (j, i, f, b)
+    j, i = m, int(np.argmax(best[m]))
     out: list[Aligned] = []
-    for j in range(m, 0, -1):
-        prev, f, b = back[(j, i)]
+    while j > 0:
+        prev_j, prev_i, f, b = back[(j, i)]
         if f >= 0:
-            start, end, text = heard[j - 1]
+            start, end = heard[prev_j][0], heard[j - 1][1]
+            text = ", ".join(t.strip().rstrip(",") for _, _, t in heard[prev_j:j])
             lengths = np.array([len(norm_p[k]) or 1 for k in range(f, f + b)], dtype=float)
             edges = start + (end - start) * np.concatenate(
                 [[0], np.cumsum(lengths) / lengths.sum()]
             )
-            conf = _sim(norm_h[j - 1], " ".join(norm_p[f : f + b]))
+            conf = sim(prev_j, j - prev_j, f, b)
             for k in reversed(range(b)):
+                sung = printed[f + k]
+                if k == 0:  # a block's quejío opens its first line; repeats only of a lone line
+                    sung = sung_label(printed[f], text, whole_line=b == 1)
                 out.append(
-                    Aligned(f + k, printed[f + k], float(edges[k]), float(edges[k + 1]), conf, text)
+                    Aligned(
+                        f + k,
+                        printed[f + k],
+                        float(edges[k]),
+                        float(edges[k + 1]),
+                        conf,
+                        text,
+                        sung,
+                    )
                 )
-        i = prev
+        j, i = prev_j, prev_i
     return out[::-1]
 
 
@@ -162,7 +274,7 @@ def align_to_corpus(
         aligned, missing = align_lyrics(*whisper, audio, printed, name=recording.name)
         problems += [f"{lyrics}:{k + 1}: not found in {recording.name}" for k in missing]
         new = corpus_rows(
-            [Interval(a.start, a.end, a.text) for a in aligned],
+            [Interval(a.start, a.end, a.sung or a.text) for a in aligned],
             audio=recording,
             out=out,
             duration=len(audio) / 16000,
@@ -172,7 +284,12 @@ def align_to_corpus(
             max_gap_s=-1.0,  # one segment per sung line: nothing unaligned between two lines
         )
         for row, a in zip(new, aligned):
-            row.update(confidence=round(a.confidence, 3), heard=a.heard, lyric_line=a.line + 1)
+            row.update(
+                text_canonical=a.text,
+                confidence=round(a.confidence, 3),
+                heard=a.heard,
+                lyric_line=a.line + 1,
+            )
         rows += new
     if not rows:
         return None, problems

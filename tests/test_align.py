@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from flamenco_lib.align import align_lines
+from flamenco_lib.align import align_lines, sung_label
 
 PRINTED = ["Por la calle de la Feria", "va mi niña", "con su pena", "Y la luna me dijo", "que no"]
 
@@ -30,7 +30,78 @@ def test_repeats_skips_and_two_lines_in_one_region():
     assert got[3].start == 30.0 and got[4].end == 35.0
     assert got[3].end == pytest.approx(30.0 + 5.0 * 17 / 23)
     assert got[0].confidence > 0.8 and got[1].text == "va mi niña"
+    # the label is what was sung: the quejío opens the first line (its text stays the printed one)
+    assert got[0].sung == "Ay, Por la calle de la Feria" and got[0].text == PRINTED[0]
+    assert [a.sung for a in got[3:]] == ["Y la luna me dijo", "que no"]
     assert align_lines([(0.0, 1.0, "nada que ver")], PRINTED) == []
+
+
+@pytest.mark.parametrize(
+    "printed, heard, label, in_a_block",
+    [  # in_a_block: the label of a line that shares its region with others (quejío only)
+        ("va mi niña", "va mi ninia", "va mi niña", "va mi niña"),  # the printed words are written
+        (
+            "va mi niña",
+            "Ay, ay, va mi niña, va mi niña",
+            "Ay, ay, va mi niña, va mi niña",
+            "Ay, ay, va mi niña",
+        ),
+        (
+            "va mi niña",
+            "Ayyyy va mi niña va mi niña va mi niña",
+            "Ayyyy, va mi niña, va mi niña, va mi niña",
+            "Ayyyy, va mi niña",
+        ),
+        (
+            "con su pena por la calle",
+            "con su pena por la calle, por la calle",
+            "con su pena por la calle, por la calle",
+            "con su pena por la calle",
+        ),
+        ("con su pena", "ay", "con su pena", "con su pena"),  # a cry alone: no words to open
+    ],
+)
+def test_the_label_is_the_printed_line_as_it_was_sung(printed, heard, label, in_a_block):
+    assert sung_label(printed, heard) == label
+    assert sung_label(printed, heard, whole_line=False) == in_a_block
+
+
+def test_a_line_sung_twice_in_one_breath_is_not_taken_for_two_printed_lines():
+    # compared with the printed text alone, the doubled line is more like lines 1 + 2 together
+    # (ratio 0.73 against 0.66), and the next region would then repeat line 2: every later
+    # line off by one. Compared with the line as it is sung (twice), it is itself.
+    printed = ["con el frío y la tos", "hasta que vino la noche", "Málaga, cuando te dejo"]
+    heard = [
+        (0.0, 6.0, "con el frío y la tos, con el frío y la tos"),
+        (7.0, 10.0, "hasta que vino la noche"),
+        (11.0, 14.0, "Bailaga cuando te dejo"),
+    ]
+    got = align_lines(heard, printed)
+    assert [(a.line, a.start) for a in got] == [(0, 0.0), (1, 7.0), (2, 11.0)]
+    assert got[0].confidence == 1.0 and got[0].sung == "con el frío y la tos, con el frío y la tos"
+
+
+def test_a_cry_before_a_line_opens_it_and_a_line_cut_by_a_breath_is_one_line():
+    printed = ["Por el río Guadalmedina", "que llora de noche sola"]
+    heard = [
+        (0.0, 1.0, "Por el río"),  # one line the voice detector cut in two (0.6 s apart)
+        (1.6, 4.0, "Guadalmedina"),
+        (10.0, 11.5, "Ay, ay,"),  # a quejío region 0.7 s before its line
+        (12.2, 16.0, "que llora de noche sola"),
+        (16.6, 19.0, "que llora de noche sola"),  # the line again, in a second breath
+        (30.0, 31.0, "Ay"),  # a cry far from any line stays out
+    ]
+    got = align_lines(heard, printed)
+    assert [(a.line, a.start, a.end) for a in got] == [
+        (0, 0.0, 4.0),
+        (1, 10.0, 16.0),
+        (1, 16.6, 19.0),
+    ]
+    assert got[0].confidence == 1.0 and got[0].sung == "Por el río Guadalmedina"
+    assert got[1].sung == "Ay, ay, que llora de noche sola" and got[1].heard.startswith(
+        "Ay, ay, que"
+    )
+    assert got[2].sung == "que llora de noche sola"
 
 
 def test_order_is_kept_when_a_later_line_sounds_like_an_earlier_one():
