@@ -269,6 +269,8 @@ def alignment_runs(
     """:func:`evaluate_alignment` of each model of ``rows`` on the songs of ``split``, each in
     ``<root>/<label>__songs-align/alignment.json``, kept while its inputs are unchanged (as
     :func:`song_runs`; fp32, with the shared encoder prefix). Returns the run folders."""
+    from . import align
+    from .hashing import sha256_of
     from .models import load_whisper
     from .paths import results_dir
     from .results import run_dir, shared_encoder_prefix
@@ -277,6 +279,7 @@ def alignment_runs(
     done = []
     for label, model, *_ in rows:
         path, inputs = _run_inputs(corpus, model, split, max_songs)
+        inputs["align.py"] = sha256_of(Path(align.__file__))  # the method is code: rerun on edit
         if not _trained(label, model, path):
             continue
         out = run_dir(label, "songs-align", root=Path(root) if root else results_dir())
