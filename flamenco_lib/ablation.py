@@ -68,6 +68,12 @@ ABLATIONS: dict[str, dict] = {
         "train": _sources(0.55, sung=0.3, spoken=0.15),
         "steps": 60,
     },
+    # the same 60 steps at twice the learning rate: does a larger step buy back the last 30?
+    "real sung 30% + real speech 15%, 60 steps, lr 1e-4": {
+        "train": _sources(0.55, sung=0.3, spoken=0.15),
+        "steps": 60,
+        "lr": 1.0e-4,
+    },
 }
 # (column key, manifest relative to the data folder, split): choose on these, never on test
 DEV_SETS = (
