@@ -1,0 +1,127 @@
+"""The price of alignment: stage 1 trained on lines aligned by ``data align`` against stage 1
+trained on the generator's true line times (README, "Your own recordings with their lyrics").
+
+1. 40 synthetic songs (``build_song_corpus(n=40, seed=0)``: the cante corpus's split of each
+   copla, so no test lyric is trained on; 10 train, 10 dev, 20 test songs), in
+   ``data/e2e/songs``. The generator knows every sung line's times and words.
+2. The train songs' **printed** lyrics (a line sung twice printed once, no quejíos) aligned to
+   their audio with ``--model`` (:func:`flamenco_lib.align.align_to_corpus`, what ``data align``
+   runs; no true time or sung text used) into ``data/e2e/aligned``; the labels' quality
+   against the true lines (WER of each segment's label against the true lines it covers, start
+   errors).
+3. The alignment bar of the issue, on the **test** songs: :func:`flamenco_lib.song_eval.
+   evaluate_alignment` with ``--model`` (median start error, share within 0.5 s).
+4. Stage 1 (``configs/stage1.yaml``, cpu profile: 90 steps) trained on each corpus alone (the
+   true segments of the train songs, the aligned ones), then both scored on the first 100 clips
+   of the cante test set and 100 sung lines of the test songs (greedy; 95% intervals).
+
+Usage (after ``make report`` or ``make stages`` and stage 3; paths relative to the project):
+    .venv/bin/python scripts/align_e2e.py [--model data/checkpoints/stage3/final]
+About 30 minutes on 2 cores with AMX; reruns keep what is done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import jiwer
+import numpy as np
+
+from flamenco_lib.align import align_to_corpus
+from flamenco_lib.data.manifest import read_manifest, write_manifest
+from flamenco_lib.data.songs import build_song_corpus
+from flamenco_lib.grid import config_file
+from flamenco_lib.models import load_whisper
+from flamenco_lib.paths import data_dir
+from flamenco_lib.pipeline import run_stage
+from flamenco_lib.results import evaluate_stages, results_table, to_markdown
+from flamenco_lib.song_eval import evaluate_alignment, printed_lines
+from flamenco_lib.text import normalize
+
+
+def label_quality(aligned: list[dict], true: list[dict]) -> dict:
+    """Each aligned segment's label against the true sung lines whose middle falls inside it
+    (none: every word of the label is an insertion); start error of each against the first."""
+    errors = ref_words = 0
+    starts = []
+    for a in aligned:
+        inside = [
+            t
+            for t in true
+            if t["audio"].endswith(a["recording"])
+            and a["start"] <= (t["start"] + t["end"]) / 2 <= a["end"]
+        ]
+        hyp = normalize(a["text"])
+        ref = normalize(" ".join(t["text"] for t in inside))
+        if not ref:
+            errors += len(hyp.split())
+            continue
+        out = jiwer.process_words(ref, hyp or "-")
+        errors += out.substitutions + out.deletions + out.insertions
+        ref_words += len(ref.split())
+        starts.append(abs(a["start"] - inside[0]["start"]))
+    return {
+        "segments": len(aligned),
+        "true_lines": len(true),
+        "label_wer": 100 * errors / max(ref_words, 1),
+        "median_start_error_s": float(np.median(starts)) if starts else float("nan"),
+        "within_0_5_s": float(np.mean([s <= 0.5 for s in starts])) if starts else float("nan"),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="data/checkpoints/stage3/final", help="the aligner")
+    ap.add_argument("--items", type=int, default=100, help="test clips (and lines) scored")
+    args = ap.parse_args()
+    root = data_dir() / "e2e"
+    songs_man = build_song_corpus(root / "songs", n=40, seed=0)
+    songs = [json.loads(x) for x in (root / "songs" / "songs.jsonl").read_text().splitlines()]
+
+    lyrics = root / "lyrics"
+    lyrics.mkdir(parents=True, exist_ok=True)
+    pairs = []
+    for s in (s for s in songs if s["split"] == "train"):
+        (lyrics / f"{s['song']}.txt").write_text("\n".join(printed_lines(s)) + "\n")
+        pairs.append((root / "songs" / s["audio"], lyrics / f"{s['song']}.txt"))
+    man = root / "aligned" / "manifest.jsonl"
+    if not man.exists():
+        man, problems = align_to_corpus(pairs, out=root / "aligned", model=args.model)
+        print("\n".join(problems))
+    aligned = read_manifest(man)
+    for r in aligned:
+        r["split"] = "train"  # every aligned song is a train song (corpus_rows hashes a split)
+    write_manifest(aligned, man)
+    true = [r for r in read_manifest(songs_man) if r["split"] == "train"]
+    print("labels:", json.dumps(label_quality(aligned, true)))
+
+    bar = root / "alignment-test.json"
+    if not bar.exists():
+        result = evaluate_alignment(*load_whisper(args.model), root / "songs", split="test")
+        bar.write_text(json.dumps(result, ensure_ascii=False))
+    result = json.loads(bar.read_text())
+    print("test songs:", {k: v for k, v in result.items() if k != "per_song"})
+
+    rows = []
+    for name, manifest in (("true times", songs_man), ("aligned", man)):
+        out = f"data/checkpoints/e2e/{name.replace(' ', '-')}"
+        train = [{"manifest": str(manifest), "split": "train", "weight": 1.0}]
+        run_stage(
+            config_file("stage1"),
+            profile="cpu",
+            overrides={"train": train, "eval": None, "output_dir": out},
+        )
+        rows.append((name, out.removeprefix("data/")))
+    sets = (
+        ("cante", "corpora/cante/manifest.jsonl", "test"),
+        ("song_lines", "e2e/songs/manifest.jsonl", "test"),
+    )
+    evaluate_stages(rows, sets, max_items=args.items, root=root / "results")
+    table = results_table(rows, sets, root=root / "results")
+    cols = ["model"] + [f"{k}_{s}" for k, *_ in sets for s in ("wer", "wer_lo", "wer_hi")]
+    print(to_markdown(table[[c for c in cols if c in table]].round(1)))
+
+
+if __name__ == "__main__":
+    main()
