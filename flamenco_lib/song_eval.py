@@ -388,7 +388,8 @@ def evaluate_alignment(model, processor, corpus, *, split: str = "test", max_son
     """:func:`flamenco_lib.align.align_lyrics` on each song of ``split`` with its printed lyrics;
     totals: median start and end error (s), share of sung lines whose start is within 0.5 s,
     share of sung lines found, share of repeated lines found twice; and ``per_song`` (with each
-    song's ``aligned`` lines: printed line index, text, start, end, confidence)."""
+    song's ``aligned`` lines: printed line index, text, the label as sung, the
+    transcript heard there, start, end, confidence)."""
     from .align import align_lyrics
     from .audio import load_audio
 
@@ -401,7 +402,10 @@ def evaluate_alignment(model, processor, corpus, *, split: str = "test", max_son
         audio = load_audio(corpus / s["audio"])
         aligned, _ = align_lyrics(model, processor, audio, printed_lines(s), name=s["song"])
         lines = [
-            {k: getattr(a, k) for k in ("line", "text", "start", "end", "confidence")}
+            {
+                k: getattr(a, k)
+                for k in ("line", "text", "sung", "heard", "start", "end", "confidence")
+            }
             for a in aligned
         ]
         rows.append({"song": s["song"], **score_alignment(s, aligned), "aligned": lines})

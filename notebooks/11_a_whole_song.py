@@ -77,6 +77,7 @@ n_test_songs: int = 0  # test songs evaluated; 0: the profile's default (smoke 1
 import json
 
 import matplotlib.pyplot as plt
+import pandas as pd
 from IPython.display import display
 
 from flamenco_lib import grid, notebook, plotting, recording, results, song_eval
@@ -218,8 +219,12 @@ print(table[["model", "method", "WER %", "WER lo", "WER hi"]].round(1).to_string
 # LYRICS.txt --out CORPUS`) transcribes the voice regions as above and matches the printed lines
 # to them in order by dynamic programming: a line may be sung twice, skipped, or share a region
 # with its neighbours; a region may sing nothing printed (a quejío). Each aligned line becomes a
-# timed segment of a stage-1 corpus. `song_eval.alignment_runs` aligns each evaluated test song's
-# printed lyrics with each model and scores the times against the generator's.
+# timed segment of a stage-1 corpus, labelled with **what was sung**, in the printed words: the
+# quejío heard before the line and the line as many times as the model heard it
+# (`align.sung_label`). A booklet prints "Mi mare se fue pa Ronda" once; a model trained on that
+# label for "Ay, ay, mi mare se fue pa Ronda, mi mare se fue pa Ronda" learns to drop the quejíos
+# and repeats. `song_eval.alignment_runs` aligns each evaluated test song's printed lyrics with
+# each model and scores the times against the generator's.
 
 # %%
 align_runs = song_eval.alignment_runs(ROWS, corpus, max_songs=MAX_TEST)
@@ -229,6 +234,18 @@ align_table.to_csv(out / "songs-alignment.csv", index=False)
 (out / "songs-alignment.md").write_text(
     results.to_markdown(align_table.round(2)) + "\n", encoding="utf-8"
 )
+
+# %% [markdown]
+# The labels the last model's alignment gives the first test song, next to what it heard there
+# (the label keeps the printed words; only the shape of the singing comes from the transcript):
+
+# %%
+for run in align_runs[-1:]:
+    last = json.loads((run / "alignment.json").read_text(encoding="utf-8"))
+    first_song = next(r for r in last["per_song"] if r["song"] == song["song"])
+    labels = pd.DataFrame(first_song["aligned"])
+    cols = ["start", "end", "text", "sung", "heard", "confidence"]
+    display(labels.reindex(columns=cols).round(2))
 
 # %% [markdown]
 # The first test song again: what was sung (top lane) and the printed lines where each model
