@@ -13,7 +13,8 @@ trained on the generator's true line times (README, "Your own recordings with th
    evaluate_alignment` with ``--model`` (median start error, share within 0.5 s).
 4. Stage 1 (``configs/stage1.yaml``, cpu profile: 90 steps) trained on each corpus alone (the
    true segments of the train songs, the aligned ones), then both scored on the first 100 clips
-   of the cante test set and 100 sung lines of the test songs (greedy; 95% intervals).
+   of the cante test set and 100 sung lines of the test songs (greedy; 95% intervals), and the
+   difference aligned - true times on the same clips (paired 95% interval).
 
 Usage (after ``make report`` or ``make stages`` and stage 3; paths relative to the project):
     .venv/bin/python scripts/align_e2e.py [--model data/checkpoints/stage3/final]
@@ -29,6 +30,7 @@ import jiwer
 import numpy as np
 
 from flamenco_lib.align import align_to_corpus
+from flamenco_lib.analysis import paired_table
 from flamenco_lib.data.manifest import read_manifest, write_manifest
 from flamenco_lib.data.songs import build_song_corpus
 from flamenco_lib.grid import config_file
@@ -121,6 +123,9 @@ def main() -> None:
     table = results_table(rows, sets, root=root / "results")
     cols = ["model"] + [f"{k}_{s}" for k, *_ in sets for s in ("wer", "wer_lo", "wer_hi")]
     print(to_markdown(table[[c for c in cols if c in table]].round(1)))
+    # the price of alignment on the same clips: aligned - true times, paired 95% interval
+    pairs = [("true times", "aligned", key) for key, *_ in sets]
+    print(to_markdown(paired_table(pairs, root=root / "results").round(1)))
 
 
 if __name__ == "__main__":
