@@ -33,6 +33,7 @@ __all__ = [
     "evaluate_alignment",
     "evaluate_songs",
     "printed_lines",
+    "read_songs",
     "score_alignment",
     "score_song",
     "song_runs",
@@ -44,6 +45,14 @@ logger = logging.getLogger(__name__)
 
 def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
     return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+
+
+def read_songs(corpus: str | Path, split: str, max_songs: int | None = None) -> list[dict]:
+    """The first ``max_songs`` (all by default) songs of ``split`` in a song corpus folder's
+    ``songs.jsonl`` (:func:`flamenco_lib.data.songs.build_song_corpus`), in file order."""
+    f = Path(corpus) / "songs.jsonl"
+    songs = [json.loads(x) for x in f.read_text(encoding="utf-8").splitlines()]
+    return [s for s in songs if s["split"] == split][:max_songs]
 
 
 def score_song(sung: list[dict], got: list[dict], falsetas: list[list[float]]) -> dict:
@@ -128,10 +137,7 @@ def evaluate_songs(
     from .recording import transcribe_recording
 
     corpus, out = Path(corpus), Path(out)
-    songs = [
-        json.loads(x) for x in (corpus / "songs.jsonl").read_text(encoding="utf-8").splitlines()
-    ]
-    songs = [s for s in songs if s["split"] == split][:max_songs]
+    songs = read_songs(corpus, split, max_songs)
     out.mkdir(parents=True, exist_ok=True)
     rows, seconds, audio_s = [], 0.0, 0.0
     with open(out / "lines.jsonl.tmp", "w", encoding="utf-8") as f:
@@ -394,11 +400,8 @@ def evaluate_alignment(model, processor, corpus, *, split: str = "test", max_son
     from .audio import load_audio
 
     corpus = Path(corpus)
-    songs = [
-        json.loads(x) for x in (corpus / "songs.jsonl").read_text(encoding="utf-8").splitlines()
-    ]
     rows = []
-    for s in [s for s in songs if s["split"] == split][:max_songs]:
+    for s in read_songs(corpus, split, max_songs):
         audio = load_audio(corpus / s["audio"])
         aligned, _ = align_lyrics(model, processor, audio, printed_lines(s), name=s["song"])
         lines = [

@@ -8,13 +8,13 @@ words per minute of guitar alone, median start error, lines missed), summed over
 
 Usage (after ``make report``; paths relative to the project):
     .venv/bin/python scripts/song_clients.py [--model data/checkpoints/stage3/final] [--songs 3]
-Writes the CTranslate2 conversion to ``data/e2e/ct2-<model folder>``; a few minutes on 2 cores.
+Writes the CTranslate2 conversion to ``data/e2e/ct2-<model folder>`` (anew each run); a few
+minutes on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +25,7 @@ from flamenco_lib.models import export_ct2, load_whisper
 from flamenco_lib.paths import data_dir
 from flamenco_lib.recording import transcribe_recording
 from flamenco_lib.results import to_markdown
-from flamenco_lib.song_eval import score_song, song_table
+from flamenco_lib.song_eval import read_songs, score_song, song_table
 
 
 def _pipeline(path: str, *, fallback: bool = False):
@@ -64,7 +64,8 @@ def _pipeline(path: str, *, fallback: bool = False):
 def _faster_whisper(path: str, out: Path):
     from faster_whisper import WhisperModel
 
-    ct2 = out if (out / "model.bin").exists() else export_ct2(path, out, quantization="int8")
+    # converted on every run (seconds): a conversion kept from an earlier model would be stale
+    ct2 = export_ct2(path, out, quantization="int8")
     fw = WhisperModel(str(ct2), device="cpu", compute_type="int8")
 
     def run(audio):
@@ -95,10 +96,7 @@ def main() -> None:
         "faster-whisper int8 (vad_filter)": _faster_whisper(args.model, ct2_dir),
     }
     corpus = Path(args.corpus)
-    songs = [
-        json.loads(x) for x in (corpus / "songs.jsonl").read_text(encoding="utf-8").splitlines()
-    ]
-    songs = [s for s in songs if s["split"] == "test"][: args.songs]
+    songs = read_songs(corpus, "test", args.songs)
     rows = []
     for name, run in clients.items():
         scored = []

@@ -58,6 +58,10 @@ def test_the_song_corpus_has_one_valid_row_per_sung_line(tmp_path):
     rows = [json.loads(x) for x in man.read_text(encoding="utf-8").splitlines()]
     songs = [json.loads(x) for x in (man.parent / "songs.jsonl").read_text().splitlines()]
     assert len(songs) == 1 and len(rows) == len(songs[0]["lines"])
+    split = songs[0]["split"]
+    assert song_eval.read_songs(man.parent, split) == songs
+    assert song_eval.read_songs(man.parent, split, 0) == []
+    assert song_eval.read_songs(man.parent, "no such split") == []
     assert rows[0]["previous_text"] is None
     assert all(b["previous_text"] == a["text"] for a, b in zip(rows, rows[1:]))
     a = load_audio(man.parent / rows[1]["audio"], start=rows[1]["start"], end=rows[1]["end"])
