@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import FlamencoError
 from .metrics import normalizer_for, utterance_counts
 
 __all__ = [
@@ -49,8 +50,14 @@ def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 def read_songs(corpus: str | Path, split: str, max_songs: int | None = None) -> list[dict]:
     """The first ``max_songs`` (all by default) songs of ``split`` in a song corpus folder's
-    ``songs.jsonl`` (:func:`flamenco_lib.data.songs.build_song_corpus`), in file order."""
+    ``songs.jsonl`` (:func:`flamenco_lib.data.songs.build_song_corpus`), in file order. Raises
+    :class:`~flamenco_lib.errors.FlamencoError` naming the file where there is none."""
     f = Path(corpus) / "songs.jsonl"
+    if not f.exists():
+        raise FlamencoError(
+            f"{f}: no song corpus here; build one with "
+            f"`python -m flamenco_lib data songs --out {Path(corpus)}`"
+        )
     songs = [json.loads(x) for x in f.read_text(encoding="utf-8").splitlines()]
     return [s for s in songs if s["split"] == split][:max_songs]
 

@@ -12,6 +12,7 @@ from flamenco_lib import song_eval
 from flamenco_lib.audio import SAMPLE_RATE, load_audio
 from flamenco_lib.data.manifest import validate_manifest
 from flamenco_lib.data.songs import build_song_corpus, render_song
+from flamenco_lib.errors import FlamencoError
 
 COPLAS = (
     "palo\ttext\n"
@@ -62,6 +63,8 @@ def test_the_song_corpus_has_one_valid_row_per_sung_line(tmp_path):
     assert song_eval.read_songs(man.parent, split) == songs
     assert song_eval.read_songs(man.parent, split, 0) == []
     assert song_eval.read_songs(man.parent, "no such split") == []
+    with pytest.raises(FlamencoError, match=r"songs\.jsonl: no song corpus here.*data songs"):
+        song_eval.read_songs(tmp_path, split)
     assert rows[0]["previous_text"] is None
     assert all(b["previous_text"] == a["text"] for a, b in zip(rows, rows[1:]))
     a = load_audio(man.parent / rows[1]["audio"], start=rows[1]["start"], end=rows[1]["end"])
