@@ -93,6 +93,7 @@ def _data(args) -> int:
                 n=args.n or DEFAULT_SONGS,
                 seed=args.seed,
                 voices=voices,
+                speech_manifest=args.speech,
             )
         )
         return 0
@@ -171,6 +172,11 @@ def add_data_parser(sub) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument(
         "--voices", help="comma-separated espeak-ng voices (default: every Spanish voice)"
+    )
+    q.add_argument(
+        "--speech",
+        help="a speech manifest (data speech): sing its recordings instead of espeak-ng's voices, "
+        "one speaker per song, keeping the speakers' splits",
     )
     q = dsub.add_parser(
         "import",

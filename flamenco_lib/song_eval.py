@@ -233,10 +233,11 @@ def song_runs(
     max_songs: int | None = None,
     root: str | Path | None = None,
     progress: bool = True,
+    name: str = "songs",
 ) -> list[Path]:
     """Evaluate each model of ``rows`` (``(label, model)`` as :data:`flamenco_lib.grid.STAGES`)
-    with each of ``methods`` on the song corpus; each run in ``<root>/<label>__songs-<method>/``
-    (default root: the results folder). A run whose inputs (the songs file, the model folder,
+    with each of ``methods`` on the song corpus; each run in ``<root>/<label>__<name>-<method>/``
+    (default root: the results folder; ``name`` tells song corpora apart, e.g. ``songs-real``). A run whose inputs (the songs file, the model folder,
     ``max_songs``, the decoding rules) are unchanged is kept; a model not trained yet is skipped
     with a message. Songs decode in fp32 (``recording`` computes its features with the model's
     own calls, which bf16 autocast would turn to bf16), with the encoder prefix the models share
@@ -253,7 +254,7 @@ def song_runs(
             continue
         loaded = None
         for method in methods:
-            out = run_dir(label, f"songs-{method}", root=Path(root) if root else results_dir())
+            out = run_dir(label, f"{name}-{method}", root=Path(root) if root else results_dir())
             if not _kept(out, inputs, "song_metrics.json"):
                 loaded = loaded or load_whisper(path)
                 with shared_encoder_prefix(loaded[0]):
@@ -337,11 +338,10 @@ def songs_results_table(runs) -> pd.DataFrame:
     out = []
     for run in runs:
         m = json.loads((Path(run) / "song_metrics.json").read_text(encoding="utf-8"))
-        label, method = Path(run).name.split("__songs-")
         out.append(
             {
-                "model": label,
-                "method": method,
+                "model": Path(run).name.split("__")[0],
+                "method": m["method"],
                 "songs": m["songs"],
                 "WER %": 100 * m["wer"],
                 "WER lo": 100 * m["wer_ci"][0],

@@ -173,7 +173,15 @@ def test_experiment_notebooks_train_evaluate_and_draw_in_the_smoke_folder(tmp_pa
     assert sorted(zip(songs["model"], songs["method"])) == sorted(
         (m, k) for m in ("stage-3", "zero-shot") for k in ("fixed", "longform", "vad")
     )
+    real = pd.read_csv(report / "tables" / "songs-real.csv")  # section 5: real voices' songs
+    assert sorted(zip(real["model"], real["method"])) == [("stage-3", "vad"), ("zero-shot", "vad")]
+    assert list(real["songs"]) == [1, 1]
+    for run in (smoke / "results").glob("*__songs-real-*"):
+        m = json.loads((run / "song_metrics.json").read_text())
+        assert m["method"] == "vad" and m["per_song"][0]["song"].startswith("song-real-")
     for run in (smoke / "results").glob("*__songs-*"):
+        if "__songs-real-" in run.name:  # checked above
+            continue
         if run.name.endswith("__songs-align"):  # the printed lyrics aligned (section 5)
             m = json.loads((run / "alignment.json").read_text())
             song = m["per_song"][0]

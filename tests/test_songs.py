@@ -10,8 +10,10 @@ import pytest
 
 from flamenco_lib import song_eval
 from flamenco_lib.audio import SAMPLE_RATE, load_audio
-from flamenco_lib.data.manifest import validate_manifest
-from flamenco_lib.data.songs import build_song_corpus, render_song
+from flamenco_lib.cli import main
+from flamenco_lib.data.manifest import validate_manifest, write_manifest
+from flamenco_lib.data.songs import build_song_corpus, plan_real_songs, render_song
+from flamenco_lib.data.synth import SynthError
 from flamenco_lib.errors import FlamencoError
 
 COPLAS = (
@@ -72,6 +74,79 @@ def test_the_song_corpus_has_one_valid_row_per_sung_line(tmp_path):
     before = (man.parent / songs[0]["audio"]).stat().st_mtime_ns
     build_song_corpus(tmp_path / "songs", lyrics=lyrics, n=1, voices=["es", "es-419"])
     assert (man.parent / songs[0]["audio"]).stat().st_mtime_ns == before  # not rendered again
+
+
+def _speech_manifest(folder, prompts, speakers):
+    """A speech manifest of real prompts: ``speakers`` maps a name to (split, utterances)."""
+    import soundfile as sf
+
+    (folder / "audio").mkdir(parents=True)
+    rows, k = [], 0
+    for name, (split, count) in speakers.items():
+        for _ in range(count):
+            p = prompts[k]
+            k += 1
+            sf.write(folder / "audio" / f"{p['id']}.flac", load_audio(p["path"]), SAMPLE_RATE)
+            rows.append(
+                {
+                    "id": p["id"],
+                    "audio": f"audio/{p['id']}.flac",
+                    "text": p["text"],
+                    "text_canonical": p["text"],
+                    "split": split,
+                    "singer": name,
+                    "source": "test",
+                }
+            )
+    write_manifest(rows, folder / "manifest.jsonl")
+    return folder / "manifest.jsonl", rows
+
+
+def test_real_voices_sing_whole_songs_one_speaker_each_keeping_their_splits(
+    tmp_path, speech_prompts, capsys
+):
+    prompts = [p for p in speech_prompts if 1 <= len(p["text"].split()) <= 6][:9]
+    man, rows = _speech_manifest(
+        tmp_path / "speech", prompts, {"ana": ("test", 4), "bea": ("train", 4), "eva": ("test", 1)}
+    )
+    assert (
+        main(["data", "songs", "--speech", str(man), "--out", str(tmp_path / "s"), "--n", "4"]) == 0
+    )
+    out = tmp_path / "s" / "manifest.jsonl"
+    assert capsys.readouterr().out.strip().endswith(str(out))
+    assert validate_manifest(out) == []
+    songs = [json.loads(x) for x in (out.parent / "songs.jsonl").read_text().splitlines()]
+    # splits in turn (test, dev, test, train): dev has no speaker, so the next split sings
+    assert [(s["split"], s["voice"]) for s in songs] == [
+        ("test", "ana"),
+        ("test", "ana"),
+        ("test", "ana"),
+        ("train", "bea"),
+    ]  # "eva" has too few utterances for a song
+    by_id = {r["id"]: r for r in rows}
+    for s in songs:
+        ids = [i for copla in s["copla_ids"] for i in copla]
+        assert len(ids) == len(set(ids)) == 4  # each utterance once per song (4 is all ana has)
+        assert all(by_id[i]["singer"] == s["voice"] for i in ids)
+        sung = [ln["text"] for ln in s["lines"]]
+        assert [t for i, t in enumerate(sung) if i == 0 or t != sung[i - 1]] == [
+            by_id[i]["text"] for i in ids
+        ]  # the recordings' own words, in order; a line may be sung twice
+        assert (
+            all(len(c) >= 2 for c in s["copla_ids"])
+            and len(s["falsetas"]) == len(s["copla_ids"]) + 1
+        )
+        for a, b in s["falsetas"]:
+            assert not any(ln["start"] < b and ln["end"] > a for ln in s["lines"])
+    got = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert {r["source"] for r in got} == {"songs-real"}
+    assert {(r["singer"], r["split"]) for r in got} == {("ana", "test"), ("bea", "train")}
+    # a sung line lasts longer than its recording spoken
+    first = songs[0]["lines"][0]
+    spoken = load_audio(man.parent / by_id[songs[0]["copla_ids"][0][0]]["audio"])
+    assert first["end"] - first["start"] > 1.2 * len(spoken) / SAMPLE_RATE
+    with pytest.raises(SynthError, match=r"manifest\.jsonl: no speaker has 5 utterances"):
+        plan_real_songs(man, n=1, lines=(5, 6))
 
 
 def test_song_scores_count_words_in_the_guitar_timing_and_missed_lines():

@@ -14,6 +14,12 @@ line** (``start``/``end`` inside the song's file, ``text`` what is sung, ``song`
 ``previous_text``: the line sung before it in the song), plus ``songs.jsonl``: per song its file,
 duration, palo, voice, split, falseta times and lines. Splits by lyric: a song draws its coplas
 from one split only (the cante corpus's split of each copla).
+
+**Real voices.** With a speech manifest (``data songs --speech MANIFEST``, e.g. the Drascula
+voices) the lines are recorded utterances sung by the same transform as the cante corpus's real
+voices (:func:`flamenco_lib.data.cante.plan_real_clips`): each song is one speaker of one split
+(Drascula's test characters are voices no model trains on), two or three coplas of two or three
+utterances, with the same falsetas, guitar, palmas and room (:func:`plan_real_songs`).
 """
 
 from __future__ import annotations
@@ -37,7 +43,14 @@ from .synth.clips import render_clip
 from .synth.palos import palo_key
 from .synth.settings import DEFAULT_TEMPO_BPM, PALO_TEMPO_BPM, SNR_DB_RANGE
 
-__all__ = ["FALSETA_S", "build_song_corpus", "plan_songs", "render_song"]
+__all__ = [
+    "FALSETA_S",
+    "REAL_LINES",
+    "build_song_corpus",
+    "plan_real_songs",
+    "plan_songs",
+    "render_song",
+]
 logger = logging.getLogger(__name__)
 
 FALSETA_S = (5.0, 20.0)  # guitar alone before, between and after the coplas
@@ -45,7 +58,11 @@ PAUSE_S = (0.4, 1.2)  # between two sung lines of a copla
 REPEAT_P = 0.25  # a line is sung again right after itself
 FALSETA_GAIN_DB = 6.0  # the guitar plays out when nobody sings
 DEFAULT_SONGS = 12  # a default set: about a minute to build on 2 cores
-SONG_SPLITS = ("test", "dev", "test", "train")  # songs measure: half of them are test songs
+SONG_SPLITS = ("test", "dev", "test", "train")
+REAL_LINES = (
+    4,
+    9,
+)  # utterances sung in a real-voice song (min, max)  # songs measure: half of them are test songs
 
 
 def render_song(
@@ -55,8 +72,13 @@ def render_song(
     voice: str,
     seed: int,
     snr_db_range: tuple[float, float] = SNR_DB_RANGE,
+    speech: list[list[np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, dict]:
     """One song: the ``coplas`` (each a list of lines) sung in order between guitar falsetas.
+
+    With ``speech`` (shaped like ``coplas``: the 16 kHz recording of each line) the recordings
+    are sung instead of espeak-ng's voice (``voice`` is then the speaker's name); a line sung
+    twice is the same recording sung again to another melody.
 
     Returns the 16 kHz audio and its metadata: ``lines`` (``text``, ``text_canonical``,
     ``start``, ``end`` in seconds, in order), ``falsetas`` ([start, end] of guitar alone),
@@ -75,15 +97,23 @@ def render_song(
 
     rest(float(rng.uniform(*FALSETA_S)), falseta=True)
     k = 0
-    for copla in coplas:
+    if speech is not None and [len(c) for c in speech] != [len(c) for c in coplas]:
+        raise SynthError("render_song: speech must hold one recording per line of the coplas")
+    for c, copla in enumerate(coplas):
         sung_lines = []
-        for line in copla:
-            sung_lines.append(line)
+        for j, line in enumerate(copla):
+            recorded = None if speech is None else speech[c][j]
+            sung_lines.append((line, recorded))
             if rng.random() < REPEAT_P:
-                sung_lines.append(line)
-        for i, line in enumerate(sung_lines):
+                sung_lines.append((line, recorded))
+        for i, (line, recorded) in enumerate(sung_lines):
             audio, meta = render_clip(
-                [line], palo=palo, voice=voice, seed=int(seed) * 1000 + k, accompaniment=False
+                [line],
+                palo=palo,
+                voice=voice,
+                seed=int(seed) * 1000 + k,
+                accompaniment=False,
+                speech=recorded,
             )
             k += 1
             pieces.append(audio)
@@ -169,6 +199,74 @@ def plan_songs(coplas, *, n: int, seed: int = 0, voices=None, per_song=(2, 4)) -
     return songs
 
 
+def plan_real_songs(
+    speech_manifest: str | Path, *, n: int, seed: int = 0, lines=REAL_LINES
+) -> list[dict]:
+    """``n`` songs sung by the recorded voices of ``speech_manifest``: each song one speaker
+    (``singer``) of one split, ``lines`` (min, max) of the speaker's utterances (each utterance
+    a line) in coplas of two to four lines, a palo with guitar. Splits cycle through
+    :data:`SONG_SPLITS` (a split without a speaker of ``lines[0]`` utterances gives its turn to
+    the next) and a split's speakers take turns; a speaker's utterances are used once each before
+    any is used again. Each line keeps its utterance's ``id``, audio and times in ``speech``,
+    shaped like ``coplas``."""
+    from .manifest import read_manifest
+    from .synth import A_CAPELLA, COMPAS
+
+    rows = read_manifest(speech_manifest)
+    palos = [p for p in COMPAS if p not in A_CAPELLA]  # falsetas need a guitar
+    rng = np.random.default_rng([int(seed), 13])
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        if r.get("audio_path") and str(r.get("text") or "").strip():
+            groups.setdefault((r["split"], r.get("singer") or "real"), []).append(r)
+    queues: dict[tuple[str, str], list[int]] = {}
+    turns: dict[str, int] = {}
+    songs = []
+    for i in range(int(n)):
+        turn = [SONG_SPLITS[(i + j) % len(SONG_SPLITS)] for j in range(len(SONG_SPLITS))]
+        enough = sorted(k for k, v in groups.items() if len(v) >= lines[0])
+        split = next((sp for sp in turn if any(k[0] == sp for k in enough)), None)
+        if split is None:
+            raise SynthError(
+                f"{speech_manifest}: no speaker has {lines[0]} utterances with audio and text in "
+                "one split: no song to sing"
+            )
+        speakers = [k for k in enough if k[0] == split]
+        key = speakers[turns.get(split, 0) % len(speakers)]  # the split's speakers in turn
+        turns[split] = turns.get(split, 0) + 1
+        left = min(int(rng.integers(lines[0], lines[1] + 1)), len(groups[key]))
+        sizes = []
+        while left:
+            size = min(left, int(rng.integers(2, 4)))
+            size += left - size == 1  # no copla of one line after the first
+            sizes.append(size)
+            left -= size
+        picked = []
+        for _ in range(sum(sizes)):
+            if not queues.get(key):
+                queues[key] = [int(x) for x in rng.permutation(len(groups[key]))]
+            picked.append(groups[key][queues[key].pop()])
+        palo = palos[int(rng.integers(len(palos)))]
+        cut = np.cumsum([0, *sizes])
+        parts = [picked[a:b] for a, b in zip(cut[:-1], cut[1:])]
+        songs.append(
+            {
+                "song": f"song-real-{i:03d}-{palo}",
+                "palo": palo,
+                "split": split,
+                "voice": key[1],
+                "seed": int(rng.integers(2**31)),
+                "coplas": [[str(r["text"]).strip() for r in part] for part in parts],
+                "copla_ids": [[str(r["id"]) for r in part] for part in parts],
+                "speech": [
+                    [{"path": r["audio_path"], "start": r["start"], "end": r["end"]} for r in part]
+                    for part in parts
+                ],
+            }
+        )
+    return songs
+
+
 def build_song_corpus(
     out: str | Path,
     *,
@@ -177,24 +275,36 @@ def build_song_corpus(
     seed: int = 0,
     voices=None,
     progress: bool = True,
+    speech_manifest: str | Path | None = None,
+    real_lines: tuple[int, int] = REAL_LINES,
 ) -> Path:
-    """Render :func:`plan_songs` into ``out``: ``audio/<song>.flac``, ``songs.jsonl`` and the
-    per-line ``manifest.jsonl``. A song already written (its FLAC and JSON) is not rendered
-    again. Returns the manifest's path."""
+    """Render :func:`plan_songs` (or, with ``speech_manifest``, :func:`plan_real_songs`) into
+    ``out``: ``audio/<song>.flac``, ``songs.jsonl`` and the per-line ``manifest.jsonl``. A song
+    already written (its FLAC and JSON) is not rendered again. Returns the manifest's path."""
     import soundfile as sf
     from tqdm.auto import tqdm
 
     out = Path(out)
     (out / "audio").mkdir(parents=True, exist_ok=True)
-    plan = plan_songs(read_lyrics(lyrics), n=n, seed=seed, voices=voices)
+    if speech_manifest is not None:
+        plan = plan_real_songs(speech_manifest, n=n, seed=seed, lines=real_lines)
+    else:
+        plan = plan_songs(read_lyrics(lyrics), n=n, seed=seed, voices=voices)
     songs = []
     for s in tqdm(plan, desc="songs", unit="song", disable=not progress):
         flac, meta_path = out / "audio" / f"{s['song']}.flac", out / "audio" / f"{s['song']}.json"
         if flac.exists() and meta_path.exists():
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         else:
-            audio, meta = render_song(s["coplas"], palo=s["palo"], voice=s["voice"], seed=s["seed"])
+            audio, meta = render_song(
+                s["coplas"],
+                palo=s["palo"],
+                voice=s["voice"],
+                seed=s["seed"],
+                speech=_recordings(s.get("speech")),
+            )
             meta.update(song=s["song"], split=s["split"], copla_ids=s["copla_ids"])
+            meta["source"] = "songs-real" if s.get("speech") else "songs"
             meta["audio"] = f"audio/{s['song']}.flac"
             tmp = flac.with_name(flac.stem + ".tmp.flac")
             sf.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16")
@@ -218,7 +328,7 @@ def build_song_corpus(
                     "palo": meta["palo"],
                     "singer": meta["voice"],
                     "split": meta["split"],
-                    "source": "songs",
+                    "source": meta.get("source", "songs"),
                     "song": meta["song"],
                     "previous_text": previous,
                 }
@@ -230,3 +340,14 @@ def build_song_corpus(
     write_manifest(rows, out / "manifest.jsonl")
     logger.info("songs: %d songs, %d sung lines -> %s", len(songs), len(rows), out)
     return out / "manifest.jsonl"
+
+
+def _recordings(speech: list[list[dict]] | None) -> list[list[np.ndarray]] | None:
+    """The recordings a real-voice song's plan names (:func:`plan_real_songs`), loaded."""
+    if speech is None:
+        return None
+    from ..audio import load_audio
+
+    return [
+        [load_audio(u["path"], start=u["start"], end=u["end"]) for u in copla] for copla in speech
+    ]
