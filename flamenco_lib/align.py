@@ -223,13 +223,16 @@ def align_lines(
     return out[::-1]
 
 
-def align_lyrics(model, processor, audio: np.ndarray, printed: list[str], *, name="recording"):
+def align_lyrics(
+    model, processor, audio: np.ndarray, printed: list[str], *, name="recording", **options
+):
     """Transcribe ``audio`` by voice regions and align ``printed`` to it (:func:`align_lines`).
     Returns ``(aligned, missing)``: the aligned lines (confidence >= :data:`MIN_CONFIDENCE`) and
-    the indices of printed lines found nowhere (each also logged as a warning)."""
+    the indices of printed lines found nowhere (each also logged as a warning). ``options``
+    (``vad_threshold``, ``join_s``) go to :func:`~flamenco_lib.recording.transcribe_recording`."""
     from .recording import transcribe_recording
 
-    lines = transcribe_recording(model, processor, audio, progress=False, name=name)
+    lines = transcribe_recording(model, processor, audio, progress=False, name=name, **options)
     heard = [(ln.start, ln.end, ln.text) for ln in lines if not ln.dropped and ln.text]
     aligned = align_lines(heard, printed)
     found = {a.line for a in aligned}

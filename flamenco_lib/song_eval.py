@@ -397,12 +397,15 @@ def score_alignment(song: dict, aligned) -> dict:
     }
 
 
-def evaluate_alignment(model, processor, corpus, *, split: str = "test", max_songs=None) -> dict:
+def evaluate_alignment(
+    model, processor, corpus, *, split: str = "test", max_songs=None, **options
+) -> dict:
     """:func:`flamenco_lib.align.align_lyrics` on each song of ``split`` with its printed lyrics;
     totals: median start and end error (s), share of sung lines whose start is within 0.5 s,
     share of sung lines found, share of repeated lines found twice; and ``per_song`` (with each
     song's ``aligned`` lines: printed line index, text, the label as sung, the
-    transcript heard there, start, end, confidence)."""
+    transcript heard there, start, end, confidence). ``options`` go to
+    :func:`~flamenco_lib.align.align_lyrics` (``vad_threshold``, ``join_s``)."""
     from .align import align_lyrics
     from .audio import load_audio
 
@@ -410,7 +413,9 @@ def evaluate_alignment(model, processor, corpus, *, split: str = "test", max_son
     rows = []
     for s in read_songs(corpus, split, max_songs):
         audio = load_audio(corpus / s["audio"])
-        aligned, _ = align_lyrics(model, processor, audio, printed_lines(s), name=s["song"])
+        aligned, _ = align_lyrics(
+            model, processor, audio, printed_lines(s), name=s["song"], **options
+        )
         lines = [
             {
                 k: getattr(a, k)

@@ -218,3 +218,37 @@ def test_a_song_run_is_redone_when_the_way_recordings_are_cut_changes(tmp_path, 
             m.setattr(recording, name, value)
             _, after = song_eval._run_inputs(tmp_path, "base", "test", None)
         assert not song_eval._kept(tmp_path / "run", after, "song_metrics.json"), name
+
+
+def test_evaluate_alignment_hands_the_detector_settings_to_the_transcription(tmp_path, monkeypatch):
+    import soundfile as sf
+
+    from flamenco_lib import recording
+
+    song = {
+        "song": "s",
+        "audio": "audio/s.flac",
+        "split": "dev",
+        "falsetas": [[0.0, 5.0]],
+        "lines": [
+            {"text": "va mi niña", "text_canonical": "va mi niña", "start": 5.0, "end": 7.0},
+            {"text": "con su pena", "text_canonical": "con su pena", "start": 8.0, "end": 10.0},
+        ],
+    }
+    (tmp_path / "audio").mkdir()
+    sf.write(tmp_path / "audio" / "s.flac", np.zeros(11 * SAMPLE_RATE, np.float32), SAMPLE_RATE)
+    (tmp_path / "songs.jsonl").write_text(json.dumps(song) + "\n", encoding="utf-8")
+    seen = []
+
+    def fake(model, processor, audio, **kw):
+        seen.append(kw.get("vad_threshold"))
+        return [
+            recording.Line(5.2, 7.0, "va mi niña"),
+            recording.Line(9.0, 10.0, "con su pena"),  # found 1 s late
+        ]
+
+    monkeypatch.setattr(recording, "transcribe_recording", fake)
+    m = song_eval.evaluate_alignment(None, None, tmp_path, split="dev", vad_threshold=0.2)
+    assert seen == [0.2]
+    assert m["found"] == 1.0 and m["within_0_5_s"] == 0.5
+    assert m["median_start_error_s"] == pytest.approx(0.6)
