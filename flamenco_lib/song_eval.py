@@ -317,18 +317,20 @@ def alignment_table(runs) -> pd.DataFrame:
     out = []
     for run in runs:
         m = json.loads((Path(run) / "alignment.json").read_text(encoding="utf-8"))
-        out.append(
-            {
-                "model": Path(run).name.split("__songs-")[0],
-                "songs": m["songs"],
-                "median start error (s)": m["median_start_error_s"],
-                "median end error (s)": m["median_end_error_s"],
-                "start within 0.5 s %": 100 * m["within_0_5_s"],
-                "lines found %": 100 * m["found"],
-                "repeats found twice %": 100 * m["repeated_found_twice"],
-            }
-        )
+        out.append({"model": Path(run).name.split("__songs-")[0], **alignment_row(m)})
     return pd.DataFrame(out)
+
+
+def alignment_row(m: dict) -> dict:
+    """The columns of :func:`alignment_table` from the totals of :func:`evaluate_alignment`."""
+    return {
+        "songs": m["songs"],
+        "median start error (s)": m["median_start_error_s"],
+        "median end error (s)": m["median_end_error_s"],
+        "start within 0.5 s %": 100 * m["within_0_5_s"],
+        "lines found %": 100 * m["found"],
+        "repeats found twice %": 100 * m["repeated_found_twice"],
+    }
 
 
 def songs_results_table(runs) -> pd.DataFrame:

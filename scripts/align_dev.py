@@ -18,7 +18,7 @@ import pandas as pd
 from flamenco_lib.models import load_whisper
 from flamenco_lib.paths import data_dir
 from flamenco_lib.results import shared_encoder_prefix, to_markdown
-from flamenco_lib.song_eval import evaluate_alignment
+from flamenco_lib.song_eval import alignment_row, evaluate_alignment
 
 
 def main() -> None:
@@ -37,18 +37,7 @@ def main() -> None:
                 m = evaluate_alignment(
                     model, processor, args.songs, split=args.split, vad_threshold=threshold
                 )
-                rows.append(
-                    {
-                        "model": name,
-                        "threshold": threshold,
-                        "songs": m["songs"],
-                        "median start error (s)": m["median_start_error_s"],
-                        "median end error (s)": m["median_end_error_s"],
-                        "start within 0.5 s %": 100 * m["within_0_5_s"],
-                        "lines found %": 100 * m["found"],
-                        "repeats found twice %": 100 * m["repeated_found_twice"],
-                    }
-                )
+                rows.append({"model": name, "threshold": threshold, **alignment_row(m)})
                 print(pd.DataFrame(rows[-1:]).round(2).to_string(index=False), flush=True)
     print(to_markdown(pd.DataFrame(rows).round(2)))
 
