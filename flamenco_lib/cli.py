@@ -78,6 +78,7 @@ def _transcribe(args) -> int:
             language=args.language,
             batch_size=args.batch_size,
             force=args.force,
+            **({} if args.vad_threshold is None else {"vad_threshold": args.vad_threshold}),
         )
     else:
         from .audio import read_each
@@ -263,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=".", help="folder for --format files (default: here)")
     methods = "vad (default: where someone sings), fixed (30 s windows), longform (Whisper's)"
     p.add_argument("--method", choices=["vad", "fixed", "longform"], default="vad", help=methods)
+    p.add_argument(
+        "--vad-threshold",
+        type=float,
+        help="voice probability above which --method vad hears a voice (default: "
+        "recording.VAD_THRESHOLD, chosen on the dev songs); lower it when sung lines are missing, "
+        "at the price of words over the guitar",
+    )
     p.add_argument("--force", action="store_true", help="redo files whose output exists")
     p.set_defaults(func=_transcribe)
 

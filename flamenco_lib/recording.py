@@ -407,11 +407,15 @@ def transcribe_files(
     batch_size: int = 8,
     force: bool = False,
     progress: bool = True,
+    vad_threshold: float = VAD_THRESHOLD,
 ) -> dict[str, str]:
     """Transcribe each recording of ``paths`` to ``<out>/<file stem>.<fmt>``. A file whose output
     exists is skipped (unless ``force``), so an interrupted run goes on where it stopped; a file
-    that cannot be read is skipped and the others are written. Returns ``{path: error message}``
-    of the files that failed (empty: all done)."""
+    that cannot be read is skipped and the others are written. ``vad_threshold``: as
+    :func:`transcribe_recording`. Returns ``{path: error message}`` of the files that failed
+    (empty: all done)."""
+    if not 0.0 < vad_threshold < 1.0:
+        raise RecordingError(f"vad_threshold {vad_threshold}: a probability between 0 and 1")
     from .audio import read_each
     from .models import load_whisper
 
@@ -438,6 +442,7 @@ def transcribe_files(
             batch_size=batch_size,
             progress=progress,
             name=Path(p).name,
+            vad_threshold=vad_threshold,
         )
         write_lines(lines, target[p], fmt, file=p)
         dropped = sum(1 for ln in lines if ln.dropped)

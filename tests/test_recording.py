@@ -263,3 +263,28 @@ def test_a_loop_in_one_line_of_a_window_does_not_drop_its_neighbours():
     unsure = Line(0.0, 9.0, clean, 1.0, -1.5, 0.9)
     judged = recording._judged(0.0, 3.0, clean, -0.2, -1.5, 0.9)
     assert recording.hallucination(unsure) and judged.dropped.startswith("no speech")
+
+
+def test_the_command_line_hands_the_voice_threshold_on_and_refuses_a_bad_one(
+    tmp_path, monkeypatch, capsys
+):
+    from flamenco_lib import models, recording
+    from flamenco_lib.cli import main
+
+    wav = tmp_path / "song.wav"
+    sf.write(wav, np.zeros(2 * SAMPLE_RATE, np.float32), SAMPLE_RATE)
+    seen = []
+
+    def fake(model, processor, audio, **kw):
+        seen.append(kw["vad_threshold"])
+        return [recording.Line(0.5, 1.5, "va mi niña")]
+
+    monkeypatch.setattr(models, "load_whisper", lambda name: (None, None))
+    monkeypatch.setattr(recording, "transcribe_recording", fake)
+    argv = ["transcribe", str(wav), "--format", "lrc", "--out", str(tmp_path), "--force"]
+    assert main(argv) == 0 and main([*argv, "--vad-threshold", "0.2"]) == 0
+    assert seen == [recording.VAD_THRESHOLD, 0.2]
+    assert (tmp_path / "song.lrc").read_text(encoding="utf-8").startswith("[00:00.50]")
+    assert main([*argv, "--vad-threshold", "35"]) != 0
+    assert "vad_threshold 35.0: a probability between 0 and 1" in capsys.readouterr().err
+    assert seen == [recording.VAD_THRESHOLD, 0.2]  # refused before any decoding
