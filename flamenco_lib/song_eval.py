@@ -237,8 +237,9 @@ def song_runs(
 ) -> list[Path]:
     """Evaluate each model of ``rows`` (``(label, model)`` as :data:`flamenco_lib.grid.STAGES`)
     with each of ``methods`` on the song corpus; each run in ``<root>/<label>__<name>-<method>/``
-    (default root: the results folder; ``name`` tells song corpora apart, e.g. ``songs-real``). A run whose inputs (the songs file, the model folder,
-    ``max_songs``, the decoding rules) are unchanged is kept; a model not trained yet is skipped
+    (default root: the results folder; ``name`` tells song corpora apart, e.g. ``songs-real``).
+    A run whose inputs (the songs file, the model folder, ``max_songs``, the decoding rules) are
+    unchanged is kept; a model not trained yet is skipped
     with a message. Songs decode in fp32 (``recording`` computes its features with the model's
     own calls, which bf16 autocast would turn to bf16), with the encoder prefix the models share
     (:func:`flamenco_lib.results.shared_encoder_prefix`). Returns the run folders."""

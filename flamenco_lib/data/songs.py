@@ -18,8 +18,8 @@ from one split only (the cante corpus's split of each copla).
 **Real voices.** With a speech manifest (``data songs --speech MANIFEST``, e.g. the Drascula
 voices) the lines are recorded utterances sung by the same transform as the cante corpus's real
 voices (:func:`flamenco_lib.data.cante.plan_real_clips`): each song is one speaker of one split
-(Drascula's test characters are voices no model trains on), two or three coplas of two or three
-utterances, with the same falsetas, guitar, palmas and room (:func:`plan_real_songs`).
+(Drascula's test characters are voices no model trains on), 4-9 utterances in coplas of two to
+four lines, with the same falsetas, guitar, palmas and room (:func:`plan_real_songs`).
 """
 
 from __future__ import annotations
@@ -58,11 +58,8 @@ PAUSE_S = (0.4, 1.2)  # between two sung lines of a copla
 REPEAT_P = 0.25  # a line is sung again right after itself
 FALSETA_GAIN_DB = 6.0  # the guitar plays out when nobody sings
 DEFAULT_SONGS = 12  # a default set: about a minute to build on 2 cores
-SONG_SPLITS = ("test", "dev", "test", "train")
-REAL_LINES = (
-    4,
-    9,
-)  # utterances sung in a real-voice song (min, max)  # songs measure: half of them are test songs
+SONG_SPLITS = ("test", "dev", "test", "train")  # songs measure: half of them are test songs
+REAL_LINES = (4, 9)  # utterances sung in a real-voice song (min, max)
 
 
 def render_song(
@@ -221,10 +218,10 @@ def plan_real_songs(
             groups.setdefault((r["split"], r.get("singer") or "real"), []).append(r)
     queues: dict[tuple[str, str], list[int]] = {}
     turns: dict[str, int] = {}
+    enough = sorted(k for k, v in groups.items() if len(v) >= lines[0])  # (split, speaker)
     songs = []
     for i in range(int(n)):
         turn = [SONG_SPLITS[(i + j) % len(SONG_SPLITS)] for j in range(len(SONG_SPLITS))]
-        enough = sorted(k for k, v in groups.items() if len(v) >= lines[0])
         split = next((sp for sp in turn if any(k[0] == sp for k in enough)), None)
         if split is None:
             raise SynthError(
