@@ -5,9 +5,9 @@ Three ways to cut a recording into the windows of at most 30 s that Whisper deco
 (:data:`METHODS`):
 
 - ``vad``: a voice activity detector (silero-vad, at a threshold lower than its own for singing
-  over guitar, restarted every 30 s) finds where someone sings; its regions, cut at pauses, are
-  the windows, so guitar falsetas between verses are never decoded. Sung lines are
-  separated by breaths, so a region is usually one line or two;
+  over guitar, run on overlapping pieces from a fresh state) finds where someone sings; its
+  regions, cut at pauses, are the windows, so guitar falsetas between verses are never decoded.
+  Sung lines are separated by breaths, so a region is usually one line or two;
 - ``fixed``: consecutive 30 s windows over the whole recording, guitar included;
 - ``longform``: transformers' sequential long-form decoding (Whisper's own algorithm: timestamp
   tokens say where each segment ends and where the next window starts).
@@ -57,8 +57,9 @@ NO_SPEECH_THRESHOLD = 0.6  # ...and with <|nocaptions|> this likely, it holds no
 MAX_WINDOW_S = N_SAMPLES / SAMPLE_RATE  # 30 s: Whisper's window
 LINE_GAP_S = 0.5  # voice regions closer than this are one line (a breath inside a line)
 VAD_THRESHOLD = 0.35  # silero-vad's speech probability for voice; its own 0.5 misses sung lines
-# over guitar (dev songs, stage 3, restarted every 30 s: WER 34.8, lines missed 2.6%; README)
-VAD_CHUNK_S = 30.0  # the detector restarts every 30 s (voice_regions; chosen on dev, README)
+# over guitar (dev songs, stage 3; README)
+VAD_CHUNK_S = 10.0  # the detector runs on pieces of 10 s from a fresh state...
+VAD_HOP_S = 5.0  # ...one every 5 s (voice_regions; chosen on the dev songs, README)
 GUARD = "per-line-1"  # how the guard judges a window's lines (song runs redo when it changes)
 JOIN_S = 4.0  # lines closer than this share a window (more context), each keeping its own times;
 # chosen on the 3 dev songs with zero-shot whisper-base against 0.5 (no joining) and 2.0 (README)
@@ -102,40 +103,71 @@ def voice_regions(
     pad_s: float = 0.1,
     max_s: float = MAX_WINDOW_S,
     chunk_s: float = VAD_CHUNK_S,
+    hop_s: float = VAD_HOP_S,
 ) -> list[tuple[float, float]]:
     """Where someone sings or speaks in 16 kHz ``audio``: (start, end) in seconds, by silero-vad
-    (its model ships in the wheel), regions over ``max_s`` cut at their longest pause. The
-    detector is recurrent and its state drifts over minutes (a test song: no voice heard after
-    100 s), so it restarts every ``chunk_s`` seconds; regions cut by a piece's edge are joined."""
-    global _VAD
-    from silero_vad import get_speech_timestamps, load_silero_vad
+    (its model ships in the wheel).
 
-    if _VAD is None:
-        _VAD = load_silero_vad()
-    step = int(chunk_s * SAMPLE_RATE)
-    regions: list[tuple[float, float]] = []
-    for offset in range(0, len(audio), step):
-        piece = np.ascontiguousarray(audio[offset : offset + step], dtype=np.float32)
+    The detector is recurrent, and its state goes deaf: after a guitar falseta it often misses
+    the first line sung after it, and over minutes it can stop hearing a voice at all (a test
+    song: nothing heard after 100 s). So it runs on pieces of ``chunk_s`` seconds starting every
+    ``hop_s`` seconds, each from a fresh state, and a moment is voice when a piece that holds it
+    hears voice there (the union of the pieces' regions): every moment is heard by a detector
+    started at most ``hop_s`` before it. A region over ``max_s`` is cut at its longest pause (the
+    detector run again on it alone, with that limit)."""
+    model = _silero()  # imports silero_vad with the threads kept
+    from silero_vad import get_speech_timestamps
+
+    def detect(piece: np.ndarray, limit: float = float("inf")) -> list[tuple[float, float]]:
         ts = get_speech_timestamps(
-            torch.from_numpy(piece),
-            _VAD,
+            torch.from_numpy(np.ascontiguousarray(piece, dtype=np.float32)),
+            model,
             threshold=threshold,
             sampling_rate=SAMPLE_RATE,
             min_silence_duration_ms=int(1000 * min_silence_s),
             speech_pad_ms=int(1000 * pad_s),
-            max_speech_duration_s=max_s - 2 * pad_s,
+            max_speech_duration_s=limit,
             return_seconds=True,
             time_resolution=3,
         )
+        return [(float(t["start"]), float(t["end"])) for t in ts]
+
+    found = []
+    last = max(
+        len(audio) - int((chunk_s - hop_s) * SAMPLE_RATE), 1
+    )  # the last piece reaches the end
+    for offset in range(0, last, int(hop_s * SAMPLE_RATE)):
         t0 = offset / SAMPLE_RATE
-        for t in ts:
-            start, end = t0 + float(t["start"]), t0 + float(t["end"])
-            cut = regions and t0 - regions[-1][1] <= pad_s and start - t0 <= pad_s  # at the edge
-            if cut and end - regions[-1][0] <= max_s:
-                regions[-1] = (regions[-1][0], end)
-            else:
-                regions.append((start, end))
+        piece = audio[offset : offset + int(chunk_s * SAMPLE_RATE)]
+        found += [(t0 + s, t0 + e) for s, e in detect(piece)]
+    union: list[tuple[float, float]] = []
+    for start, end in sorted(found):
+        if union and start - union[-1][1] <= pad_s:  # overlapping, or cut at a piece's edge
+            union[-1] = (union[-1][0], max(union[-1][1], end))
+        else:
+            union.append((start, end))
+    regions = []
+    for start, end in union:
+        if end - start <= max_s:
+            regions.append((start, end))
+            continue
+        piece = audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+        regions += [(start + s, start + e) for s, e in detect(piece, max_s - 2 * pad_s)]
     return [(round(s, 3), round(e, 3)) for s, e in regions]
+
+
+def _silero():
+    """silero-vad's model, loaded once. Importing ``silero_vad`` calls
+    ``torch.set_num_threads(1)`` for the whole process (every later decoding and training step
+    then ran on one core); the number of threads is put back."""
+    global _VAD
+    if _VAD is None:
+        threads = torch.get_num_threads()
+        from silero_vad import load_silero_vad
+
+        _VAD = load_silero_vad()
+        torch.set_num_threads(threads)
+    return _VAD
 
 
 def group_regions(

@@ -199,6 +199,7 @@ def _run_inputs(corpus: Path, model: str, split: str, max_songs) -> tuple[str, d
         "windows": {
             "vad_threshold": recording.VAD_THRESHOLD,
             "vad_chunk_s": recording.VAD_CHUNK_S,
+            "vad_hop_s": recording.VAD_HOP_S,
             "line_gap_s": recording.LINE_GAP_S,
             "join_s": recording.JOIN_S,
             "guard": recording.GUARD,

@@ -121,9 +121,11 @@ for s in songs:
 # ## 2. Three ways to cut a song, two models
 #
 # Whisper reads 30 s at a time. `recording.transcribe_recording` cuts a song with:
-# - `vad`: silero-vad finds where a voice is (a small network on 32 ms frames); its regions,
-#   joined across breaths under 0.5 s, are the lines, and lines less than 4 s apart share a
-#   window (split back by the time of each token). Falsetas are never decoded;
+# - `vad`: silero-vad finds where a voice is (a small recurrent network on 32 ms frames). After
+#   some seconds of guitar its state goes deaf to the voice that begins, so it runs on pieces of
+#   10 s that start every 5 s, each from a fresh state, and a moment is voice when a piece hears
+#   it. Its regions, joined across breaths under 0.5 s, are the lines, and lines less than 4 s
+#   apart share a window (split back by the time of each token). Falsetas are never decoded;
 # - `fixed`: consecutive 30 s windows, falsetas included;
 # - `longform`: transformers' sequential long-form decoding (Whisper predicts timestamp tokens
 #   and the next window starts where the last complete segment ended).

@@ -210,6 +210,7 @@ def test_a_song_run_is_redone_when_the_way_recordings_are_cut_changes(tmp_path, 
     for name, value in (
         ("VAD_THRESHOLD", 0.5),
         ("VAD_CHUNK_S", 60.0),
+        ("VAD_HOP_S", 10.0),
         ("LINE_GAP_S", 0.3),
         ("JOIN_S", 2.0),
         ("GUARD", "window"),
