@@ -14,7 +14,7 @@ line, and plays guitar between coplas. :func:`align_lyrics` finds where each pri
    lines at once (its time then shared by their lengths); a region like no printed line (a
    quejío alone, text over the guitar) is left out. Two regions less than :data:`JOIN_GAP_S`
    apart may sing one line together (a line the voice detector cut at a breath), and a region
-   of quejíos alone that close to the next opens the next line;
+   of quejíos alone less than :data:`CRY_GAP_S` before the next opens the next line;
 3. each aligned line keeps its region's times and a **confidence** (the similarity, 0-1); lines
    under ``min_confidence`` are flagged and left out of the corpus, printed lines never found are
    reported;
@@ -52,7 +52,8 @@ logger = logging.getLogger(__name__)
 
 MIN_CONFIDENCE = 0.5  # below: a region is not taken for a printed line
 MAX_BLOCK = 3  # printed lines one region may sing at once
-JOIN_GAP_S = 1.0  # a quejío region, or half a line, this close to the next region is one line
+JOIN_GAP_S = 1.0  # half a line this close to the next region may be one line with it
+CRY_GAP_S = 2.5  # a region of quejíos alone this close to the next region opens its line
 JOIN_COST = 0.05  # what joining two regions into one line costs (a repeat in two breaths stays two)
 QUEJIO = re.compile(r"^a+y+$")  # besides text.QUEJIOS: "ayyyy", "aay" as Whisper spells a long cry
 
@@ -132,11 +133,11 @@ def sung_label(printed: str, heard: str, *, whole_line: bool = True) -> str:
 
 
 def _cries_open_lines(heard: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
-    """A region that holds only quejíos, followed within :data:`JOIN_GAP_S` by another, is
+    """A region that holds only quejíos, followed within :data:`CRY_GAP_S` by another, is
     joined to it: the cry opens the line (its time and its "Ay" belong to the sung line)."""
     out: list[tuple[float, float, str]] = []
     for start, end, text in heard:
-        if out and not normalize_flamenco(out[-1][2]) and start - out[-1][1] <= JOIN_GAP_S:
+        if out and not normalize_flamenco(out[-1][2]) and start - out[-1][1] <= CRY_GAP_S:
             cry = out.pop()
             start, text = cry[0], f"{cry[2].strip().rstrip(',')}, {text}"
         out.append((start, end, text))

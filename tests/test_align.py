@@ -86,8 +86,8 @@ def test_a_cry_before_a_line_opens_it_and_a_line_cut_by_a_breath_is_one_line():
     heard = [
         (0.0, 1.0, "Por el río"),  # one line the voice detector cut in two (0.6 s apart)
         (1.6, 4.0, "Guadalmedina"),
-        (10.0, 11.5, "Ay, ay,"),  # a quejío region 0.7 s before its line
-        (12.2, 16.0, "que llora de noche sola"),
+        (10.0, 11.5, "Ay, ay,"),  # a quejío region 2 s before its line (a long breath)
+        (13.5, 16.0, "que llora de noche sola"),
         (16.6, 19.0, "que llora de noche sola"),  # the line again, in a second breath
         (30.0, 31.0, "Ay"),  # a cry far from any line stays out
     ]
