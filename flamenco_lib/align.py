@@ -11,7 +11,8 @@ line, and plays guitar between coplas. :func:`align_lyrics` finds where each pri
    sung, once, twice or with its end repeated: :func:`sung_shapes`, so that a line sung twice
    in one breath is not taken for two printed lines). A region may sing the line after the last one, a later
    one (lines skipped), the **same** one again (a repeat), or two or three consecutive printed
-   lines at once (its time then shared by their lengths); a region like no printed line (a
+   lines at once, the first of them perhaps a repeat and the last perhaps sung twice (its time
+   then cut where the transcript matches each line's start); a region like no printed line (a
    quejío alone, text over the guitar) is left out. Two regions less than :data:`JOIN_GAP_S`
    apart may sing one line together (a line the voice detector cut at a breath), and a region
    of quejíos alone less than :data:`CRY_GAP_S` before the next opens the next line;
@@ -132,6 +133,25 @@ def sung_label(printed: str, heard: str, *, whole_line: bool = True) -> str:
     return ", ".join([cries[0].capitalize(), *cries[1:], body])
 
 
+def _line_starts(heard_norm: str, lines_norm: list[str]) -> list[int]:
+    """Where each of consecutive printed lines sung in one region begins in the region's
+    normalised transcript: the first at 0, each next one where it matches best after the one
+    before (rapidfuzz's ``partial_ratio_alignment``).
+
+    >>> _line_starts("ay la tierra que pisa el pobre esta mas dura", ["la tierra", "esta mas dura"])
+    [0, 31]
+    """
+    from rapidfuzz import fuzz
+
+    starts, pos = [0], 0
+    for line in lines_norm[1:]:
+        rest = heard_norm[pos:]
+        if len(line) <= len(rest):
+            pos += fuzz.partial_ratio_alignment(line, rest).dest_start
+        starts.append(pos)
+    return starts
+
+
 def _cries_open_lines(heard: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
     """A region that holds only quejíos, followed within :data:`CRY_GAP_S` by another, is
     joined to it: the cry opens the line (its time and its "Ay" belong to the sung line)."""
@@ -161,7 +181,8 @@ def align_lines(
         h = " ".join(norm_h[j : j + span])
         if b == 1:
             return _best_shape(h, shapes[f])[0]
-        return _sim(h, " ".join(norm_p[f : f + b]))
+        head = " ".join(norm_p[f : f + b - 1])  # a block's last line as it is sung, too
+        return max(_sim(h, f"{head} {shape}") for shape in shapes[f + b - 1])
 
     def spans(j: int):  # one region, or two closer than JOIN_GAP_S (a line cut by a breath)
         yield 1
@@ -183,7 +204,7 @@ def align_lines(
             for span in spans(j):
                 for f in range(max(i - 1, 0), n):  # the last line again, the next, or later
                     for b in range(1, (MAX_BLOCK if span == 1 else 1) + 1):
-                        if f + b > n or (f < i and b > 1):
+                        if f + b > n:
                             break
                         s = sim(j, span, f, b)
                         if s < min_confidence:
@@ -200,15 +221,16 @@ def align_lines(
         if f >= 0:
             start, end = heard[prev_j][0], heard[j - 1][1]
             text = ", ".join(t.strip().rstrip(",") for _, _, t in heard[prev_j:j])
-            lengths = np.array([len(norm_p[k]) or 1 for k in range(f, f + b)], dtype=float)
-            edges = start + (end - start) * np.concatenate(
-                [[0], np.cumsum(lengths) / lengths.sum()]
-            )
+            h = " ".join(norm_h[prev_j:j])
+            cuts = _line_starts(h, norm_p[f : f + b]) + [len(h)]
+            edges = [start + (end - start) * c / max(len(h), 1) for c in cuts]
             conf = sim(prev_j, j - prev_j, f, b)
             for k in reversed(range(b)):
                 sung = printed[f + k]
-                if k == 0:  # a block's quejío opens its first line; repeats only of a lone line
+                if k == 0:  # a block's quejío opens its first line...
                     sung = sung_label(printed[f], text, whole_line=b == 1)
+                elif k == b - 1:  # ...and its last line may be sung twice
+                    sung = sung_label(printed[f + k], h[cuts[k] :])
                 out.append(
                     Aligned(
                         f + k,

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from flamenco_lib.align import align_lines, sung_label
+from flamenco_lib.text import normalize_flamenco
 
 PRINTED = ["Por la calle de la Feria", "va mi niña", "con su pena", "Y la luna me dijo", "que no"]
 
@@ -26,9 +27,9 @@ def test_repeats_skips_and_two_lines_in_one_region():
     got = align_lines(heard, PRINTED)
     assert [a.line for a in got] == [0, 1, 1, 3, 4]  # "con su pena" is not sung
     assert [(a.start, a.end) for a in got[:3]] == [(10.0, 14.0), (15.0, 17.0), (18.0, 20.0)]
-    # the shared region is split by the printed lines' lengths (17 and 6 characters)
+    # the shared region is cut where the transcript holds the second line (character 18 of 24)
     assert got[3].start == 30.0 and got[4].end == 35.0
-    assert got[3].end == pytest.approx(30.0 + 5.0 * 17 / 23)
+    assert got[3].end == got[4].start == pytest.approx(30.0 + 5.0 * 18 / 24)
     assert got[0].confidence > 0.8 and got[1].text == "va mi niña"
     # the label is what was sung: the quejío opens the first line (its text stays the printed one)
     assert got[0].sung == "Ay, Por la calle de la Feria" and got[0].text == PRINTED[0]
@@ -102,6 +103,31 @@ def test_a_cry_before_a_line_opens_it_and_a_line_cut_by_a_breath_is_one_line():
         "Ay, ay, que"
     )
     assert got[2].sung == "que llora de noche sola"
+
+
+def test_a_region_may_sing_a_repeat_and_the_next_line_or_two_lines_the_last_twice():
+    printed = ["La tierra que pisa el pobre", "está más dura que el hierro", "y el rico camina"]
+    heard = [
+        # one breath: the first line, a quejío, the second line twice (cut where it begins)
+        (
+            50.0,
+            64.0,
+            "La tierra que pisa el pobre, Ayyy, está más dura que el hierro, "
+            "está más dura que el hierro",
+        ),
+        # one breath: the second line again and the third
+        (66.0, 76.0, "está más dura que el hierro, y el rico camina"),
+    ]
+    got = align_lines(heard, printed)
+    assert [a.line for a in got] == [0, 1, 1, 2]
+    first = normalize_flamenco(heard[0][2], keep_accents=False)
+    cut = 50.0 + 14.0 * first.index("esta mas") / len(first)
+    assert got[0].start == 50.0 and got[1].start == pytest.approx(cut) and got[1].end == 64.0
+    assert got[1].sung == "está más dura que el hierro, está más dura que el hierro"
+    second = normalize_flamenco(heard[1][2], keep_accents=False)
+    assert got[2].start == 66.0
+    assert got[3].start == pytest.approx(66.0 + 10.0 * second.index("y el") / len(second))
+    assert got[3].sung == "y el rico camina"
 
 
 def test_order_is_kept_when_a_later_line_sounds_like_an_earlier_one():
