@@ -39,7 +39,6 @@ from .voice import (  # noqa: F401  (the detector's settings, as recording.* for
     VAD_CHUNK_S,
     VAD_HOP_S,
     VAD_THRESHOLD,
-    _silero,
     voice_regions,
 )
 

@@ -64,9 +64,8 @@ def voice_regions(
         return [(float(t["start"]), float(t["end"])) for t in ts]
 
     found = []
-    last = max(
-        len(audio) - int((chunk_s - hop_s) * SAMPLE_RATE), 1
-    )  # the last piece reaches the end
+    # pieces start every hop_s until one reaches the end of the audio
+    last = max(len(audio) - int((chunk_s - hop_s) * SAMPLE_RATE), 1)
     for offset in range(0, last, int(hop_s * SAMPLE_RATE)):
         t0 = offset / SAMPLE_RATE
         piece = audio[offset : offset + int(chunk_s * SAMPLE_RATE)]

@@ -254,7 +254,9 @@ def test_overlapping_fresh_pieces_hear_what_a_deafened_detector_misses(monkeypat
     voice that begins in the first 3 s of what it is given: one pass over the recording finds
     the first line only; pieces of 10 s every 5 s find every line whole (a moment is voice when
     a piece hears it), and a voice longer than 30 s is cut by the detector run on it alone."""
-    recording._silero()  # imports silero_vad with the process's threads kept
+    from flamenco_lib import voice
+
+    voice._silero()  # imports silero_vad with the process's threads kept
     import silero_vad
 
     def deaf(piece, model, *, sampling_rate, max_speech_duration_s, **_):
