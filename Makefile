@@ -38,7 +38,7 @@ format: $(STAMP)
 smoke: $(STAMP)
 	$(PY) -m pytest -q -m "not model and not notebook" $(PYTEST_ARGS)
 
-## make corpora: the offline corpora under data/corpora (resumable; about 13 min on 2 cores)
+## make corpora: the offline corpora under data/corpora (resumable; about 15 min on 2 cores)
 corpora: $(STAMP)
 	$(PY) -m flamenco_lib data speech --out data/corpora/speech
 	$(PY) -m flamenco_lib data speech --source drascula --out data/corpora/speech-drascula
@@ -47,6 +47,7 @@ corpora: $(STAMP)
 	$(PY) -m flamenco_lib data synth --out data/corpora/cante-acapella --style a-capella
 	$(PY) -m flamenco_lib data synth --out data/corpora/cante-real --speech data/corpora/speech/manifest.jsonl
 	$(PY) -m flamenco_lib data synth --out data/corpora/cante-drascula --speech data/corpora/speech-drascula/manifest.jsonl
+	$(PY) -m flamenco_lib data songs --out data/corpora/songs
 
 ## make stages: stage 1, its spoken control and stage 2 on the profile that fits (PROFILE=smoke|cpu|gpu)
 stages: corpora

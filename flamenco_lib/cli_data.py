@@ -83,14 +83,14 @@ def _data(args) -> int:
         print(man)
         return 0
     if args.data_command == "songs":
-        from .data.songs import DEFAULT_SONGS, build_song_corpus
+        from .data.songs import DEFAULT_REAL_SONGS, DEFAULT_SONGS, build_song_corpus
 
         voices = args.voices.split(",") if args.voices else None
         print(
             build_song_corpus(
                 args.out,
                 lyrics=args.lyrics,
-                n=args.n or DEFAULT_SONGS,
+                n=args.n or (DEFAULT_REAL_SONGS if args.speech else DEFAULT_SONGS),
                 seed=args.seed,
                 voices=voices,
                 speech_manifest=args.speech,
@@ -168,7 +168,7 @@ def add_data_parser(sub) -> None:
     )
     q.add_argument("--out", required=True, help="output folder (a rerun keeps finished songs)")
     q.add_argument("--lyrics", help="lyrics file (default: data/lyrics/coplas.tsv)")
-    q.add_argument("--n", type=int, help="number of songs (default: data.songs.DEFAULT_SONGS, 12)")
+    q.add_argument("--n", type=int, help="number of songs (default: 24; 12 with --speech)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument(
         "--voices", help="comma-separated espeak-ng voices (default: every Spanish voice)"

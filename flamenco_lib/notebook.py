@@ -29,7 +29,7 @@ from . import paths
 
 logger = logging.getLogger(__name__)
 
-SMOKE_SIZES = {"n": 12, "n_speech": 6}  # smoke corpora: clips per synthetic style, real utterances
+SMOKE_SIZES = {"n": 12, "n_speech": 6, "n_songs": 2}  # smoke: clips per style, utterances, songs
 N_EVAL = {"smoke": 3, "cpu": 100, "gpu": 100}  # test clips per evaluation, per profile
 PAIR_FORMATS = "ipynb,py:percent"  # the jupytext pairing every notebook declares
 NOTEBOOK_GLOB = "[0-9][0-9]_*"  # notebooks/NN_slug.ipynb and NN_slug.py

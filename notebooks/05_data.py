@@ -118,13 +118,15 @@ plotting.set_style()
 # | `speech-drascula` | real Spanish speech of ten characters of the game Drascula (Castilian, 8-bit recordings), **split by speaker** | stage 2; the forgetting check on speakers no model trains on (`real_speech`) |
 # | `cante-real` | the asterisk speech, sung by the same transform | stage 1: a real voice sung |
 # | `cante-drascula` | the Drascula speech, sung by the same transform | stage 1 (its training characters); the **real-voice test set** (`real_sung`): did a model learn singing, or only the synthetic voices? |
+# | `songs` | whole synthetic songs (coplas sung line by line between guitar falsetas), one row per sung line with its times, its copla and the line before it | stage 3's **verses** (notebook 09's prompt grid); whole recordings (notebook 11) |
 #
 # `build_corpora` builds each corpus whose manifest is missing, with the same calls as
 # `make corpora` (`python -m flamenco_lib data speech|synth`). Where they exist, nothing is
 # rendered or rewritten (a rewritten manifest would make every evaluation of it look out of
 # date); an interrupted build has no manifest yet and resumes where it stopped. The full
-# corpora take about 13 minutes on 2 cores; the smoke profile builds 12 clips per style and 6
-# real utterances per speech corpus in seconds.
+# corpora take about 15 minutes on 2 cores (the 24 songs about 1.2 of them); the smoke
+# profile builds 12 clips per style, 6 real utterances per speech corpus and 2 songs in
+# seconds.
 
 # %%
 SIZES = ws.sizes  # {}: the library's defaults (the thesis corpora); smoke: 12 clips, 6 utterances
@@ -139,7 +141,8 @@ for name, manifest in manifests.items():
 # clip of the cante corpus as a table row.
 
 # %%
-frames = {name: stats.read_frame(m) for name, m in manifests.items()}
+# the songs are lines cut from whole recordings: notebook 11 shows them
+frames = {name: stats.read_frame(m) for name, m in manifests.items() if name != "songs"}
 cante = frames["cante"]
 cante.iloc[0].drop(["audio_path"], errors="ignore")
 

@@ -65,7 +65,9 @@ if "google.colab" in sys.modules:  # Colab only: a no-op on your machine
 # %% tags=["parameters"]
 profile: str = "auto"  # "auto": "gpu" with CUDA (Colab), else "cpu"; "smoke": a quick check
 seed: int = 0  # seed of the song corpus
-n_songs: int = 0  # songs to build; 0: the profile's default (smoke 2, else 12: 6 of them test)
+n_songs: int = (
+    0  # songs to build; 0: the profile's default (smoke 2, else 24: 12 of them test; 12 real)
+)
 n_test_songs: int = 0  # test songs evaluated; 0: the profile's default (smoke 1, cpu 3, gpu all 6)
 
 # %% [markdown]
@@ -82,13 +84,14 @@ from IPython.display import display
 
 from flamenco_lib import grid, notebook, plotting, recording, results, song_eval
 from flamenco_lib.audio import load_audio, log_mel_spectrogram
-from flamenco_lib.data.songs import DEFAULT_SONGS, REAL_LINES, build_song_corpus
+from flamenco_lib.data.songs import DEFAULT_REAL_SONGS, DEFAULT_SONGS, REAL_LINES, build_song_corpus
 from flamenco_lib.paths import data_dir, report_dir
 
 ws = notebook.workspace(profile)
 profile = ws.profile
 notebook.build_missing_corpora(ws.sizes)  # the stage configs name them (smoke: seconds)
-N_SONGS = n_songs or (2 if profile == "smoke" else DEFAULT_SONGS)
+N_SONGS = n_songs or (2 if profile == "smoke" else DEFAULT_SONGS)  # notebook 05 builds them
+N_REAL = n_songs or (2 if profile == "smoke" else DEFAULT_REAL_SONGS)
 MAX_TEST = n_test_songs or {"smoke": 1, "cpu": 3}.get(profile)  # cpu: the report's 90 minutes
 ROWS = grid.stage_rows("zero-shot", "stage 3", profile=profile, base=ws.model)
 METHODS = recording.METHODS  # vad (the default), fixed, longform
@@ -229,7 +232,7 @@ real_corpus = data_dir() / "corpora" / "songs-real"
 if not (real_corpus / "songs.jsonl").exists():
     build_song_corpus(
         real_corpus,
-        n=N_SONGS,
+        n=N_REAL,
         seed=seed,
         speech_manifest=data_dir() / "corpora" / "speech-drascula" / "manifest.jsonl",
         real_lines=(1, 2) if profile == "smoke" else REAL_LINES,  # smoke: one test utterance

@@ -239,7 +239,8 @@ def test_data_notebook_builds_tiny_corpora_draws_and_evaluates_in_the_smoke_fold
         if c.cell_type == "code"
         for o in c.get("outputs", [])
     )
-    assert "no lyric in two splits: False" not in text and text.count(
-        "no lyric in two splits: True"
-    ) == len(OFFLINE_CORPORA)
+    assert (
+        "no lyric in two splits: False" not in text
+        and text.count("no lyric in two splits: True") == len(OFFLINE_CORPORA) - 1
+    )  # the songs' lines are shown by notebook 11, not here
     assert "what is sung" in text

@@ -69,6 +69,13 @@ def test_the_song_corpus_has_one_valid_row_per_sung_line(tmp_path):
         song_eval.read_songs(tmp_path, split)
     assert rows[0]["previous_text"] is None
     assert all(b["previous_text"] == a["text"] for a, b in zip(rows, rows[1:]))
+    # each line names the copla it comes from (the catalogue prompt's truth)
+    from flamenco_lib.data.lyrics import read_lyrics
+    from flamenco_lib.text import normalize
+
+    coplas = {c.id: [normalize(x) for x in c.lines] for c in read_lyrics(lyrics)}
+    assert {r["copla_id"] for r in rows} <= set(songs[0]["copla_ids"])
+    assert all(normalize(r["text_canonical"]) in coplas[r["copla_id"]] for r in rows)
     a = load_audio(man.parent / rows[1]["audio"], start=rows[1]["start"], end=rows[1]["end"])
     assert len(a) / SAMPLE_RATE == pytest.approx(rows[1]["end"] - rows[1]["start"], abs=0.01)
     before = (man.parent / songs[0]["audio"]).stat().st_mtime_ns

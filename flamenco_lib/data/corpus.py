@@ -150,6 +150,7 @@ OFFLINE_CORPORA = {
     "cante-real": "the asterisk speaker sung: real-voice training (its test split: a seen speaker)",
     "speech-drascula": "real speech of 10 characters, split by speaker: held-out speakers' speech",
     "cante-drascula": "those voices sung: real-voice training and the held-out real-voice test",
+    "songs": "whole synthetic songs, one row per sung line with the line before it: stage 3's verses",
 }
 
 
@@ -158,6 +159,7 @@ def build_corpora(
     *,
     n: int | None = None,
     n_speech: int | None = None,
+    n_songs: int | None = None,
     jobs: int | None = None,
     progress: bool = True,
 ) -> dict[str, Path]:
@@ -174,6 +176,8 @@ def build_corpora(
         Clips of the three synthetic corpora (default 1200, the corpus of the thesis).
     n_speech : int, optional
         Utterances of each real speech corpus (default all); the real-voice sets sing every one.
+    n_songs : int, optional
+        Synthetic songs (default :data:`flamenco_lib.data.songs.DEFAULT_SONGS`).
     jobs : int, optional
         Worker processes of the synthesiser (default: every core).
 
@@ -183,6 +187,7 @@ def build_corpora(
         ``{name: manifest path}`` in :data:`OFFLINE_CORPORA` order.
     """
     from .cante import build_synth_corpus
+    from .songs import DEFAULT_SONGS, build_song_corpus
 
     root = Path(root)
     out = {name: root / name / "manifest.jsonl" for name in OFFLINE_CORPORA}
@@ -198,6 +203,7 @@ def build_corpora(
         build_synth_corpus(
             root / name, speech_manifest=out[speech_corpus], jobs=jobs, progress=progress
         )
+    build_song_corpus(root / "songs", n=n_songs or DEFAULT_SONGS, progress=progress)
     return out
 
 

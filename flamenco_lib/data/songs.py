@@ -11,7 +11,8 @@ corpus's voice-to-accompaniment level. The generator knows when each line is sun
 
 Written like the other corpora: ``audio/<song>.flac`` and a manifest with **one row per sung
 line** (``start``/``end`` inside the song's file, ``text`` what is sung, ``song``,
-``previous_text``: the line sung before it in the song), plus ``songs.jsonl``: per song its file,
+``copla_id``: the copla of the lyrics file it comes from, ``previous_text``: the line sung
+before it in the song), plus ``songs.jsonl``: per song its file,
 duration, palo, voice, split, falseta times and lines. Splits by lyric: a song draws its coplas
 from one split only (the cante corpus's split of each copla).
 
@@ -44,6 +45,8 @@ from .synth.palos import palo_key
 from .synth.settings import DEFAULT_TEMPO_BPM, PALO_TEMPO_BPM, SNR_DB_RANGE
 
 __all__ = [
+    "DEFAULT_REAL_SONGS",
+    "DEFAULT_SONGS",
     "FALSETA_S",
     "REAL_LINES",
     "build_song_corpus",
@@ -57,7 +60,8 @@ FALSETA_S = (5.0, 20.0)  # guitar alone before, between and after the coplas
 PAUSE_S = (0.4, 1.2)  # between two sung lines of a copla
 REPEAT_P = 0.25  # a line is sung again right after itself
 FALSETA_GAIN_DB = 6.0  # the guitar plays out when nobody sings
-DEFAULT_SONGS = 12  # a default set: about a minute to build on 2 cores
+DEFAULT_SONGS = 24  # about two minutes to build on 2 cores: 12 test songs (~150 lines), 6 train
+DEFAULT_REAL_SONGS = 12  # real-voice songs (notebook 11)
 SONG_SPLITS = ("test", "dev", "test", "train")  # songs measure: half of them are test songs
 REAL_LINES = (4, 9)  # utterances sung in a real-voice song (min, max)
 
@@ -120,6 +124,7 @@ def render_song(
                     "text_canonical": meta["text_canonical"],
                     "start": round(t, 3),
                     "end": round(t + len(audio) / sr, 3),
+                    "copla": c,
                 }
             )
             t += len(audio) / sr
@@ -312,8 +317,9 @@ def build_song_corpus(
         songs.append(meta)
     rows = []
     for meta in songs:
-        previous = None
+        previous, ids = None, meta.get("copla_ids") or []
         for j, line in enumerate(meta["lines"]):
+            c = line.get("copla")  # real-voice songs name utterances, not coplas: no copla_id
             rows.append(
                 {
                     "id": f"{meta['song']}-l{j:02d}",
@@ -327,6 +333,7 @@ def build_song_corpus(
                     "split": meta["split"],
                     "source": meta.get("source", "songs"),
                     "song": meta["song"],
+                    "copla_id": ids[c] if isinstance(c, int) and isinstance(ids[c], str) else None,
                     "previous_text": previous,
                 }
             )
