@@ -39,3 +39,17 @@ def test_retrieval_accuracy_counts_top1_and_topk(coplas):
     assert missing["n"] == 0  # a copla not in the catalogue is not counted against it
     with pytest.raises(ValueError, match="use one of fuzzy, bm25"):
         cat.search("hola", method="tfidf")
+
+
+def test_one_sung_line_finds_the_copla_it_is_part_of():
+    # every word of the line is in both coplas, but only the second sings it as a line: a
+    # word-set match ties them (the first would win), the best-matching piece does not
+    cat = Catalogue(
+        ["scattered", "sung"],
+        [
+            "No te quiere la luna, que pena de mi alma",
+            "Y la luna me dijo, que no te quiere, que no",
+        ],
+    )
+    hits = cat.search("que no te quiere", k=2, method="fuzzy")
+    assert hits[0][0] == "sung" and hits[0][1] > hits[1][1], hits
