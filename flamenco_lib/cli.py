@@ -125,6 +125,7 @@ def _evaluate(args) -> int:
         catalogue_method=args.catalogue_method,
         leave_out_evaluated=args.leave_out_evaluated,
         previous=args.previous,
+        mismatched=args.mismatched,
         bf16=decode_in_bf16(args.precision),
     )
     lo, hi = m["wer_ci"]
@@ -309,6 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=["auto", "bf16", "fp32"],
         help="auto: bf16 autocast where the CPU computes bf16 natively (as the report), else fp32",
+    )
+    p.add_argument(
+        "--mismatched",
+        action="store_true",
+        help="the catalogue prompt's control: a random other copla instead of the one found",
     )
     p.add_argument(
         "--leave-out-evaluated",

@@ -226,6 +226,7 @@ def evaluate_manifest(
     catalogue_method: str = "fuzzy",
     leave_out_evaluated: bool = False,
     previous: str = "true",
+    mismatched: bool = False,
     **kwargs,
 ) -> dict:
     """Load a model (unless given) and a manifest's split, and :func:`evaluate` it.
@@ -243,6 +244,8 @@ def evaluate_manifest(
     prompt in the second pass. ``leave_out_evaluated`` removes the evaluated rows' coplas from
     the catalogue first (a singer of new lyrics). ``metrics["catalogue"]`` holds the retrieval
     accuracy (top-1, top-5) and ``first_pass.jsonl`` each clip's first transcript and letras found.
+    ``mismatched``: the control, no search; each clip's prompt is a random other copla of the
+    catalogue (:func:`flamenco_lib.prompts.mismatched_coplas`).
 
     The ``previous`` prompt kind takes the manifest's ``previous_text`` (``previous="true"``,
     the upper bound) or the model's own transcript of the line before (``previous="own"``:
@@ -276,7 +279,16 @@ def evaluate_manifest(
         train = _rows(corpus["train"]) if "train" in corpus else []
         words = P.lexicon([r["text"] for r in train if r.get("palo")], size=lexicon_size)
         found = None
-        if "catalogue" in prompt_kinds:
+        if "catalogue" in prompt_kinds and mismatched:
+            from .catalogue import Catalogue
+            from .data.lyrics import default_lyrics, read_lyrics
+
+            cat = Catalogue.from_coplas(
+                read_lyrics(Path(catalogue) if catalogue else default_lyrics())
+            )
+            found = P.mismatched_coplas(_rows(ds), cat)
+            extra["catalogue"] = {"mismatched": True, "coplas": len(cat)}
+        elif "catalogue" in prompt_kinds:
             decode = {k: kwargs[k] for k in _PASS_KEYS if k in kwargs}
             found, extra["catalogue"] = catalogue_pass(
                 model,

@@ -110,6 +110,48 @@ def prompts_for(
     ]
 
 
+def one_kind_each(
+    rows, *, kinds, rng, words: list[str] | None = None, found: list[str | None] | None = None
+) -> list[str | None]:
+    """Training with several prompt kinds (``prompt_pick: one``): each row gets the prompt of one
+    kind, drawn uniformly among the ``kinds`` it has (a ``palo``, a ``previous_text``, a
+    ``found`` copla; the lexicon only for rows with a palo), None when it has none (real speech).
+    So each kind is trained alone, as the evaluation grid decodes it, not only in one long mix.
+
+    >>> import numpy as np
+    >>> one_kind_each([{"palo": "soleá"}, {}], kinds=["palo", "previous"], rng=np.random.default_rng(0))
+    ['Soleá.', None]
+    """
+    found = found if found is not None else [None] * len(rows)
+    has = {
+        "palo": lambda r, f: bool(r.get("palo")),
+        "previous": lambda r, f: bool(r.get("previous_text")),
+        "lexicon": lambda r, f: bool(words) and bool(r.get("palo")),
+        "catalogue": lambda r, f: bool(f),
+    }
+    out = []
+    for r, f in zip(rows, found, strict=True):
+        usable = [k for k in kinds if has[k](r, f)]
+        kind = usable[int(rng.integers(len(usable)))] if usable else None
+        out.append(prompts_for([r], kinds=[kind], words=words, found=[f])[0] if kind else None)
+    return out
+
+
+def mismatched_coplas(rows, catalogue, *, seed: int = 0) -> list[str]:
+    """The control of the catalogue prompt: for each row a random copla of ``catalogue``
+    (:class:`~flamenco_lib.catalogue.Catalogue`) that is not the one it sings (by ``copla_id``),
+    drawn by a seeded generator. A model that reads its prompt, rather than taking any text as a
+    hint, must not get better with these."""
+    import numpy as np
+
+    rng = np.random.default_rng([int(seed), 19])
+    out = []
+    for r in rows:
+        others = [i for i in catalogue.ids if i != r.get("copla_id")]
+        out.append(catalogue.text_of(others[int(rng.integers(len(others)))]))
+    return out
+
+
 def training_coplas(rows, coplas) -> dict[str, list]:
     """The coplas of ``coplas`` (:class:`~flamenco_lib.data.lyrics.Copla`) that the training
     ``rows`` sing (by ``copla_id``), grouped by palo: where :func:`catalogue_choice` draws its

@@ -112,3 +112,40 @@ def test_catalogue_training_prompt_is_the_copla_or_a_near_miss():
     assert prompts.prompts_for(
         rows[:2], kinds=["palo", "catalogue"], found=["la luna, de Triana", None]
     ) == ["Soleá. la luna, de Triana.", "Tangos."]
+
+
+def test_one_kind_each_gives_each_example_one_kind_it_has():
+    rows = [
+        {"palo": "soleá", "previous_text": "la luna de Triana"},
+        {"palo": "soleá", "previous_text": None},  # the first line of a song
+        {"palo": None, "previous_text": None},  # real speech: nothing to prompt with
+    ]
+    found = ["mi mare, la fragua", "mi mare, la fragua", None]
+    rng = np.random.default_rng(0)
+    draws = [
+        prompts.one_kind_each(rows, kinds=["previous", "catalogue"], rng=rng, found=found)
+        for _ in range(400)
+    ]
+    first = [d[0] for d in draws]
+    # one kind at a time, never both in one prompt, each about half of the time
+    assert set(first) == {"la luna de Triana.", "mi mare, la fragua."}
+    assert abs(np.mean([f == "mi mare, la fragua." for f in first]) - 0.5) < 0.08
+    assert {d[1] for d in draws} == {"mi mare, la fragua."}  # no previous line: the copla
+    assert {d[2] for d in draws} == {None}
+    # the lexicon goes to flamenco rows only, the palo names itself
+    out = prompts.one_kind_each(rows, kinds=["lexicon"], rng=rng, words=["pena"])
+    assert out == ["pena.", "pena.", None]
+    assert prompts.one_kind_each(rows[:1], kinds=["palo"], rng=rng) == ["Soleá."]
+
+
+def test_mismatched_coplas_never_give_a_row_its_own_copla():
+    from flamenco_lib.catalogue import Catalogue
+
+    cat = Catalogue(["a", "b", "c"], ["la luna", "mi mare", "la fragua"])
+    rows = [{"copla_id": i} for i in "abcab" * 20]
+    got = prompts.mismatched_coplas(rows, cat, seed=1)
+    own = dict(zip(cat.ids, cat.texts))
+    assert all(g != own[r["copla_id"]] for r, g in zip(rows, got))
+    assert set(got) == set(cat.texts)  # any other copla, not one fixed text
+    assert got == prompts.mismatched_coplas(rows, cat, seed=1)  # seeded
+    assert got != prompts.mismatched_coplas(rows, cat, seed=2)

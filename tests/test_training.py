@@ -519,20 +519,24 @@ def test_catalogue_prompts_train_and_decode_in_two_passes(tmp_path, tiny_corpus)
     for p in map(json.loads, step_preds.read_text().splitlines()):  # evaluation: the true copla
         assert p["prompt"] == texts[rows[p["id"]]["copla_id"]] + "."
 
-    def run(name, **kw):
+    def decode(name, **kw):
         m = evaluation.evaluate_manifest(
             str(tmp_path / "out" / "final"),
             tiny_corpus,
             split="train",
             out=tmp_path / name,
             max_items=3,
-            prompt_kinds=["catalogue"],
-            catalogue=lyrics,
             progress=False,
             **kw,
         )
         read = lambda f: [json.loads(x) for x in (tmp_path / name / f).read_text().splitlines()]  # noqa: E731
-        return m, read("first_pass.jsonl"), read("predictions.jsonl")
+        first = (
+            read("first_pass.jsonl") if (tmp_path / name / "first_pass.jsonl").exists() else None
+        )
+        return m, first, read("predictions.jsonl")
+
+    def run(name, **kw):  # the catalogue prompt, two passes
+        return decode(name, prompt_kinds=["catalogue"], catalogue=lyrics, **kw)
 
     m, first, preds = run("ev")
     c = m["catalogue"]
@@ -544,21 +548,16 @@ def test_catalogue_prompts_train_and_decode_in_two_passes(tmp_path, tiny_corpus)
     sung = {rows[p["id"]]["copla_id"] for p in preds}
     assert m["catalogue"]["n"] == 0 and m["catalogue"]["coplas"] == len(texts) - len(sung)
     assert all(p["prompt"] != texts[rows[p["id"]]["copla_id"]] + "." for p in preds)
+    # the control: another copla of the catalogue, drawn at random, with no first pass
+    m, first, preds = run("ev-mismatched", mismatched=True)
+    assert m["catalogue"]["mismatched"] and first is None
+    assert all(p["prompt"][:-1] in texts.values() for p in preds)
+    assert all(p["prompt"] != texts[rows[p["id"]]["copla_id"]] + "." for p in preds)
+    with pytest.raises(training.ConfigError, match="prompt_pick must be 'all' or 'one'"):
+        training.load_config(_smoke(tmp_path, tiny_corpus, prompt_pick="some"))
     # previous="own" decodes each recording's lines in order; these clips are recordings of
     # their own, so no line has a line before it: the prompt is the palo alone
-    m = evaluation.evaluate_manifest(
-        str(tmp_path / "out" / "final"),
-        tiny_corpus,
-        split="train",
-        out=tmp_path / "ev-own",
-        max_items=3,
-        prompt_kinds=["palo", "previous"],
-        previous="own",
-        progress=False,
-    )
-    preds = [
-        json.loads(x) for x in (tmp_path / "ev-own" / "predictions.jsonl").read_text().splitlines()
-    ]
+    m, _, preds = decode("ev-own", prompt_kinds=["palo", "previous"], previous="own")
     assert m["previous"] == "own" and m["n_utterances"] == 3
     assert all(p["prompt"] == p["palo"][:1].upper() + p["palo"][1:] + "." for p in preds)
 

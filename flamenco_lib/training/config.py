@@ -71,6 +71,7 @@ class StageConfig:
     log_every: int = 10
     prompt_kinds: list = field(default_factory=list)  # stage 3: palo, previous, lexicon, catalogue
     prompt_drop: float = 0.5  # probability that a training example gets no prompt
+    prompt_pick: str = "all"  # all: one prompt of every kind; one: each example one kind, drawn
     lexicon_size: int = 40
     catalogue: str = ""  # lyrics file of the catalogue prompt ("": the project's coplas.tsv)
     soft_prompt: int = (
@@ -208,6 +209,8 @@ def _check(cfg: StageConfig, file: str) -> None:
         raise ConfigError(
             f"{file}: prompt_kinds must be a list of {KINDS}, got {cfg.prompt_kinds!r}"
         )
+    if cfg.prompt_pick not in ("all", "one"):
+        raise ConfigError(f"{file}: prompt_pick must be 'all' or 'one', got {cfg.prompt_pick!r}")
     for key in ("prompt_drop", "timestamp_share"):
         v = getattr(cfg, key)
         if isinstance(v, bool) or not (isinstance(v, (int, float)) and 0 <= v <= 1):

@@ -198,10 +198,7 @@ class _Prompts:
     ``prompt_drop``, by a draw that is a pure function of (seed, step)."""
 
     cfg: StageConfig
-    words: list[
-        str
-    ]  # the lexicon: flamenco training lyrics only (rows with a palo), never dev or test
-
+    words: list[str]  # the lexicon: flamenco training lyrics (rows with a palo), never dev or test
     coplas: dict = field(default_factory=dict)  # catalogue prompt: training coplas by palo
     copla_texts: dict = field(default_factory=dict)  # every copla's text by id
 
@@ -216,7 +213,12 @@ class _Prompts:
         elif "catalogue" in self.cfg.prompt_kinds:  # training: the true copla, or a near miss
             rng = np.random.default_rng([int(self.cfg.seed), int(step), 17])
             found = [P.catalogue_choice(r, self.coplas, rng) for r in rows]
-        out = P.prompts_for(rows, kinds=self.cfg.prompt_kinds, words=self.words, found=found)
+        kinds, words = self.cfg.prompt_kinds, self.words
+        if self.cfg.prompt_pick == "one" and step is not None:  # each example one kind
+            rng = np.random.default_rng([int(self.cfg.seed), int(step), 23])
+            out = P.one_kind_each(rows, kinds=kinds, rng=rng, words=words, found=found)
+        else:
+            out = P.prompts_for(rows, kinds=kinds, words=words, found=found)
         if step is not None:
             draw = np.random.default_rng([int(self.cfg.seed), int(step), 11]).random(len(out))
             out = [p if keep else None for p, keep in zip(out, draw >= self.cfg.prompt_drop)]
