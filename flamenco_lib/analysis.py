@@ -16,7 +16,7 @@ from pathlib import Path
 import jiwer
 import pandas as pd
 
-from .grid import STAGES, TEST_SETS
+from .grid import PROMPT_GRID, STAGES, TEST_SETS
 from .paths import results_dir
 from .results import results_table, run_dir
 from .text import normalize
@@ -46,6 +46,18 @@ def _metrics(root: Path | None = None):
                 yield row, key, json.loads(f.read_text(encoding="utf-8"))
 
 
+def _scores(m: dict) -> dict:
+    """A run's ``n, wer, wer_lo, wer_hi, cer`` (percent) from its metrics."""
+    lo, hi = m["wer_ci"]
+    return {
+        "n": m["n_utterances"],
+        "wer": 100 * m["wer"],
+        "wer_lo": 100 * lo,
+        "wer_hi": 100 * hi,
+        "cer": 100 * m["cer"],
+    }
+
+
 def runs_table(*, root: Path | None = None) -> pd.DataFrame:
     """One row per run: ``model, test_set, n, wer, wer_lo, wer_hi, cer, substitutions, deletions,
     insertions`` (percent; S, D and I of the reference words, so that they add up to the WER).
@@ -54,11 +66,7 @@ def runs_table(*, root: Path | None = None) -> pd.DataFrame:
         {
             "model": row,
             "test_set": key,
-            "n": m["n_utterances"],
-            "wer": 100 * m["wer"],
-            "wer_lo": 100 * m["wer_ci"][0],
-            "wer_hi": 100 * m["wer_ci"][1],
-            "cer": 100 * m["cer"],
+            **_scores(m),
             **{
                 k: 100 * m[k] / m["ref_words"] for k in ("substitutions", "deletions", "insertions")
             },
@@ -147,6 +155,23 @@ def prompt_table(*, root: Path | None = None) -> pd.DataFrame:
     return t[["model", "stage", "prompt", "test_set", "wer", "wer_lo", "wer_hi"]]
 
 
+def prompt_grid_table(*, root: Path | None = None) -> pd.DataFrame:
+    """The prompt grid of notebook 09 (:data:`flamenco_lib.grid.PROMPT_GRID`) on the verses:
+    ``model, n, wer, wer_lo, wer_hi, cer`` (percent) and, for the catalogue rows, the retrieval
+    accuracy of the first pass, ``top1`` and ``top5`` (percent of the lines whose copla is in
+    the catalogue)."""
+    rows = []
+    for label, *_ in PROMPT_GRID:
+        f = run_dir(label, "verses", root=root) / "metrics.json"
+        if not f.exists():
+            continue
+        m = json.loads(f.read_text(encoding="utf-8"))
+        cat = m.get("catalogue") or {}
+        top = {k: 100 * cat[k] if cat.get(k) is not None else None for k in ("top1", "topk")}
+        rows.append({"model": label, **_scores(m), "top1": top["top1"], "top5": top["topk"]})
+    return pd.DataFrame(rows)
+
+
 def align(reference: str, hypothesis: str) -> list[tuple[str, str, str]]:
     """Word-by-word alignment of two transcripts, normalised as the metrics are
     (:func:`flamenco_lib.text.normalize`), from jiwer's ``process_words``.
@@ -186,6 +211,13 @@ PAIRS = (
     ("stage 2", "stage 3, soft prompt", "cante"),
     ("zero-shot", "stage 3", "speech"),
     ("zero-shot", "stage 3, soft prompt", "speech"),
+)
+
+
+# the prompt grid (notebook 09): every row against stage 2 without a prompt (the bars of the
+# prompts issue), and what each prompt itself does to stage 3 (a wrong prompt must not hurt)
+PROMPT_PAIRS = tuple(("stage 2", label, "verses") for label, *_ in PROMPT_GRID[1:]) + tuple(
+    ("stage 3", label, "verses") for label, *_ in PROMPT_GRID[2:-1]
 )
 
 

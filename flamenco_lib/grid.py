@@ -33,6 +33,30 @@ STAGES = (
     ("stage 3 + prompts", "checkpoints/stage3", {**_GRID, "prompts": PROMPTS}),
     ("stage 3, soft prompt", "checkpoints/stage3_soft", _GRID),
 )
+# The prompt grid of notebook 09 (issue: prompts that carry information), on verses: each row one
+# way of decoding the same test lines, paired against stage 2 without a prompt. Options beyond
+# "prompts": "previous" (own: the model's transcript of the line before; true: the manifest's),
+# "leave_out_evaluated" (the evaluated coplas removed from the catalogue: new lyrics) and
+# "mismatched" (a random other copla as the prompt: the control).
+_S3 = "checkpoints/stage3"
+PROMPT_GRID = (
+    ("stage 2", "checkpoints/stage2"),
+    ("stage 3", _S3),
+    ("stage 3 + palo", _S3, {"prompts": ("palo",)}),
+    ("stage 3 + lexicon", _S3, {"prompts": ("lexicon",)}),
+    ("stage 3 + previous, own", _S3, {"prompts": ("previous",), "previous": "own"}),
+    ("stage 3 + previous, true", _S3, {"prompts": ("previous",), "previous": "true"}),
+    ("stage 3 + catalogue, copla in", _S3, {"prompts": ("catalogue",)}),
+    (
+        "stage 3 + catalogue, copla out",
+        _S3,
+        {"prompts": ("catalogue",), "leave_out_evaluated": True},
+    ),
+    ("stage 3 + mismatched copla", _S3, {"prompts": ("catalogue",), "mismatched": True}),
+    ("stage 3, soft prompt", "checkpoints/stage3_soft"),
+)
+# lines of the test songs (copla and line before known): the prompt grid's test set
+VERSES = (("verses", "corpora/songs/manifest.jsonl", "test"),)
 # (column key, manifest relative to the data folder, split)
 TEST_SETS = (
     ("cante", "corpora/cante/manifest.jsonl", "test"),  # synthetic voices: held-out lyrics
@@ -61,17 +85,19 @@ def zero_shot_model(profile: str) -> str:
     return str(chosen.get("model", raw.get("model", "base")))
 
 
-def stage_rows(*labels: str, profile: str, base: str = "base") -> list[tuple]:
-    """The rows of :data:`STAGES` named by ``labels`` (in STAGES order), each model replaced by the
-    ``output_dir`` its config (``checkpoints/stage2`` -> ``configs/stage2.yaml``) has in
-    ``profile``, and ``"base"`` by ``base`` (e.g. a local whisper-base folder)."""
+def stage_rows(*labels: str, profile: str, base: str = "base", table=STAGES) -> list[tuple]:
+    """The rows of ``table`` (:data:`STAGES` or :data:`PROMPT_GRID`) named by ``labels`` (in
+    the table's order; none: all), each model replaced by the ``output_dir`` its config
+    (``checkpoints/stage2`` -> ``configs/stage2.yaml``) has in ``profile``, and ``"base"`` by
+    ``base`` (e.g. a local whisper-base folder)."""
     from .training import load_config
 
-    unknown = set(labels) - {label for label, *_ in STAGES}
+    labels = labels or tuple(label for label, *_ in table)
+    unknown = set(labels) - {label for label, *_ in table}
     if unknown:
-        raise ValueError(f"no row {min(unknown)!r} in flamenco_lib.grid.STAGES")
+        raise ValueError(f"no row {min(unknown)!r} in this grid of flamenco_lib.grid")
     rows = []
-    for label, model, *opts in STAGES:
+    for label, model, *opts in table:
         if label in labels:
             if model != "base":
                 model = load_config(config_file(Path(model).name), profile=profile).output_dir

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["evaluate_stages", "markdown", "results_table", "run_dir", "to_markdown"]
 
 INPUTS = "inputs.json"  # in a run folder: what the run was computed from (evaluate_stages)
+# a grid row's options passed on to evaluation.evaluate_manifest (grid.PROMPT_GRID)
+PROMPT_OPTIONS = ("previous", "leave_out_evaluated", "mismatched")
 
 
 def _slug(label: str) -> str:
@@ -74,6 +76,7 @@ def evaluate_stages(
     (:func:`flamenco_lib.prefix_cache.shared_prefix`, ``shared_layers`` layers, default
     :data:`~flamenco_lib.prefix_cache.SHARED_LAYERS`; 0: off); it does not change a transcript.
     Returns the run folders written or kept."""
+    from .catalogue import FUZZY_SCORER
     from .data.manifest import read_manifest
     from .evaluation import evaluate_manifest
     from .models import load_whisper
@@ -103,6 +106,8 @@ def evaluate_stages(
                 "model": model_digest,
                 "max_items": max_items,
                 "prompts": list(opts.get("prompts", ())),
+                **{k: opts[k] for k in PROMPT_OPTIONS if k in opts},
+                **({"search": FUZZY_SCORER} if "catalogue" in opts.get("prompts", ()) else {}),
                 "decoding": DECODING,
                 "precision": "bf16" if decode_in_bf16(precision) else "fp32",
             }
@@ -146,6 +151,7 @@ def evaluate_stages(
                         processor=loaded[1],
                         progress=progress,
                         prompt_kinds=list(opts.get("prompts", ())),
+                        **{k: opts[k] for k in PROMPT_OPTIONS if k in opts},
                         extra={"row": label, "test_set": key},
                         bf16=inputs["precision"] == "bf16",
                         **eval_kwargs,

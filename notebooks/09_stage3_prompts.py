@@ -20,20 +20,24 @@
 #
 # Whisper was trained with the text of the previous 30-second window in front of the current
 # one, so that a long recording is transcribed consistently. That slot can hold any text: a
-# **prompt**. Stage 3 fills it with what we know about a flamenco recording before hearing
-# it, the palo and the vocabulary of flamenco lyrics, and fine-tunes the model to use it. A
-# variant learns the prompt itself: 16 free vectors in the same slot (a **soft prompt**),
-# with every weight of the model frozen.
+# **prompt**. A prompt helps when it holds what the audio leaves ambiguous: a genre label or a
+# bag of words adds little. Flamenco has two strong sources: cante builds a copla line by line
+# and repeats lines, so **the line just sung** predicts much of the next; and singers mostly
+# sing traditional letras that collections print, so **a lyrics catalogue** may hold the
+# very copla being sung. Stage 3 fine-tunes the model to use both, one at a time. A variant
+# learns the prompt itself: 16 free vectors in the same slot (a **soft prompt**), with every
+# weight of the model frozen.
 #
 # **What you will learn**
 # - the prompt layout `<|startofprev|> prompt <|startoftranscript|><|es|><|transcribe|><|notimestamps|> text <|endoftext|>`,
 #   and why the prompt is masked out of the loss;
 # - that the layout used in training is, token for token, what `generate(prompt_ids=...)`
 #   feeds the decoder at inference;
-# - why the prompt is dropped half of the time in training;
+# - why the prompt is dropped some of the time in training, and a wrong copla sometimes given;
 # - how a soft prompt trains 0.01% of the parameters;
-# - to judge a prompt: the same model decoded with and without it, on cante and on ordinary
-#   speech.
+# - the catalogue prompt: transcribe, search the lyrics, decode again with the letra found;
+# - to judge a prompt: the same lines decoded with every kind of prompt, with controls (a copla
+#   not in the catalogue, a wrong copla) that show whether the model reads the prompt.
 
 # %% [markdown]
 # ## Setup
@@ -102,7 +106,9 @@ from IPython.display import display
 
 from flamenco_lib import analysis, pipeline, plotting, prompts, results, training
 from flamenco_lib import audio as A
+from flamenco_lib.data.lyrics import default_lyrics, read_lyrics
 from flamenco_lib.data.manifest import read_manifest
+from flamenco_lib.paths import data_dir, report_dir
 
 plotting.set_style()
 
@@ -136,12 +142,15 @@ print(
 # %% [markdown]
 # ## 1. The prompt layout
 #
-# A prompt is built per clip from the kinds the config names (`prompt_kinds: [palo, lexicon]`):
-# the palo ("Soleá.") and a **lexicon**, the most frequent content words of the *training*
-# lyrics (never the test ones: the test score must not be given its answers). Here is one
-# training clip, its prompt, and the decoder's input and labels that
-# `training.collate_labels` builds from them (Whisper's tokens decoded one by one; a space
-# belongs to the token after it).
+# A prompt is built per clip from the kinds `flamenco_lib.prompts` knows: the palo ("Soleá."),
+# a **lexicon** (the most frequent content words of the *training* lyrics, never the test
+# ones), the **previous** line sung in the same recording, and the **catalogue**'s letra.
+# The config trains `prompt_kinds: [previous, catalogue]`, one kind per example
+# (`prompt_pick: one`). Verses, one sung line each with the line before it and the copla it
+# comes from, are the lines of the synthetic songs (notebook 11 sings them whole). Here is one
+# verse, its two prompts, and the decoder's input and labels that `training.collate_labels`
+# builds from the catalogue prompt (Whisper's tokens decoded one by one; a space belongs to
+# the token after it).
 #
 # The decoder is trained to predict each next token, so the labels are the inputs shifted
 # left by one. Positions that would predict a prompt token, or `<|startoftranscript|>`, have
@@ -153,9 +162,14 @@ model, processor = models.load_whisper(cfg.model)  # stage 2's final model
 tok = processor.tokenizer
 train = [r for r in read_manifest(cfg.train[0].manifest) if r["split"] == "train"]
 words = prompts.lexicon([r["text"] for r in train if r.get("palo")], size=cfg.lexicon_size)
-example = train[seed % len(train)]
-prompt = prompts.prompts_for([example], kinds=cfg.prompt_kinds, words=words)[0]
-print(f"prompt: {prompt}\nlabel:  {example['text']}")
+letras = {c.id: c.text for c in read_lyrics(default_lyrics())}  # the catalogue: coplas.tsv
+verses = read_manifest(data_dir() / "corpora" / "songs" / "manifest.jsonl")
+verses = [r for r in verses if r["split"] != "test" and r["previous_text"]]  # never a test line
+example = verses[seed % len(verses)]
+prompt = prompts.build_prompt(copla=letras[example["copla_id"]])
+print(f"catalogue prompt: {prompt}")
+print(f"previous prompt:  {prompts.build_prompt(previous=example['previous_text'])}")
+print(f"label:            {example['text']}")
 
 batch = training.collate_labels(tok, [example["text"]], prompts=[prompt])
 inputs, labels = batch["decoder_input_ids"][0].tolist(), batch["labels"][0].tolist()
@@ -199,10 +213,14 @@ print(
 # %% [markdown]
 # ## 2. Training with prompts, and with a soft prompt
 #
-# `configs/stage3.yaml` trains like stage 1 (same frozen layers), on 70% cante and 30%
-# speech; the speech clips have no palo, so they get no prompt. Each cante clip's prompt is
-# **dropped with probability 0.5** (`prompt_drop`): Whisper itself was trained with and
-# without previous text, and a model that only ever saw prompts would depend on them.
+# `configs/stage3.yaml` trains like stage 1 (same frozen layers), on 70% cante (whole coplas,
+# the verses of the training songs, the real voices sung) and 30% speech, which gets no prompt.
+# A cante clip or verse gets one kind of prompt, drawn among those it has: its copla
+# (`catalogue`; in 30% of those a **near miss**, another copla of the same palo, the search's
+# typical mistake, so that the model learns to ignore a wrong letra) or the line sung before it
+# (`previous`). The prompt is **dropped with probability 0.3** (`prompt_drop`): Whisper itself
+# was trained with and without previous text, and a model that only ever saw prompts would
+# depend on them.
 #
 # `configs/stage3_soft.yaml` freezes the whole model and trains only `k` vectors in the prompt
 # slot, started from the embeddings of the lexicon's last tokens (`flamenco_lib.soft_prompt`).
@@ -244,9 +262,9 @@ plotting.savefig(
 #
 # The comparison grid of `flamenco_lib.grid.STAGES`, on the cante test set and the speech
 # test set (the forgetting check): stage 2 and stage 3, each decoded without a prompt and with
-# the text prompt (palo and lexicon; the lexicon from the training lyrics), and the soft
-# prompt. Stage 2 never saw a prompt in training: what a prompt does for it is Whisper's own
-# pre-training at work. The speech clips have no palo and their corpus no lyrics, so they get
+# a genre prompt (palo and lexicon; the lexicon from the training lyrics), and the soft
+# prompt. Neither model trained with the palo or the lexicon: what that prompt does is
+# Whisper's own pre-training at work, the weak prompt of the literature. The speech clips have no palo and their corpus no lyrics, so they get
 # no text prompt: on speech a "+ prompts" row decodes exactly as its model without one, and
 # only the soft prompt, which is always there, can change the speech WER.
 
@@ -292,8 +310,10 @@ table.round(1)
 # really changes the WER. Bar of this stage: stage 3 with prompts should beat stage 2.
 
 # %%
-grid = {label for label, *_ in rows}
-paired = analysis.paired_table([p for p in analysis.PAIRS if p[0] in grid and p[1] in grid])
+evaluated = {label for label, *_ in rows}
+paired = analysis.paired_table(
+    [p for p in analysis.PAIRS if p[0] in evaluated and p[1] in evaluated]
+)
 print(analysis.NO_RESULTS if paired.empty else paired.round(2).to_string(index=False))
 
 # %% [markdown]
@@ -322,24 +342,90 @@ else:
     )
 
 # %% [markdown]
+# ## 5. Prompts that carry information: the line before, and the catalogue
+#
+# The grid of `flamenco_lib.grid.PROMPT_GRID`, on the **verses** of the test songs (their
+# coplas are test coplas: never trained on), every row the same lines decoded another way:
+#
+# - stage 2 and stage 3 without a prompt, then stage 3 with the palo, with the lexicon;
+# - **previous, own**: each song's lines decoded in order, each prompted with the model's own
+#   transcript of the line before (Whisper's `condition_on_previous_text`); **previous,
+#   true**: the line actually sung before it, an upper bound;
+# - **catalogue, copla in**: two passes. The first transcribes without a prompt; its
+#   transcript searches the catalogue (`coplas.tsv`, rapidfuzz's `token_set_ratio`,
+#   `flamenco_lib.catalogue`), and the second pass decodes with the letra found as the prompt;
+# - **catalogue, copla out**: the same with the test coplas removed from the catalogue, what a
+#   singer of new lyrics gets: the letra found is always a wrong one;
+# - **mismatched copla**: a random other copla as the prompt, the control that shows whether
+#   the model reads its prompt or takes any text as a hint;
+# - the soft prompt.
+#
+# The same call from the command line, e.g. the catalogue row:
+# `python -m flamenco_lib evaluate --model data/checkpoints/stage3/final --manifest
+# data/corpora/songs/manifest.jsonl --split test --prompt-kinds catalogue`
+# (`--leave-out-evaluated` for the copla out, `--mismatched` for the control,
+# `--prompt-kinds previous --previous own`).
+
+# %%
+N_VERSES = N_EVAL if profile == "smoke" else None  # every test verse (about 140 lines on cpu)
+prompt_rows = grid.stage_rows(profile=profile, table=grid.PROMPT_GRID)
+results.evaluate_stages(prompt_rows, grid.VERSES, max_items=N_VERSES)
+prompt_grid = analysis.prompt_grid_table()
+prompt_grid.round(1)
+
+# %% [markdown]
+# `top1`/`top5`: the share of lines whose copla the first pass found first / among the five
+# best (copla in the catalogue). Each row paired against stage 2 without a prompt, and each
+# prompt against stage 3 without one: the difference in WER points with its paired 95%
+# bootstrap interval (left of zero: fewer errors).
+
+# %%
+prompt_pairs = analysis.paired_table(analysis.PROMPT_PAIRS)
+notebook.show_or_explain(
+    prompt_pairs,
+    lambda table: plotting.plot_differences(
+        table, title="Verses of the test songs: each prompt against stage 2 and stage 3"
+    ),
+    name="09-prompt-grid",
+    caption=(
+        "WER difference (points) with paired 95% intervals on the verses of the test songs: every "
+        "row of the prompt grid against stage 2 without a prompt (top), and each prompt against "
+        "stage 3 without one (bottom)."
+    ),
+)
+out = report_dir() / "tables"
+out.mkdir(parents=True, exist_ok=True)
+prompt_grid.to_csv(out / "prompt_grid.csv", index=False)
+grid_md = [results.to_markdown(t.round(2)) for t in (prompt_grid, prompt_pairs) if not t.empty]
+(out / "prompt_grid.md").write_text("\n\n".join(grid_md) + "\n", encoding="utf-8")
+prompt_pairs.round(2)
+
+# %% [markdown]
+# Read it from the controls up. A model that reads its prompt gets better with the right copla
+# and no worse with a wrong one (mismatched, copla out); a model that took any text as a hint
+# would move with all three. The previous line carries less: the next line of a copla is not
+# written in the one before, only its words and rhyme are nearer.
+
+# %% [markdown]
 # ## Summary
 #
 # - A prompt goes into Whisper's previous-text slot: `<|startofprev|>` prompt, then the usual
 #   `<|startoftranscript|><|es|><|transcribe|><|notimestamps|>` and the text. In training it
-#   is masked out of the loss (-100) and dropped half of the time; at inference
+#   is masked out of the loss (-100) and sometimes dropped; at inference
 #   `generate(prompt_ids=...)` feeds the decoder exactly the layout used in training.
-# - Stage 3 fine-tunes with prompts built from the palo and a lexicon of the training lyrics;
-#   the soft prompt learns 16 vectors for the same slot with the model frozen.
-# - A prompt is judged by decoding the same model with and without it, on cante and on
-#   ordinary speech.
+# - A prompt helps only if it carries what the audio leaves open: stage 3 trains with the copla
+#   of a lyrics catalogue (sometimes a near miss) and with the line sung before, one kind per
+#   example; the palo and a lexicon are the weak prompts it is compared with. The soft prompt
+#   learns 16 vectors for the same slot with the model frozen.
+# - A prompt is judged by decoding the same lines with and without it, paired, and with
+#   controls: a copla not in the catalogue and a wrong copla must not make it worse.
 #
 # **Exercises**
-# 1. None of the offline corpora has `previous_text` (each clip is a whole copla). In a corpus
-#    of real recordings cut into verses, what would `prompt_kinds: [palo, previous, lexicon]`
-#    give the model, and what would its manifest need?
-# 2. Decode stage 3 with a *wrong* palo in the prompt (`prompts.build_prompt(palo="martinete",
-#    words=words)` for every clip, `evaluation.evaluate(..., prompts=...)`): how much does the
-#    WER rise? Does the model read the palo, or only the lexicon?
+# 1. Search the catalogue with `--catalogue-method bm25` instead of `fuzzy`: which finds more
+#    coplas from the first pass's transcripts (`top1`, `top5`), and does the WER follow?
+# 2. Give the catalogue row the *true* copla instead of the one found (the upper bound of the
+#    search: `evaluation.evaluate(..., prompts=...)` with `prompts.build_prompt(copla=...)`):
+#    how much of the remaining error is the search's?
 # 3. Train the soft prompt with `soft_prompt: 64`: does a longer prompt help?
 # 4. Set `prompt_drop: 0` in a copy of `configs/stage3.yaml`: how does that model do *without*
 #    a prompt?

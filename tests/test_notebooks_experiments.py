@@ -24,7 +24,7 @@ CHAIN = {  # notebook: (figures it always draws, rows of grid.STAGES it evaluate
     ),
     "08_stage2_common_voice.ipynb": (["08-training-curve", "08-forgetting"], ["stage 2"]),
     "09_stage3_prompts.ipynb": (
-        ["09-training-curves", "09-prompts"],
+        ["09-training-curves", "09-prompts", "09-prompt-grid"],
         ["stage 2 + prompts", "stage 3", "stage 3 + prompts", "stage 3, soft prompt"],
     ),
 }
@@ -141,6 +141,12 @@ def test_experiment_notebooks_train_evaluate_and_draw_in_the_smoke_folder(tmp_pa
         if any(g["field"] == field for g in m["per_group"]):
             assert (figures / f"{figure}.png").exists(), figure
 
+    # notebook 09's prompt grid: every row on the same verses of the smoke test song
+    prompt_grid = pd.read_csv(report / "tables" / "prompt_grid.csv")
+    assert list(prompt_grid["model"]) == [label for label, *_ in grid.PROMPT_GRID]
+    assert set(prompt_grid["n"]) == {3}
+    copla_in = prompt_grid.set_index("model").loc["stage 3 + catalogue, copla in"]
+    assert 0 <= copla_in["top1"] <= copla_in["top5"] <= 100
     # the report builds from these results: notebook 10 reads the smoke folder, writes the tables,
     # and the index page shows the smoke runs' table and names every figure
     papermill.execute_notebook(

@@ -205,3 +205,51 @@ def test_evaluate_stages_decodes_in_the_precision_asked_and_reruns_when_it_chang
     assert results.decode_in_bf16("auto") is True and results.decode_in_bf16("fp32") is False
     with pytest.raises(ValueError, match="precision='fp16'"):
         results.decode_in_bf16("fp16")
+
+
+def test_the_prompt_grid_hands_each_rows_options_to_the_evaluation(tmp_path, monkeypatch):
+    from flamenco_lib import grid, models
+
+    monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path))
+    from flamenco_lib.data.corpus import OFFLINE_CORPORA
+
+    for name in OFFLINE_CORPORA:  # the configs name these manifests
+        (tmp_path / "corpora" / name).mkdir(parents=True)
+        (tmp_path / "corpora" / name / "manifest.jsonl").write_text(
+            '{"id": "a", "palo": "soleá"}\n'
+        )
+    for stage in ("stage2", "stage3", "stage3_soft"):
+        (tmp_path / "checkpoints" / stage).mkdir(parents=True)
+    calls = {}
+
+    def fake_evaluate(model_name, manifest, *, out, prompt_kinds, **kw):
+        calls[Path(out).name] = (Path(model_name).name, prompt_kinds, kw)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "metrics.json").write_text("{}")
+
+    monkeypatch.setattr(evaluation, "evaluate_manifest", fake_evaluate)
+    monkeypatch.setattr(models, "load_whisper", lambda path: (None, None))
+    rows = grid.stage_rows(profile="cpu", table=grid.PROMPT_GRID)
+    assert [r[0] for r in rows] == [r[0] for r in grid.PROMPT_GRID]
+    results.evaluate_stages(rows, grid.VERSES, progress=False)
+    assert len(calls) == len(grid.PROMPT_GRID)
+    model, kinds, kw = calls["stage-3-+-previous-own__verses"]
+    assert (model, kinds, kw["previous"]) == ("stage3", ["previous"], "own")
+    assert calls["stage-3-+-catalogue-copla-out__verses"][2]["leave_out_evaluated"] is True
+    assert calls["stage-3-+-mismatched-copla__verses"][2]["mismatched"] is True
+    assert "mismatched" not in calls["stage-3-+-catalogue-copla-in__verses"][2]
+    assert calls["stage-2__verses"][:2] == ("stage2", [])
+    # the catalogue's search is part of what a catalogue run was computed from
+    saved = {n: json.loads((tmp_path / "results" / n / results.INPUTS).read_text()) for n in calls}
+    assert saved["stage-3-+-catalogue-copla-in__verses"]["search"] == "partial_ratio"
+    assert "search" not in saved["stage-3-+-previous-own__verses"]
+    # the options are part of what a run was computed from: a changed option decodes again
+    calls.clear()
+    changed = [
+        (label, m, {**o[0], "previous": "true"})
+        if label == "stage 3 + previous, own"
+        else (label, m, *o)
+        for label, m, *o in rows
+    ]
+    results.evaluate_stages(changed, grid.VERSES, progress=False)
+    assert list(calls) == ["stage-3-+-previous-own__verses"]
