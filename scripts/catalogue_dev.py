@@ -6,7 +6,7 @@ query). The dev sets choose; notebook 09's prompt grid reports on the test verse
 
 Usage (after ``make report``; paths relative to the data folder):
     .venv/bin/python scripts/catalogue_dev.py [--model checkpoints/stage3/final]
-About a minute and a half on 2 cores (71 verses, 129 clips).
+About a minute and a half on 2 idle cores (71 verses, 129 clips).
 """
 
 from __future__ import annotations
