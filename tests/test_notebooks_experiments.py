@@ -147,6 +147,7 @@ def test_experiment_notebooks_train_evaluate_and_draw_in_the_smoke_folder(tmp_pa
     assert set(prompt_grid["n"]) == {3}
     copla_in = prompt_grid.set_index("model").loc["stage 3 + catalogue, copla in"]
     assert 0 <= copla_in["top1"] <= copla_in["top5"] <= 100
+    assert "nan" not in (report / "tables" / "prompt_grid.md").read_text()
     # the report builds from these results: notebook 10 reads the smoke folder, writes the tables,
     # and the index page shows the smoke runs' table and names every figure
     papermill.execute_notebook(
