@@ -30,7 +30,7 @@ if profile == "smoke" and paths.data_dir().name != "smoke":  # (run twice, the c
 MODEL = BASE if profile == "smoke" else grid.zero_shot_model(profile)  # what the stages start from
 FROM_BASE = {"model": MODEL} if profile == "smoke" else {}  # overrides of the stage-1 configs
 N_EVAL = {"smoke": 3}.get(profile, 100)  # test clips per evaluation (the first ones of each test set)
-SIZES = {"smoke": dict(n=12, n_speech=6)}.get(profile, {})  # corpora sizes, as in notebook 05
+SIZES = {"smoke": dict(n=12, n_speech=6, n_songs=2)}.get(profile, {})  # corpora sizes, as in notebook 05
 """
 
 
@@ -70,7 +70,7 @@ def test_smoke_workspace_moves_the_data_once_and_shares_the_base(data):
     assert (
         ws.from_base == {"model": ws.model}
         and ws.n_eval == 3
-        and ws.sizes == {"n": 12, "n_speech": 6}
+        and ws.sizes == {"n": 12, "n_speech": 6, "n_songs": 2}
     )
     assert notebook.workspace("smoke") == ws  # the cell run again: the same, nothing moves further
     assert os.environ["FLAMENCO_DATA"] == str(data / "smoke")
