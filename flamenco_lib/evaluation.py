@@ -280,12 +280,7 @@ def evaluate_manifest(
         words = P.lexicon([r["text"] for r in train if r.get("palo")], size=lexicon_size)
         found = None
         if "catalogue" in prompt_kinds and mismatched:
-            from .catalogue import Catalogue
-            from .data.lyrics import default_lyrics, read_lyrics
-
-            cat = Catalogue.from_coplas(
-                read_lyrics(Path(catalogue) if catalogue else default_lyrics())
-            )
+            cat, _ = _load_catalogue(catalogue)
             found = P.mismatched_coplas(_rows(ds), cat)
             extra["catalogue"] = {"mismatched": True, "coplas": len(cat)}
         elif "catalogue" in prompt_kinds:
@@ -339,13 +334,9 @@ def catalogue_pass(
     row (None when the search finds nothing) and the retrieval summary: ``top1`` and ``topk``
     over the rows whose ``copla_id`` is in the catalogue (``n``), the catalogue's size and file.
     Writes ``first_pass.jsonl`` into ``out`` (transcript and the ``k`` letras found, per row)."""
-    from .catalogue import Catalogue
-    from .data.lyrics import default_lyrics, read_lyrics
-
     rows = _rows(dataset)
-    path = Path(catalogue) if catalogue else default_lyrics()
     exclude = {r.get("copla_id") for r in rows} if leave_out_evaluated else set()
-    cat = Catalogue.from_coplas(read_lyrics(path), exclude=exclude)
+    cat, path = _load_catalogue(catalogue, exclude=exclude)
     first = transcribe_dataset(model, processor, dataset, **decode)
     hits = [[i for i, _ in cat.search(h, k=k, method=method)] for h in first]
     present = set(cat.ids)
@@ -371,6 +362,16 @@ def catalogue_pass(
             f.write(json.dumps({**rec, "found": found}, ensure_ascii=False) + "\n")
     os.replace(tmp, out / "first_pass.jsonl")
     return [cat.text_of(h[0]) if h else None for h in hits], summary
+
+
+def _load_catalogue(catalogue: str | Path | None, *, exclude=()):
+    """The lyrics file ``catalogue`` (None: the project's coplas) as a searchable
+    :class:`~flamenco_lib.catalogue.Catalogue` without the coplas ``exclude``, and its path."""
+    from .catalogue import Catalogue
+    from .data.lyrics import default_lyrics, read_lyrics
+
+    path = Path(catalogue) if catalogue else default_lyrics()
+    return Catalogue.from_coplas(read_lyrics(path), exclude=exclude), path
 
 
 def _soft_prompt_of(model_name, soft_prompt):
