@@ -12,7 +12,8 @@ line, and plays guitar between coplas. :func:`align_lyrics` finds where each pri
    in one breath is not taken for two printed lines). A region may sing the line after the last one, a later
    one (lines skipped), the **same** one again (a repeat), or two or three consecutive printed
    lines at once, the first of them perhaps a repeat and the last perhaps sung twice (its time
-   then cut where the transcript matches each line's start); a region like no printed line (a
+   then cut where the transcript first matches each line's start, and the cut moved into the
+   nearest pause of the voice detector inside the region); a region like no printed line (a
    quejío alone, text over the guitar) is left out. Two regions less than :data:`JOIN_GAP_S`
    apart may sing one line together (a line the voice detector cut at a breath), and a region
    of quejíos alone less than :data:`CRY_GAP_S` before the next opens the next line;
@@ -55,6 +56,8 @@ MIN_CONFIDENCE = 0.5  # below: a region is not taken for a printed line
 MAX_BLOCK = 3  # printed lines one region may sing at once
 JOIN_GAP_S = 1.0  # half a line this close to the next region may be one line with it
 CRY_GAP_S = 2.5  # a region of quejíos alone this close to the next region opens its line
+PAUSE_COST_S = 2.0  # a cut of a block left by the characters costs as much as one moved this far
+MATCH_SLACK = 5.0  # a line's earlier match this close to its best (rapidfuzz points) is its start
 JOIN_COST = 0.05  # what joining two regions into one line costs (a repeat in two breaths stays two)
 QUEJIO = re.compile(r"^a+y+$")  # besides text.QUEJIOS: "ayyyy", "aay" as Whisper spells a long cry
 
@@ -135,21 +138,76 @@ def sung_label(printed: str, heard: str, *, whole_line: bool = True) -> str:
 
 def _line_starts(heard_norm: str, lines_norm: list[str]) -> list[int]:
     """Where each of consecutive printed lines sung in one region begins in the region's
-    normalised transcript: the first at 0, each next one where it matches best after the one
-    before (rapidfuzz's ``partial_ratio_alignment``).
+    normalised transcript: the first at 0, each next one where it first matches best after the
+    one before (:func:`_first_match`).
 
     >>> _line_starts("ay la tierra que pisa el pobre esta mas dura", ["la tierra", "esta mas dura"])
     [0, 31]
     """
-    from rapidfuzz import fuzz
-
     starts, pos = [0], 0
     for line in lines_norm[1:]:
         rest = heard_norm[pos:]
         if len(line) <= len(rest):
-            pos += fuzz.partial_ratio_alignment(line, rest).dest_start
+            pos += _first_match(line, rest)
         starts.append(pos)
     return starts
+
+
+def _first_match(line: str, text: str) -> int:
+    """Where ``line`` begins in ``text``: the first word from which the text reads most like the
+    line (rapidfuzz ``ratio`` of the line against as many characters), a score within
+    :data:`MATCH_SLACK` points of the best counting as best, so that a line sung twice begins
+    at its first singing, not at its repeat.
+
+    >>> _first_match("esta mas dura", "la tierra esta mas dura esta mas dura")
+    10
+    """
+    from rapidfuzz import fuzz
+
+    words = [0] + [i + 1 for i, c in enumerate(text) if c == " "]
+    scores = [fuzz.ratio(line, text[i : i + len(line)]) for i in words]
+    top = max(scores)
+    return next(i for i, score in zip(words, scores) if score >= top - MATCH_SLACK)
+
+
+def _cut_at_pauses(edges: list[float], pauses) -> tuple[list[float], list[float]]:
+    """The starts and ends of a block of lines sung in one region, from ``edges`` (the region's
+    start, the cuts between its lines placed by the characters, its end), each cut moved into a
+    pause of the voice inside the region (``pauses``: (start, end) of the detector's gaps),
+    the pauses taken in order and each once, so that the cuts moved travel least (a cut left
+    where the characters put it counts :data:`PAUSE_COST_S`). A sung line begins where the
+    voice comes back after a pause, which the detector hears to a tenth of a second, while the
+    characters of a melisma or a quejío say little about its time.
+
+    >>> _cut_at_pauses([10.0, 14.0, 20.0], [(12.0, 12.5)])
+    ([10.0, 12.5], [12.0, 20.0])
+    """
+    cuts = edges[1:-1]
+    inner = [p for p in pauses if edges[0] < p[0] and p[1] < edges[-1]]
+    n, m = len(cuts), len(inner)
+    cost = np.full((n + 1, m + 1), np.inf)
+    cost[0, :] = 0.0
+    how: dict[tuple[int, int], str] = {}
+    for i in range(1, n + 1):
+        for j in range(m + 1):
+            options = {"stay": cost[i - 1, j] + PAUSE_COST_S}
+            if j:
+                options["skip"] = cost[i, j - 1]
+                options["take"] = cost[i - 1, j - 1] + abs(sum(inner[j - 1]) / 2 - cuts[i - 1])
+            how[(i, j)] = min(options, key=options.get)
+            cost[i, j] = options[how[(i, j)]]
+    starts, ends = list(edges[:-1]), list(edges[1:])
+    i, j = n, m
+    while i > 0:
+        step = how[(i, j)]
+        if step == "take":
+            ends[i - 1], starts[i] = inner[j - 1]
+        i, j = (i, j - 1) if step == "skip" else (i - 1, j - (step == "take"))
+    if any(a >= b for a, b in zip(starts, ends)) or any(
+        b > a for b, a in zip(ends, starts[1:])
+    ):  # a kept cut and a moved one crossed: the characters' cuts
+        return list(edges[:-1]), list(edges[1:])
+    return starts, ends
 
 
 def _cries_open_lines(heard: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
@@ -165,11 +223,17 @@ def _cries_open_lines(heard: list[tuple[float, float, str]]) -> list[tuple[float
 
 
 def align_lines(
-    heard: list[tuple[float, float, str]], printed: list[str], *, min_confidence=MIN_CONFIDENCE
+    heard: list[tuple[float, float, str]],
+    printed: list[str],
+    *,
+    min_confidence=MIN_CONFIDENCE,
+    pauses=(),
 ) -> list[Aligned]:
     """Align transcribed regions ``(start, end, text)`` (in time order) to ``printed`` lines
-    (in order) as described in the module docstring. Returns the aligned occurrences in time
-    order, confidences below ``min_confidence`` included (the caller decides)."""
+    (in order) as described in the module docstring; ``pauses``: (start, end) of the gaps
+    between the voice detector's regions, where a block of lines in one transcribed region is
+    cut (:func:`_cut_at_pauses`). Returns the aligned occurrences in time order, confidences
+    below ``min_confidence`` included (the caller decides)."""
     heard = _cries_open_lines(heard)
     norm_p = [normalize_flamenco(p, keep_accents=False) for p in printed]
     norm_h = [normalize_flamenco(t, keep_accents=False) for _, _, t in heard]
@@ -224,6 +288,7 @@ def align_lines(
             h = " ".join(norm_h[prev_j:j])
             cuts = _line_starts(h, norm_p[f : f + b]) + [len(h)]
             edges = [start + (end - start) * c / max(len(h), 1) for c in cuts]
+            starts, ends = _cut_at_pauses(edges, pauses)
             conf = sim(prev_j, j - prev_j, f, b)
             for k in reversed(range(b)):
                 sung = printed[f + k]
@@ -235,8 +300,8 @@ def align_lines(
                     Aligned(
                         f + k,
                         printed[f + k],
-                        float(edges[k]),
-                        float(edges[k + 1]),
+                        float(starts[k]),
+                        float(ends[k]),
                         conf,
                         text,
                         sung,
@@ -252,12 +317,18 @@ def align_lyrics(
     """Transcribe ``audio`` by voice regions and align ``printed`` to it (:func:`align_lines`).
     Returns ``(aligned, missing)``: the aligned lines (confidence >= :data:`MIN_CONFIDENCE`) and
     the indices of printed lines found nowhere (each also logged as a warning). ``options``
-    (``vad_threshold``, ``join_s``) go to :func:`~flamenco_lib.recording.transcribe_recording`."""
+    (``vad_threshold``, ``join_s``) go to :func:`~flamenco_lib.recording.transcribe_recording`;
+    the detector's pauses inside a transcribed region cut the lines sung there."""
     from .recording import transcribe_recording
+    from .voice import VAD_THRESHOLD, voice_regions
 
-    lines = transcribe_recording(model, processor, audio, progress=False, name=name, **options)
+    regions = voice_regions(audio, threshold=options.get("vad_threshold", VAD_THRESHOLD))
+    lines = transcribe_recording(
+        model, processor, audio, progress=False, name=name, regions=regions, **options
+    )
     heard = [(ln.start, ln.end, ln.text) for ln in lines if not ln.dropped and ln.text]
-    aligned = align_lines(heard, printed)
+    pauses = [(a[1], b[0]) for a, b in zip(regions, regions[1:])]
+    aligned = align_lines(heard, printed, pauses=pauses)
     found = {a.line for a in aligned}
     missing = [k for k in range(len(printed)) if k not in found]
     for k in missing:

@@ -269,6 +269,7 @@ def transcribe_recording(
     name: str = "recording",
     join_s: float = JOIN_S,
     vad_threshold: float = VAD_THRESHOLD,
+    regions: list[tuple[float, float]] | None = None,
 ) -> list[Line]:
     """The lines of a 16 kHz mono recording of any length, in time order.
 
@@ -276,7 +277,8 @@ def transcribe_recording(
     decodes only where someone sings: voice regions less than :data:`LINE_GAP_S` apart are one
     line, and lines less than ``join_s`` apart share a window of at most 30 s (more context for
     the words), split back into its lines by the tokens' times; ``vad_threshold`` is the
-    detector's speech probability above which a frame is voice. Every line carries its
+    detector's speech probability above which a frame is voice (``regions``: its regions, when
+    the caller has run :func:`voice_regions` already). Every line carries its
     indicators and, when the hallucination guard dropped it, the reason (``Line.dropped``). A
     recording where nobody sings gives no lines and a warning naming ``name``, not an error.
     """
@@ -288,7 +290,9 @@ def transcribe_recording(
     if method == "longform":
         return _decode_longform(model, processor, audio, language=language)
     if method == "vad":
-        line_regions = merge_regions(voice_regions(audio, threshold=vad_threshold))
+        if regions is None:
+            regions = voice_regions(audio, threshold=vad_threshold)
+        line_regions = merge_regions(regions)
         groups = group_regions(line_regions, gap_s=join_s)
         if not groups:
             logger.warning("%s: no singing or speech found (%.1f s of audio)", name, duration)

@@ -130,6 +130,66 @@ def test_a_region_may_sing_a_repeat_and_the_next_line_or_two_lines_the_last_twic
     assert got[3].sung == "y el rico camina"
 
 
+def test_a_line_sung_twice_in_a_block_begins_at_its_first_singing():
+    # heard on a dev song: rapidfuzz's partial_ratio_alignment put the second line's start at
+    # its repeat (the last of two equal matches), 5 s late
+    printed = ["La tierra que pisa el pobre", "Está más dura que el hierro"]
+    text = (
+        "La piedra que risa el poble, Ayyy, esta más dura que el viero, esta más dura que el viero,"
+    )
+    got = align_lines([(51.0, 65.0, text)], printed)
+    norm = normalize_flamenco(text, keep_accents=False)
+    assert norm.index("esta mas") < norm.rindex("esta mas")
+    assert got[1].start == pytest.approx(51.0 + 14.0 * norm.index("esta mas") / len(norm))
+
+
+def test_a_block_is_cut_in_the_voice_detectors_pause_nearest_each_cut():
+    printed = ["La tierra que pisa el pobre", "está más dura que el hierro", "y el rico camina"]
+    text = "La tierra que pisa el pobre, está más dura que el hierro, y el rico camina"
+    norm = normalize_flamenco(text, keep_accents=False)
+    cut1 = 10.0 + 20.0 * norm.index("esta") / len(norm)  # where the characters cut: ~17.3 s
+    cut2 = 10.0 + 20.0 * norm.index("y el") / len(norm)  # ~25.6 s
+    # pauses: one 1 s after the first cut, one 6 s before the second (too far: the characters
+    # keep it), one outside the region
+    pauses = [(cut1 + 0.8, cut1 + 1.2), (cut2 - 6.2, cut2 - 5.8), (31.0, 32.0)]
+    got = align_lines([(10.0, 30.0, text)], printed, pauses=pauses)
+    assert [a.line for a in got] == [0, 1, 2]
+    assert got[0].end == pytest.approx(cut1 + 0.8) and got[1].start == pytest.approx(cut1 + 1.2)
+    assert got[1].end == pytest.approx(cut2) and got[2].start == pytest.approx(cut2)
+    assert got[0].start == 10.0 and got[2].end == 30.0
+    # two pauses near the same cut: the nearer one; each pause serves one cut
+    near = [(cut1 - 1.6, cut1 - 1.4), (cut1 + 0.3, cut1 + 0.5), (cut2 + 0.1, cut2 + 0.3)]
+    got = align_lines([(10.0, 30.0, text)], printed, pauses=near)
+    assert got[1].start == pytest.approx(cut1 + 0.5) and got[2].start == pytest.approx(cut2 + 0.3)
+    # without pauses, the characters' cuts (as before)
+    got = align_lines([(10.0, 30.0, text)], printed)
+    assert got[1].start == pytest.approx(cut1) and got[0].end == pytest.approx(cut1)
+
+
+def test_align_lyrics_runs_the_detector_once_and_cuts_at_its_pauses(monkeypatch):
+    import flamenco_lib.recording as recording
+    import flamenco_lib.voice as voice
+    from flamenco_lib.align import align_lyrics
+    from flamenco_lib.recording import Line
+
+    calls = []
+    regions = [(1.0, 4.0), (4.3, 8.0)]  # two lines 0.3 s apart: one transcribed region
+
+    def detector(audio, threshold):
+        calls.append(threshold)
+        return regions
+
+    def transcribe(model, processor, audio, *, regions, **kw):
+        assert regions == [(1.0, 4.0), (4.3, 8.0)]  # the detector's regions, not run again
+        return [Line(1.0, 8.0, "va mi niña, con su pena")]
+
+    monkeypatch.setattr(voice, "voice_regions", detector)
+    monkeypatch.setattr(recording, "transcribe_recording", transcribe)
+    got, missing = align_lyrics(None, None, np.zeros(16000 * 9), ["va mi niña", "con su pena"])
+    assert calls == [voice.VAD_THRESHOLD] and missing == []
+    assert [(a.line, a.start, a.end) for a in got] == [(0, 1.0, 4.0), (1, 4.3, 8.0)]
+
+
 def test_order_is_kept_when_a_later_line_sounds_like_an_earlier_one():
     heard = [(0.0, 2.0, "va mi niña"), (3.0, 5.0, "con su pena"), (6.0, 8.0, "va mi niña")]
     got = align_lines(heard, ["va mi niña", "con su pena", "va mi niña"])
