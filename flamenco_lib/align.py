@@ -185,6 +185,9 @@ def _cut_at_pauses(edges: list[float], pauses) -> tuple[list[float], list[float]
     cuts = edges[1:-1]
     inner = [p for p in pauses if edges[0] < p[0] and p[1] < edges[-1]]
     n, m = len(cuts), len(inner)
+    # cost[i, j]: the least cost of placing the first i cuts with the first j pauses; each step
+    # either leaves cut i where it is ("stay"), puts it in pause j ("take"), or leaves pause j
+    # unused ("skip")
     cost = np.full((n + 1, m + 1), np.inf)
     cost[0, :] = 0.0
     how: dict[tuple[int, int], str] = {}
@@ -198,11 +201,15 @@ def _cut_at_pauses(edges: list[float], pauses) -> tuple[list[float], list[float]
             cost[i, j] = options[how[(i, j)]]
     starts, ends = list(edges[:-1]), list(edges[1:])
     i, j = n, m
-    while i > 0:
+    while i > 0:  # walk the choices back from the last cut
         step = how[(i, j)]
-        if step == "take":
+        if step == "skip":
+            j -= 1
+            continue
+        if step == "take":  # the line before ends where the pause begins, the next starts after
             ends[i - 1], starts[i] = inner[j - 1]
-        i, j = (i, j - 1) if step == "skip" else (i - 1, j - (step == "take"))
+            j -= 1
+        i -= 1
     if any(a >= b for a, b in zip(starts, ends)) or any(
         b > a for b, a in zip(ends, starts[1:])
     ):  # a kept cut and a moved one crossed: the characters' cuts
