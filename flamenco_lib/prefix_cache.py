@@ -17,12 +17,19 @@ same transcripts as an uncached one. ``make clean-cache`` deletes the folder.
 
 Training has its own cache of the same layers (:class:`flamenco_lib.training.batches.ActivationCache`,
 float16, keyed by the training clip's file).
+
+Above the prefix, :class:`EncoderMemo` keeps whole encoder outputs in memory for the rows of a grid
+that decode the same clips with the same encoder: a model with and without prompts, the prompt
+grid's eight ways of decoding stage 3, the catalogue's first pass, a soft prompt on its base model
+(:func:`remembered_encoder`). An encoder's output for a clip does not depend on the other clips
+of its batch (a test checks it), so a remembered output is the one the row would compute.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -67,8 +74,7 @@ def shared_prefix(model, k: int = SHARED_LAYERS, folder: str | Path | None = Non
 
     def forward(input_features, attention_mask=None, **kwargs):
         plain = any(kwargs.get(f) for f in ("output_attentions", "output_hidden_states"))
-        window = enc.config.max_source_positions * enc.conv1.stride[0] * enc.conv2.stride[0]
-        if plain or input_features.ndim != 3 or input_features.shape[-1] != window:
+        if plain or input_features.ndim != 3 or input_features.shape[-1] != _window(enc):
             return original(input_features, attention_mask, **kwargs)
         from transformers.modeling_outputs import BaseModelOutput
 
@@ -99,3 +105,101 @@ def shared_prefix(model, k: int = SHARED_LAYERS, folder: str | Path | None = Non
         yield stats
     finally:
         del enc.forward  # the class's forward again
+
+
+def _window(enc) -> int:
+    """The frames of one 30 s window that ``enc`` takes (3000 for every Whisper)."""
+    return enc.config.max_source_positions * enc.conv1.stride[0] * enc.conv2.stride[0]
+
+
+def encoder_key(encoder) -> str:
+    """A hash of every weight of ``encoder`` (bytes, names and shapes): two encoders with the same
+    key compute the same outputs. About 0.1 s for whisper-base."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, t in encoder.state_dict().items():
+        h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+class EncoderMemo:
+    """Whole encoder outputs of the clips seen last, in memory (see the module's docstring).
+
+    Entries are keyed by the encoder's weights (:func:`encoder_key`), the autocast dtype and the
+    clip's features (:func:`feature_key`); beyond ``max_bytes`` (default 2 GiB, about 680 clips of
+    whisper-base) the oldest go first. ``hits`` and ``misses`` count clips."""
+
+    def __init__(self, max_bytes: int = 2 * 2**30):
+        self.max_bytes = int(max_bytes)
+        self.bytes = self.hits = self.misses = 0
+        self._items: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"EncoderMemo(clips={len(self)}, hits={self.hits}, misses={self.misses})"
+
+    def get(self, key: tuple) -> torch.Tensor | None:
+        hidden = self._items.get(key)
+        if hidden is not None:
+            self._items.move_to_end(key)  # used again: the last to go
+        return hidden
+
+    def put(self, key: tuple, hidden: torch.Tensor) -> None:
+        hidden = hidden.detach().clone()  # not a view that keeps its whole batch alive
+        size = hidden.numel() * hidden.element_size()
+        if size > self.max_bytes:
+            return
+        if key in self._items:
+            old = self._items.pop(key)
+            self.bytes -= old.numel() * old.element_size()
+        self._items[key] = hidden
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, oldest = self._items.popitem(last=False)
+            self.bytes -= oldest.numel() * oldest.element_size()
+
+
+@contextmanager
+def remembered_encoder(model, memo: EncoderMemo):
+    """Within the block, ``model``'s encoder returns the output ``memo`` holds for a clip it has
+    seen (the same weights, the same autocast dtype) and computes only the others, in one batch
+    (through :func:`shared_prefix` when that block is open around this one). Yields ``memo``.
+    Calls that ask for hidden states or attentions, or with inputs that are not 30 s windows, run
+    the encoder as usual."""
+    enc = model.model.encoder
+    weights = encoder_key(enc)
+    inner = enc.forward  # shared_prefix's forward when its block is open, else the class's
+    own = "forward" in vars(enc)
+
+    def forward(input_features, attention_mask=None, **kwargs):
+        plain = any(kwargs.get(f) for f in ("output_attentions", "output_hidden_states"))
+        if plain or input_features.ndim != 3 or input_features.shape[-1] != _window(enc):
+            return inner(input_features, attention_mask, **kwargs)
+        from transformers.modeling_outputs import BaseModelOutput
+
+        device = input_features.device
+        autocast = torch.is_autocast_enabled(device.type)
+        computed_in = str(torch.get_autocast_dtype(device.type)) if autocast else "none"
+        keys = [(weights, computed_in, feature_key(f)) for f in input_features]
+        hidden = [memo.get(k) for k in keys]
+        missing = [i for i, h in enumerate(hidden) if h is None]
+        memo.hits += len(keys) - len(missing)
+        memo.misses += len(missing)
+        if missing:
+            mask = None if attention_mask is None else attention_mask[missing]
+            computed = inner(input_features[missing], mask, **kwargs)[0]
+            for i, h in zip(missing, computed):
+                hidden[i] = h
+                memo.put(keys[i], h)
+        return BaseModelOutput(last_hidden_state=torch.stack([h.to(device) for h in hidden]))
+
+    enc.forward = forward
+    try:
+        yield memo
+    finally:
+        if own:
+            enc.forward = inner
+        else:
+            del enc.forward

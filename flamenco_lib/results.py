@@ -59,6 +59,7 @@ def evaluate_stages(
     root: Path | None = None,
     precision: str = "auto",
     shared_layers: int | None = None,
+    memo_bytes: int = 2 * 2**30,
     **eval_kwargs,
 ) -> list[Path]:
     """Evaluate every available model on every available test set. A run is kept when what it was
@@ -74,15 +75,19 @@ def evaluate_stages(
     bf16 natively (:func:`decode_in_bf16`), ``bf16`` or ``fp32`` always; it is part of a run's
     inputs. On the CPU the models' shared encoder prefix is computed once per clip
     (:func:`flamenco_lib.prefix_cache.shared_prefix`, ``shared_layers`` layers, default
-    :data:`~flamenco_lib.prefix_cache.SHARED_LAYERS`; 0: off); it does not change a transcript.
+    :data:`~flamenco_lib.prefix_cache.SHARED_LAYERS`; 0: off), and rows that decode the same
+    clips with the same encoder (a model with and without prompts, a soft prompt on its base
+    model) compute each clip's encoder output once (:class:`flamenco_lib.prefix_cache.EncoderMemo`,
+    in memory for this call, at most ``memo_bytes``; 0: off); neither changes a transcript.
     Returns the run folders written or kept."""
     from .catalogue import FUZZY_SCORER
     from .data.manifest import read_manifest
     from .evaluation import evaluate_manifest
     from .models import load_whisper
+    from .prefix_cache import EncoderMemo
     from .transcription import DECODING
 
-    done = []
+    done, memo = [], EncoderMemo(memo_bytes)
     for label, model, *opts in stages:
         opts = opts[0] if opts else {}
         path = _model_path(model)
@@ -140,7 +145,7 @@ def evaluate_stages(
                 if loaded is None:
                     loaded = load_whisper(path)
                 logger.info("results: evaluating %s on %s", label, key)
-                with shared_encoder_prefix(loaded[0], shared_layers):
+                with shared_encoder_prefix(loaded[0], shared_layers, memo=memo):
                     evaluate_manifest(
                         path,
                         man,
@@ -160,6 +165,8 @@ def evaluate_stages(
             tmp.write_text(json.dumps(inputs, indent=1), encoding="utf-8")
             tmp.replace(saved)
             done.append(out)
+    if memo.hits:
+        logger.info("results: %d clips' encoder outputs reused across rows", memo.hits)
     return done
 
 
@@ -179,15 +186,20 @@ def decode_in_bf16(precision: str) -> bool:
 
 
 @contextmanager
-def shared_encoder_prefix(model, layers: int | None = None):
+def shared_encoder_prefix(model, layers: int | None = None, *, memo=None):
     """How the report decodes ``model`` within the block: on the CPU with the encoder prefix that
     the models share computed once per clip (:func:`flamenco_lib.prefix_cache.shared_prefix`,
-    ``layers`` layers, default :data:`~flamenco_lib.prefix_cache.SHARED_LAYERS`), elsewhere as
-    usual."""
-    from .prefix_cache import SHARED_LAYERS, shared_prefix
+    ``layers`` layers, default :data:`~flamenco_lib.prefix_cache.SHARED_LAYERS`) and, given a
+    :class:`~flamenco_lib.prefix_cache.EncoderMemo`, whole encoder outputs kept from earlier rows
+    (:func:`~flamenco_lib.prefix_cache.remembered_encoder`); elsewhere as usual."""
+    from contextlib import nullcontext
+
+    from .prefix_cache import SHARED_LAYERS, remembered_encoder, shared_prefix
 
     on_cpu = getattr(getattr(model, "device", None), "type", None) == "cpu"
-    with shared_prefix(model, (SHARED_LAYERS if layers is None else layers) if on_cpu else 0):
+    k = (SHARED_LAYERS if layers is None else layers) if on_cpu else 0
+    remember = remembered_encoder(model, memo) if on_cpu and memo is not None else nullcontext()
+    with shared_prefix(model, k), remember:
         yield
 
 

@@ -253,3 +253,41 @@ def test_the_prompt_grid_hands_each_rows_options_to_the_evaluation(tmp_path, mon
     ]
     results.evaluate_stages(changed, grid.VERSES, progress=False)
     assert list(calls) == ["stage-3-+-previous-own__verses"]
+
+
+@pytest.mark.model
+def test_rows_of_one_encoder_compute_each_clips_encoder_output_once(
+    base, tmp_path, monkeypatch, caplog
+):
+    """The prompted row of a model reads the encoder outputs its unprompted row computed."""
+    import copy
+    import logging
+
+    import torch
+
+    from flamenco_lib import models
+
+    _, model, _ = base
+    monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path))
+    man = tmp_path / "corpora" / "cante" / "manifest.jsonl"
+    man.parent.mkdir(parents=True)
+    man.write_text('{"id": "a", "palo": "soleá"}\n')
+    x = torch.randn(2, 80, 3000, generator=torch.Generator().manual_seed(0))
+    outputs = []
+
+    def fake_evaluate(model_name, manifest, *, out, model, **kw):  # the encoder on two clips
+        with torch.inference_mode():
+            outputs.append(model.model.encoder(x).last_hidden_state)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "metrics.json").write_text("{}")
+
+    monkeypatch.setattr(evaluation, "evaluate_manifest", fake_evaluate)
+    monkeypatch.setattr(models, "load_whisper", lambda path: (copy.deepcopy(model), None))
+    stages = (("zero-shot", "base"), ("zero-shot + palo", "base", {"prompts": ("palo",)}))
+    sets = (("cante", "corpora/cante/manifest.jsonl", "test"),)
+    with caplog.at_level(logging.INFO, logger="flamenco_lib.results"):
+        results.evaluate_stages(stages, sets, progress=False, precision="fp32", shared_layers=0)
+    assert "2 clips' encoder outputs reused" in caplog.text
+    assert torch.equal(outputs[0], outputs[1])
+    with torch.inference_mode():
+        assert torch.equal(outputs[1], model.model.encoder(x).last_hidden_state)
