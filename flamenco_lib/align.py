@@ -13,7 +13,9 @@ line, and plays guitar between coplas. :func:`align_lyrics` finds where each pri
    one (lines skipped), the **same** one again (a repeat), or two or three consecutive printed
    lines at once, the first of them perhaps a repeat and the last perhaps sung twice (its time
    then cut where the transcript first matches each line's start, and the cut moved into the
-   nearest pause of the voice detector inside the region); a region like no printed line (a
+   nearest pause of the voice detector inside the region); a region that sings one line two or
+   three times with a detector pause between two singings is as many occurrences
+   (:func:`_split_repeats`); a region like no printed line (a
    quejío alone, text over the guitar) is left out. Two regions less than :data:`JOIN_GAP_S`
    apart may sing one line together (a line the voice detector cut at a breath), and a region
    of quejíos alone less than :data:`CRY_GAP_S` before the next opens the next line;
@@ -45,7 +47,6 @@ __all__ = [
     "Aligned",
     "align_lines",
     "align_lyrics",
-    "align_to_corpus",
     "read_lyric_lines",
     "sung_label",
     "sung_shapes",
@@ -217,16 +218,64 @@ def _cut_at_pauses(edges: list[float], pauses) -> tuple[list[float], list[float]
     return starts, ends
 
 
-def _cries_open_lines(heard: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+def _split_repeats(
+    start: float, end: float, text: str, line: str, pauses, words_from: float | None = None
+) -> list[tuple]:
+    """A region that sings one printed line two or three times (``line`` normalised; its
+    :func:`sung_shapes` "twice" or "thrice"), cut into one occurrence per singing where the voice
+    detector heard a pause between two singings: ``(start, end, text)`` of each part, the
+    quejíos before a singing opening its part. Where a later singing begins is found in the
+    words (:func:`_first_match`), its time placed by the characters between ``words_from`` (where
+    the words begin, after a region of quejíos that opens the line; default ``start``) and
+    ``end``, and moved into the nearest pause after ``words_from`` (:func:`_cut_at_pauses`);
+    singings with no pause between them (a line sung twice in one breath) stay one occurrence.
+
+    >>> _split_repeats(10.0, 20.0, "va mi niña, Ay, va mi niña", "va mi nina", [(14.8, 15.5)])
+    [(10.0, 14.8, 'va mi niña,'), (15.5, 20.0, 'Ay, va mi niña')]
+    """
+    words_from = start if words_from is None else words_from
+    words = text.split()
+    norms = [normalize_flamenco(w, keep_accents=False) for w in words]
+    kept = [i for i, w in enumerate(norms) if w and not QUEJIO.match(w)]  # words, not cries
+    heard = " ".join(norms[i] for i in kept)
+    _, shape = _best_shape(heard, sung_shapes(line, sep=" "))
+    if shape not in (1, 2) or not heard:  # sung once, or once and its end again
+        return [(start, end, text)]
+    cuts, pos = [], 0
+    for _ in range(shape):  # where the second (and third) singing begins
+        skip = pos + len(line) // 2
+        if skip >= len(heard):
+            break
+        pos = skip + _first_match(line, heard[skip:])
+        cuts.append(pos)
+    edges = [words_from + (end - words_from) * c / len(heard) for c in [0, *cuts, len(heard)]]
+    starts, ends = _cut_at_pauses(edges, pauses)
+    parts, first_word, part_start = [], 0, start
+    for c, part_end, next_start in zip(cuts, ends, starts[1:]):
+        if part_end < next_start:  # the cut moved into a pause: two occurrences
+            word = heard[:c].count(" ")  # the next singing's first word among the kept ones
+            cut = kept[word - 1] + 1 if word else 0  # the cries before it go with it
+            parts.append((part_start, part_end, " ".join(words[first_word:cut])))
+            first_word, part_start = cut, next_start
+    parts.append((part_start, end, " ".join(words[first_word:])))
+    return parts
+
+
+def _cries_open_lines(heard: list[tuple[float, float, str]]) -> tuple[list[tuple], list[float]]:
     """A region that holds only quejíos, followed within :data:`CRY_GAP_S` by another, is
-    joined to it: the cry opens the line (its time and its "Ay" belong to the sung line)."""
+    joined to it: the cry opens the line (its time and its "Ay" belong to the sung line).
+    Returns the regions and, for each, the time its words begin (after the cries joined)."""
     out: list[tuple[float, float, str]] = []
+    words_from: list[float] = []
     for start, end, text in heard:
+        begins = start
         if out and not normalize_flamenco(out[-1][2]) and start - out[-1][1] <= CRY_GAP_S:
             cry = out.pop()
+            words_from.pop()
             start, text = cry[0], f"{cry[2].strip().rstrip(',')}, {text}"
         out.append((start, end, text))
-    return out
+        words_from.append(begins)
+    return out, words_from
 
 
 def align_lines(
@@ -241,7 +290,7 @@ def align_lines(
     between the voice detector's regions, where a block of lines in one transcribed region is
     cut (:func:`_cut_at_pauses`). Returns the aligned occurrences in time order, confidences
     below ``min_confidence`` included (the caller decides)."""
-    heard = _cries_open_lines(heard)
+    heard, words_from = _cries_open_lines(heard)
     norm_p = [normalize_flamenco(p, keep_accents=False) for p in printed]
     norm_h = [normalize_flamenco(t, keep_accents=False) for _, _, t in heard]
     shapes = [sung_shapes(p, sep=" ") for p in norm_p]  # a lone line, repeated as it is sung
@@ -297,6 +346,15 @@ def align_lines(
             edges = [start + (end - start) * c / max(len(h), 1) for c in cuts]
             starts, ends = _cut_at_pauses(edges, pauses)
             conf = sim(prev_j, j - prev_j, f, b)
+            if b == 1:  # one line, perhaps sung twice or three times across pauses
+                parts = _split_repeats(start, end, text, norm_p[f], pauses, words_from[prev_j])
+                for s0, s1, part in reversed(parts):
+                    heard_part = normalize_flamenco(part, keep_accents=False)
+                    part_conf = conf if part == text else _best_shape(heard_part, shapes[f])[0]
+                    sung = sung_label(printed[f], part)
+                    out.append(Aligned(f, printed[f], s0, s1, part_conf, part, sung))
+                j, i = prev_j, prev_i
+                continue
             for k in reversed(range(b)):
                 sung = printed[f + k]
                 if k == 0:  # a block's quejío opens its first line...
@@ -341,66 +399,3 @@ def align_lyrics(
     for k in missing:
         logger.warning("%s: printed line %d not found in the audio: %r", name, k + 1, printed[k])
     return aligned, missing
-
-
-def align_to_corpus(
-    pairs,
-    *,
-    out: str | Path,
-    model: str = "base",
-    palo: str | None = None,
-    singer: str | None = None,
-) -> tuple[Path | None, list[str]]:
-    """Align each ``(recording, lyrics file)`` of ``pairs`` and write the aligned lines (one
-    segment each, confidence kept) into ``<out>/manifest.jsonl`` (rows of other recordings
-    already there are kept; a recording aligned again replaces its own). Returns the manifest (None when
-    nothing aligned) and the problems (unreadable files, printed lines not found)."""
-    from .audio import AudioError, load_audio
-    from .data.importers import Interval, corpus_rows
-    from .data.manifest import write_manifest
-    from .models import load_whisper
-
-    out = Path(out)
-    whisper = None
-    rows, problems = [], []
-    for recording, lyrics in pairs:
-        recording, lyrics = Path(recording), Path(lyrics)
-        try:
-            audio = load_audio(recording)
-            printed = read_lyric_lines(lyrics)
-        except (AudioError, OSError) as err:
-            problems.append(f"{err} (skipped)")
-            continue
-        if not printed:
-            problems.append(f"{lyrics}: no lyric lines (skipped)")
-            continue
-        whisper = whisper or load_whisper(model)
-        aligned, missing = align_lyrics(*whisper, audio, printed, name=recording.name)
-        problems += [f"{lyrics}:{k + 1}: not found in {recording.name}" for k in missing]
-        new = corpus_rows(
-            [Interval(a.start, a.end, a.sung or a.text) for a in aligned],
-            audio=recording,
-            out=out,
-            duration=len(audio) / 16000,
-            palo=palo,
-            singer=singer,
-            source="align",
-            max_gap_s=-1.0,  # one segment per sung line: nothing unaligned between two lines
-        )
-        for row, a in zip(new, aligned):
-            row.update(
-                text_canonical=a.text,
-                confidence=round(a.confidence, 3),
-                heard=a.heard,
-                lyric_line=a.line + 1,
-            )
-        rows += new
-    if not rows:
-        return None, problems
-    man = out / "manifest.jsonl"
-    if man.exists():  # a corpus grows one recording at a time: keep the others' rows
-        from .data.manifest import read_manifest
-
-        done = {r["recording"] for r in rows}
-        rows = [r for r in read_manifest(man) if r.get("recording") not in done] + rows
-    return write_manifest(rows, man), problems

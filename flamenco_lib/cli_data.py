@@ -66,7 +66,7 @@ def _data(args) -> int:
         print(man)
         return 1 if problems else 0
     if args.data_command == "align":
-        from .align import align_to_corpus
+        from .data.aligned import align_to_corpus
 
         man, problems = align_to_corpus(
             [(args.recording, args.lyrics)],

@@ -5,7 +5,7 @@ trained on the generator's true line times (README, "Your own recordings with th
    copla, so no test lyric is trained on; 10 train, 10 dev, 20 test songs), in
    ``data/e2e/songs``. The generator knows every sung line's times and words.
 2. The train songs' **printed** lyrics (a line sung twice printed once, no quejíos) aligned to
-   their audio with ``--model`` (:func:`flamenco_lib.align.align_to_corpus`, what ``data align``
+   their audio with ``--model`` (:func:`flamenco_lib.data.aligned.align_to_corpus`, what ``data align``
    runs; no true time or sung text used) into ``data/e2e/aligned``; the labels' quality
    against the true lines (WER of each segment's label against the true lines it covers, start
    errors).
@@ -29,8 +29,8 @@ import json
 import jiwer
 import numpy as np
 
-from flamenco_lib.align import align_to_corpus
 from flamenco_lib.analysis import paired_table
+from flamenco_lib.data.aligned import align_to_corpus
 from flamenco_lib.data.manifest import read_manifest, write_manifest
 from flamenco_lib.data.songs import build_song_corpus
 from flamenco_lib.grid import config_file

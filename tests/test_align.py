@@ -166,6 +166,42 @@ def test_a_block_is_cut_in_the_voice_detectors_pause_nearest_each_cut():
     assert got[1].start == pytest.approx(cut1) and got[0].end == pytest.approx(cut1)
 
 
+def test_a_line_sung_again_after_a_pause_in_one_region_is_two_occurrences():
+    # heard on a dev song: the line sung twice in one breath, a 0.4 s pause, then again after a
+    # cry; the transcription joined it all into one region, and the second singing (its own sung
+    # line) was not found
+    printed = ["A la sombra de un ciprés", "Me senté a esperar la muerte"]
+    text = "Ay, A la sobra de un cilés, A la sobra de un cilés, Ayyy, A la sobra de un cilés"
+    heard = [(5.54, 20.99, text), (22.2, 30.0, "Me senté a esperar la muerte")]
+    got = align_lines(heard, printed, pauses=[(15.12, 15.56), (20.99, 22.2)])
+    assert [(a.line, a.start, a.end) for a in got] == [
+        (0, 5.54, 15.12),
+        (0, 15.56, 20.99),
+        (1, 22.2, 30.0),
+    ]
+    assert got[0].sung == "Ay, A la sombra de un ciprés, A la sombra de un ciprés"
+    assert got[1].sung == "Ayyy, A la sombra de un ciprés"
+    assert got[1].heard == "Ayyy, A la sobra de un cilés" and got[1].confidence > 0.8
+    # no pause between the singings: one occurrence, sung three times
+    (one, _) = align_lines(heard, printed)
+    assert (one.start, one.end) == (5.54, 20.99) and one.sung.count("ciprés") == 3
+
+
+def test_the_pause_after_a_cry_that_opens_a_line_does_not_split_its_repeat():
+    # heard on a dev song: two regions of cries open a line sung twice in one breath; the pauses
+    # between the cries and the words are not between two singings
+    printed = ["A cuatrocientos metros"]
+    heard = [
+        (118.32, 123.81, "Ayyy,"),
+        (124.6, 125.96, "Ay,"),
+        (126.46, 132.4, "barco a loscientos metros, barco a loscientos metros,"),
+    ]
+    pauses = [(123.81, 124.6), (125.96, 126.46)]
+    (got,) = align_lines(heard, printed, pauses=pauses)
+    assert (got.start, got.end) == (118.32, 132.4)
+    assert got.sung == "Ayyy, ay, A cuatrocientos metros, A cuatrocientos metros"
+
+
 def test_align_lyrics_runs_the_detector_once_and_cuts_at_its_pauses(monkeypatch):
     import flamenco_lib.recording as recording
     import flamenco_lib.voice as voice
