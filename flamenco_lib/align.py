@@ -341,10 +341,6 @@ def align_lines(
         if f >= 0:
             start, end = heard[prev_j][0], heard[j - 1][1]
             text = ", ".join(t.strip().rstrip(",") for _, _, t in heard[prev_j:j])
-            h = " ".join(norm_h[prev_j:j])
-            cuts = _line_starts(h, norm_p[f : f + b]) + [len(h)]
-            edges = [start + (end - start) * c / max(len(h), 1) for c in cuts]
-            starts, ends = _cut_at_pauses(edges, pauses)
             conf = sim(prev_j, j - prev_j, f, b)
             if b == 1:  # one line, perhaps sung twice or three times across pauses
                 parts = _split_repeats(start, end, text, norm_p[f], pauses, words_from[prev_j])
@@ -353,25 +349,19 @@ def align_lines(
                     part_conf = conf if part == text else _best_shape(heard_part, shapes[f])[0]
                     sung = sung_label(printed[f], part)
                     out.append(Aligned(f, printed[f], s0, s1, part_conf, part, sung))
-                j, i = prev_j, prev_i
-                continue
-            for k in reversed(range(b)):
-                sung = printed[f + k]
-                if k == 0:  # a block's quejío opens its first line...
-                    sung = sung_label(printed[f], text, whole_line=b == 1)
-                elif k == b - 1:  # ...and its last line may be sung twice
-                    sung = sung_label(printed[f + k], h[cuts[k] :])
-                out.append(
-                    Aligned(
-                        f + k,
-                        printed[f + k],
-                        float(starts[k]),
-                        float(ends[k]),
-                        conf,
-                        text,
-                        sung,
-                    )
-                )
+            else:  # a block of lines, cut where each begins in the words and in the pauses
+                h = " ".join(norm_h[prev_j:j])
+                cuts = _line_starts(h, norm_p[f : f + b]) + [len(h)]
+                edges = [start + (end - start) * c / max(len(h), 1) for c in cuts]
+                starts, ends = _cut_at_pauses(edges, pauses)
+                for k in reversed(range(b)):
+                    sung = printed[f + k]
+                    if k == 0:  # a block's quejío opens its first line...
+                        sung = sung_label(printed[f], text, whole_line=False)
+                    elif k == b - 1:  # ...and its last line may be sung twice
+                        sung = sung_label(printed[f + k], h[cuts[k] :])
+                    start_k, end_k = float(starts[k]), float(ends[k])
+                    out.append(Aligned(f + k, printed[f + k], start_k, end_k, conf, text, sung))
         j, i = prev_j, prev_i
     return out[::-1]
 

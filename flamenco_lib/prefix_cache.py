@@ -73,8 +73,7 @@ def shared_prefix(model, k: int = SHARED_LAYERS, folder: str | Path | None = Non
     original = enc.forward
 
     def forward(input_features, attention_mask=None, **kwargs):
-        plain = any(kwargs.get(f) for f in ("output_attentions", "output_hidden_states"))
-        if plain or input_features.ndim != 3 or input_features.shape[-1] != _window(enc):
+        if _as_usual(enc, input_features, kwargs):
             return original(input_features, attention_mask, **kwargs)
         from transformers.modeling_outputs import BaseModelOutput
 
@@ -107,9 +106,12 @@ def shared_prefix(model, k: int = SHARED_LAYERS, folder: str | Path | None = Non
         del enc.forward  # the class's forward again
 
 
-def _window(enc) -> int:
-    """The frames of one 30 s window that ``enc`` takes (3000 for every Whisper)."""
-    return enc.config.max_source_positions * enc.conv1.stride[0] * enc.conv2.stride[0]
+def _as_usual(enc, input_features, kwargs: dict) -> bool:
+    """Whether a call of ``enc`` bypasses the caches: it asks for hidden states or attentions,
+    or its inputs are not a batch of 30 s windows (3000 frames for every Whisper)."""
+    window = enc.config.max_source_positions * enc.conv1.stride[0] * enc.conv2.stride[0]
+    plain = any(kwargs.get(f) for f in ("output_attentions", "output_hidden_states"))
+    return plain or input_features.ndim != 3 or input_features.shape[-1] != window
 
 
 def encoder_key(encoder) -> str:
@@ -174,8 +176,7 @@ def remembered_encoder(model, memo: EncoderMemo):
     own = "forward" in vars(enc)
 
     def forward(input_features, attention_mask=None, **kwargs):
-        plain = any(kwargs.get(f) for f in ("output_attentions", "output_hidden_states"))
-        if plain or input_features.ndim != 3 or input_features.shape[-1] != _window(enc):
+        if _as_usual(enc, input_features, kwargs):
             return inner(input_features, attention_mask, **kwargs)
         from transformers.modeling_outputs import BaseModelOutput
 
