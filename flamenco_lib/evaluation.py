@@ -227,6 +227,7 @@ def evaluate_manifest(
     leave_out_evaluated: bool = False,
     previous: str = "true",
     mismatched: bool = False,
+    first_pass: list[dict] | None = None,
     **kwargs,
 ) -> dict:
     """Load a model (unless given) and a manifest's split, and :func:`evaluate` it.
@@ -245,7 +246,9 @@ def evaluate_manifest(
     the catalogue first (a singer of new lyrics). ``metrics["catalogue"]`` holds the retrieval
     accuracy (top-1, top-5) and ``first_pass.jsonl`` each clip's first transcript and letras found.
     ``mismatched``: the control, no search; each clip's prompt is a random other copla of the
-    catalogue (:func:`flamenco_lib.prompts.mismatched_coplas`).
+    catalogue (:func:`flamenco_lib.prompts.mismatched_coplas`). ``first_pass``: this model's
+    unprompted transcripts of these rows, decoded before (``{"id", "hypothesis"}`` per row, as
+    ``predictions.jsonl`` holds them): the first pass reads them instead of decoding again.
 
     The ``previous`` prompt kind takes the manifest's ``previous_text`` (``previous="true"``,
     the upper bound) or the model's own transcript of the line before (``previous="own"``:
@@ -293,6 +296,7 @@ def evaluate_manifest(
                 catalogue=catalogue,
                 method=catalogue_method,
                 leave_out_evaluated=leave_out_evaluated,
+                first=first_pass,
                 **decode,
             )
         rows = _rows(ds)
@@ -327,17 +331,24 @@ def catalogue_pass(
     method: str = "fuzzy",
     leave_out_evaluated: bool = False,
     k: int = 5,
+    first: list[dict] | None = None,
     **decode,
 ) -> tuple[list[str | None], dict]:
     """The first pass of the ``catalogue`` prompt: transcribe ``dataset`` without a prompt,
     search the lyrics ``catalogue`` with each transcript, and return the best letra's text per
     row (None when the search finds nothing) and the retrieval summary: ``top1`` and ``topk``
     over the rows whose ``copla_id`` is in the catalogue (``n``), the catalogue's size and file.
-    Writes ``first_pass.jsonl`` into ``out`` (transcript and the ``k`` letras found, per row)."""
+    Writes ``first_pass.jsonl`` into ``out`` (transcript and the ``k`` letras found, per row).
+    ``first``: the same model's unprompted transcripts of these rows, decoded before with the same
+    settings (``{"id", "hypothesis"}`` per row, in order): used instead of decoding again when
+    their ids are the rows' ids."""
     rows = _rows(dataset)
     exclude = {r.get("copla_id") for r in rows} if leave_out_evaluated else set()
     cat, path = _load_catalogue(catalogue, exclude=exclude)
-    first = transcribe_dataset(model, processor, dataset, **decode)
+    if first is not None and [f.get("id") for f in first] == [r.get("id") for r in rows]:
+        first = [f["hypothesis"] for f in first]
+    else:
+        first = transcribe_dataset(model, processor, dataset, **decode)
     hits = [[i for i, _ in cat.search(h, k=k, method=method)] for h in first]
     present = set(cat.ids)
     truth = [r.get("copla_id") for r in rows]

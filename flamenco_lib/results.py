@@ -78,7 +78,9 @@ def evaluate_stages(
     :data:`~flamenco_lib.prefix_cache.SHARED_LAYERS`; 0: off), and rows that decode the same
     clips with the same encoder (a model with and without prompts, a soft prompt on its base
     model) compute each clip's encoder output once (:class:`flamenco_lib.prefix_cache.EncoderMemo`,
-    in memory for this call, at most ``memo_bytes``; 0: off); neither changes a transcript.
+    in memory for this call, at most ``memo_bytes``; 0: off); neither changes a transcript. The
+    first pass of a ``catalogue`` row reads the transcripts of its unprompted twin (the row before
+    it with the same model and no prompt) instead of decoding the clips again.
     Returns the run folders written or kept."""
     from .catalogue import FUZZY_SCORER
     from .data.manifest import read_manifest
@@ -145,6 +147,9 @@ def evaluate_stages(
                 if loaded is None:
                     loaded = load_whisper(path)
                 logger.info("results: evaluating %s on %s", label, key)
+                first = None  # the catalogue's first pass is the unprompted run's decoding
+                if twin is not None and "catalogue" in opts["prompts"]:
+                    first = None if opts.get("mismatched") else _predictions(twin)
                 with shared_encoder_prefix(loaded[0], shared_layers, memo=memo):
                     evaluate_manifest(
                         path,
@@ -159,6 +164,7 @@ def evaluate_stages(
                         **{k: opts[k] for k in PROMPT_OPTIONS if k in opts},
                         extra={"row": label, "test_set": key},
                         bf16=inputs["precision"] == "bf16",
+                        first_pass=first,
                         **eval_kwargs,
                     )
             tmp = out / (INPUTS + ".tmp")
@@ -213,6 +219,15 @@ def _rescore(run: Path) -> None:
         logger.info("results: %s scored again from its predictions (accent rule)", run.name)
     except (OSError, KeyError, ValueError) as err:
         logger.info("results: %s not scored again (%s)", run.name, err)
+
+
+def _predictions(run: Path) -> list[dict] | None:
+    """``{"id", "hypothesis"}`` of each row of ``run``'s ``predictions.jsonl`` (None without one)."""
+    path = run / "predictions.jsonl"
+    if not path.exists():
+        return None
+    with open(path, encoding="utf-8") as f:
+        return [{k: json.loads(line)[k] for k in ("id", "hypothesis")} for line in f]
 
 
 def _unprompted_twin(

@@ -243,3 +243,29 @@ def test_previous_own_decodes_each_recordings_lines_in_order(monkeypatch):
         [("dos", "(heard uno)")],
         [("tres", "(heard dos)")],
     ]
+
+
+def test_the_catalogue_first_pass_reads_transcripts_decoded_before(tmp_path, monkeypatch):
+    rows = [
+        {"id": "v1", "copla_id": "solea-001", "text": "le pregunté a la luna"},
+        {"id": "v2", "copla_id": "solea-002", "text": "mi mare lavaba ropa"},
+    ]
+    decoded = []
+
+    def fake(model, processor, dataset, **decode):
+        decoded.append(len(dataset))
+        return ["mi mare lavaba ropa", "le pregunté a la luna"]
+
+    monkeypatch.setattr(evaluation, "transcribe_dataset", fake)
+    before = [{"id": r["id"], "hypothesis": r["text"]} for r in rows]
+    found, summary = evaluation.catalogue_pass(None, None, rows, out=tmp_path, first=before)
+    assert decoded == []  # nothing decoded: the transcripts given are the first pass
+    assert summary["top1"] == 1.0
+    assert found[0].startswith("Le pregunté a la luna")
+    written = [json.loads(line)["hypothesis"] for line in open(tmp_path / "first_pass.jsonl")]
+    assert written == [r["text"] for r in rows]
+    # transcripts of other rows (another split, other clips) are not this pass: it decodes
+    other = [{**b, "id": b["id"] + "x"} for b in before]
+    found, summary = evaluation.catalogue_pass(None, None, rows, out=tmp_path, first=other)
+    assert decoded == [2]
+    assert summary["top1"] == 0.0 and found[0].startswith("Mi mare")

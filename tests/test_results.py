@@ -207,17 +207,22 @@ def test_evaluate_stages_decodes_in_the_precision_asked_and_reruns_when_it_chang
         results.decode_in_bf16("fp16")
 
 
-def test_the_prompt_grid_hands_each_rows_options_to_the_evaluation(tmp_path, monkeypatch):
-    from flamenco_lib import grid, models
-
-    monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path))
+def _corpora_of_one_clip(tmp_path, monkeypatch):
+    """Every corpus the stage configs name, as one clip with a palo, under a data folder here."""
     from flamenco_lib.data.corpus import OFFLINE_CORPORA
 
-    for name in OFFLINE_CORPORA:  # the configs name these manifests
+    monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path))
+    for name in OFFLINE_CORPORA:
         (tmp_path / "corpora" / name).mkdir(parents=True)
         (tmp_path / "corpora" / name / "manifest.jsonl").write_text(
             '{"id": "a", "palo": "soleá"}\n'
         )
+
+
+def test_the_prompt_grid_hands_each_rows_options_to_the_evaluation(tmp_path, monkeypatch):
+    from flamenco_lib import grid, models
+
+    _corpora_of_one_clip(tmp_path, monkeypatch)
     for stage in ("stage2", "stage3", "stage3_soft"):
         (tmp_path / "checkpoints" / stage).mkdir(parents=True)
     calls = {}
@@ -253,6 +258,44 @@ def test_the_prompt_grid_hands_each_rows_options_to_the_evaluation(tmp_path, mon
     ]
     results.evaluate_stages(changed, grid.VERSES, progress=False)
     assert list(calls) == ["stage-3-+-previous-own__verses"]
+
+
+def test_the_catalogue_rows_first_pass_is_the_unprompted_rows_transcripts(tmp_path, monkeypatch):
+    from flamenco_lib import grid, models
+
+    _corpora_of_one_clip(tmp_path, monkeypatch)
+    (tmp_path / "checkpoints" / "stage3").mkdir(parents=True)
+    firsts = {}
+
+    def fake_evaluate(model_name, manifest, *, out, prompt_kinds, first_pass=None, **kw):
+        firsts[Path(out).name] = first_pass
+        Path(out).mkdir(parents=True, exist_ok=True)
+        pred = {"id": "a", "hypothesis": f"heard by {Path(out).name}", "reference": "x"}
+        (Path(out) / "predictions.jsonl").write_text(json.dumps(pred) + "\n")
+        (Path(out) / "metrics.json").write_text("{}")
+
+    monkeypatch.setattr(evaluation, "evaluate_manifest", fake_evaluate)
+    monkeypatch.setattr(models, "load_whisper", lambda path: (None, None))
+    labels = (
+        "stage 3",
+        "stage 3 + palo",
+        "stage 3 + catalogue, copla in",
+        "stage 3 + catalogue, copla out",
+        "stage 3 + mismatched copla",
+    )
+    rows = grid.stage_rows(*labels, profile="cpu", table=grid.PROMPT_GRID)
+    results.evaluate_stages(rows, grid.VERSES, progress=False)
+    unprompted = [{"id": "a", "hypothesis": "heard by stage-3__verses"}]
+    assert firsts["stage-3-+-catalogue-copla-in__verses"] == unprompted
+    assert firsts["stage-3-+-catalogue-copla-out__verses"] == unprompted
+    # rows without a first pass, or whose first pass is no search (the control), get none
+    assert firsts["stage-3-+-palo__verses"] is None
+    assert firsts["stage-3-+-mismatched-copla__verses"] is None
+    assert firsts["stage-3__verses"] is None
+    # without the unprompted row in the call, the catalogue row decodes its own first pass
+    firsts.clear()
+    results.evaluate_stages(rows[2:3], grid.VERSES, progress=False, force=True)
+    assert firsts == {"stage-3-+-catalogue-copla-in__verses": None}
 
 
 @pytest.mark.model
