@@ -100,7 +100,7 @@ def load_whisper(name: str = "base", *, device=None, dtype=None):
         Default float32 on CPU, float16 on CUDA.
 
     Also makes the process keep freed memory for reuse (:func:`flamenco_lib.allocator.keep_freed_memory`:
-    a CPU training step 1.4x faster; ``FLAMENCO_KEEP_MEMORY=0`` turns it off).
+    a CPU training step about 1.3x faster; ``FLAMENCO_KEEP_MEMORY=0`` turns it off).
     """
     import torch
 
