@@ -4,8 +4,8 @@ glibc's ``malloc`` serves every block above its mmap threshold (32 MB at most) w
 ``mmap`` and gives it back to the kernel on ``free``. A whisper-base training step on the CPU
 allocates and frees such blocks by the hundred (the activations of 8 clips x 1500 frames x 512 or
 2048 channels, the bf16 copy and the gradient of the 51865-row token embedding, the logits), and
-the kernel hands each one back as zeroed pages, one page fault per 4 KiB, in every step. On the
-2-core AMD EPYC this was about 30% of a step (``benchmarks/allocator.py``).
+the kernel hands each one back as zeroed pages, in every step. On the 2-core AMD EPYC this was
+a fifth to a quarter of a step (``benchmarks/allocator.py``: 0.82x; 12 steps of stage 3: 0.75x).
 
 :func:`keep_freed_memory` asks ``malloc`` (``mallopt``) to serve large blocks from its heap and to
 keep what is freed for the next step: no ``mmap``, no trimming of the heap. That is what the

@@ -147,9 +147,9 @@ def evaluate_stages(
                 if loaded is None:
                     loaded = load_whisper(path)
                 logger.info("results: evaluating %s on %s", label, key)
-                first = None  # the catalogue's first pass is the unprompted run's decoding
-                if twin is not None and "catalogue" in opts["prompts"]:
-                    first = None if opts.get("mismatched") else _predictions(twin)
+                # the catalogue's first pass is the unprompted run's decoding (the control has none)
+                searched = "catalogue" in opts.get("prompts", ()) and not opts.get("mismatched")
+                first = _predictions(twin) if twin is not None and searched else None
                 with shared_encoder_prefix(loaded[0], shared_layers, memo=memo):
                     evaluate_manifest(
                         path,
@@ -227,7 +227,8 @@ def _predictions(run: Path) -> list[dict] | None:
     if not path.exists():
         return None
     with open(path, encoding="utf-8") as f:
-        return [{k: json.loads(line)[k] for k in ("id", "hypothesis")} for line in f]
+        records = [json.loads(line) for line in f]
+    return [{"id": r["id"], "hypothesis": r["hypothesis"]} for r in records]
 
 
 def _unprompted_twin(
