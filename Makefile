@@ -13,9 +13,10 @@ $(STAMP): pyproject.toml scripts/setup.sh
 	VENV=$(VENV) bash scripts/setup.sh
 	touch $@
 
-## make report: regenerate the report on the profile that fits the machine (PROFILE=smoke|cpu|gpu to force one)
+## make report: regenerate the report on the profile that fits the machine (PROFILE=smoke|cpu|gpu to force one;
+## SPOKEN_CONTROL=1 trains stage 1's spoken control on cpu too, 15 more minutes on 2 cores)
 report: $(STAMP)
-	$(PY) -m flamenco_lib report --profile $(PROFILE)
+	$(PY) -m flamenco_lib report --profile $(PROFILE) $(if $(SPOKEN_CONTROL),--spoken-control)
 
 ## make test: the whole test suite (what CI runs)
 test: $(STAMP)

@@ -25,7 +25,7 @@ def _report(args) -> int:
     # default_profile() raises on a bad FLAMENCO_PROFILE: main() reports it
     profile = default_profile() if args.profile == "auto" else args.profile
     try:
-        build(profile=profile)
+        build(profile=profile, parameters={"spoken_control": True} if args.spoken_control else None)
     except NotebookFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -370,6 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="regenerate the report's figures and tables")
     p.add_argument("--profile", default="auto", choices=["auto", "smoke", "cpu", "gpu"])
+    p.add_argument(
+        "--spoken-control",
+        action="store_true",
+        help="train and evaluate stage 1's spoken control in notebook 07 on every profile "
+        "(the cpu profile leaves it out: 15 minutes on 2 cores)",
+    )
     p.set_defaults(func=_report)
     return parser
 

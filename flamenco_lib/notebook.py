@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 SMOKE_SIZES = {"n": 12, "n_speech": 6, "n_songs": 2}  # smoke: clips per style, utterances, songs
 N_EVAL = {"smoke": 3, "cpu": 100, "gpu": 100}  # test clips per evaluation, per profile
+# notebook 07 trains stage 1's spoken control in these profiles; on cpu it would add 15 minutes to
+# a 2-core report (README, "make report, measured"): `report --spoken-control` trains it there too
+SPOKEN_CONTROL = {"smoke": True, "cpu": False, "gpu": True}
 PAIR_FORMATS = "ipynb,py:percent"  # the jupytext pairing every notebook declares
 NOTEBOOK_GLOB = "[0-9][0-9]_*"  # notebooks/NN_slug.ipynb and NN_slug.py
 LYRICS = (  # labels of the timed training steps: real coplas of different lengths
@@ -54,6 +57,9 @@ class Workspace:
     from_base: dict  # overrides of the stage-1 configs: {"model": model} in smoke, {} otherwise
     n_eval: int  # test clips per evaluation (the first ones of each test set)
     sizes: dict  # keyword arguments of build_corpora: {} = the library's defaults (thesis corpora)
+    spoken_control: (
+        bool  # notebook 07 trains and evaluates stage 1's spoken control (SPOKEN_CONTROL)
+    )
 
 
 def workspace(profile: str, *, build_model: bool = True) -> Workspace:
@@ -111,6 +117,7 @@ def workspace(profile: str, *, build_model: bool = True) -> Workspace:
         from_base={"model": model} if profile == "smoke" else {},
         n_eval=N_EVAL[profile],
         sizes=dict(SMOKE_SIZES) if profile == "smoke" else {},
+        spoken_control=SPOKEN_CONTROL[profile],
     )
     logger.info(
         "data folder: %s | model: %s | test clips evaluated: %d", ws.data, ws.model, ws.n_eval

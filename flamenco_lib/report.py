@@ -153,10 +153,13 @@ def run_notebooks(
     outdir: str | Path | None = None,
     progress: bool = True,
     timings: dict | None = None,
+    parameters: dict | None = None,
 ) -> list[Path]:
     """Execute notebooks in order with papermill (``profile`` injected as a parameter) into
     ``<report>/executed/``. Raises :class:`NotebookFailed` at the first failure. ``timings``, a
-    dict, receives ``{notebook name: seconds}`` of every notebook that finished."""
+    dict, receives ``{notebook name: seconds}`` of every notebook that finished. ``parameters``:
+    more values to inject, each into the notebooks whose parameters cell declares it (e.g.
+    ``{"spoken_control": True}`` reaches notebook 07 only)."""
     import papermill as pm
 
     from .paths import project_root
@@ -168,13 +171,15 @@ def run_notebooks(
         nb = Path(nb)
         dest = out / nb.name
         t0 = time.perf_counter()
+        declared = pm.inspect_notebook(str(nb)) if parameters else {}
+        given = {k: v for k, v in (parameters or {}).items() if k in declared}
         if progress:
-            logger.info("report [%s]: running %s", profile, nb.name)
+            logger.info("report [%s]: running %s %s", profile, nb.name, given or "")
         try:
             pm.execute_notebook(
                 str(nb),
                 str(dest),
-                parameters={"profile": profile},
+                parameters={"profile": profile, **given},
                 kernel_name="python3",
                 cwd=str(project_root()),
                 progress_bar=False,
@@ -193,14 +198,15 @@ def run_notebooks(
     return done
 
 
-def build(*, profile: str = "cpu") -> list[Path]:
-    """Everything ``make report`` regenerates on ``profile``; returns the written files."""
+def build(*, profile: str = "cpu", parameters: dict | None = None) -> list[Path]:
+    """Everything ``make report`` regenerates on ``profile``; returns the written files.
+    ``parameters``: notebook parameters beyond the profile (:func:`run_notebooks`)."""
     from .paths import project_root
 
     t0 = time.perf_counter()
     notebooks = sorted((project_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     timings: dict[str, float] = {}
-    written = run_notebooks(notebooks, profile=profile, timings=timings)
+    written = run_notebooks(notebooks, profile=profile, timings=timings, parameters=parameters)
     written.append(build_index(profile=profile, timings=timings))
     logger.info("report [%s]: %d files in %.1f s", profile, len(written), time.perf_counter() - t0)
     return written

@@ -24,7 +24,8 @@
 # speakers of the real speech corpora), so that the model learns singing rather than the
 # generator's voices. A second model, the **spoken control**, is trained exactly the same way
 # on the same clips and voices *spoken*. Both are then evaluated on every test set next to
-# zero-shot Whisper (notebook 06).
+# zero-shot Whisper (notebook 06). (The control costs as much as stage 1: the `cpu` profile
+# leaves it out unless `spoken_control=True`; the README gives its numbers and the command.)
 #
 # **What you will learn**
 # - why, on a CPU, the lower encoder layers are frozen and their output cached
@@ -71,6 +72,7 @@ if "google.colab" in sys.modules:  # Colab only: a no-op on your machine
 profile: str = "auto"  # "auto": "gpu" with CUDA (Colab), else "cpu"; "smoke": a quick check
 seed: int = 0  # seed of anything random in the notebook
 n_examples: int = 3  # test clips whose transcripts are shown before and after stage 1
+spoken_control: bool | None = None  # train the spoken control; None: the profile's (not on cpu)
 
 # %% [markdown]
 # Where the data lives. Every path of the project follows `FLAMENCO_DATA` (default `data/`):
@@ -87,6 +89,11 @@ n_examples: int = 3  # test clips whose transcripts are shown before and after s
 #
 # The library reports what it does (a model built, a stage trained or skipped, a run evaluated)
 # as log messages; `workspace` has them printed under each cell.
+#
+# `CONTROL` says whether this run trains the spoken control: `ws.spoken_control` (the
+# profile's choice: yes in `smoke` and `gpu`; no in `cpu`, where its 90 steps would add 15
+# minutes to a 2-core `make report`) unless the parameter `spoken_control` says otherwise
+# (`python -m flamenco_lib report --spoken-control`, or `make report SPOKEN_CONTROL=1`).
 
 # %%
 from flamenco_lib import grid, models, notebook
@@ -95,6 +102,8 @@ ws = notebook.workspace(profile)  # smoke: FLAMENCO_DATA -> <data>/smoke (once);
 # "auto" resolved; what the stages start from; overrides of the stage-1 configs; test clips per
 # evaluation; corpora sizes
 profile, MODEL, FROM_BASE, N_EVAL, SIZES = ws.profile, ws.model, ws.from_base, ws.n_eval, ws.sizes
+CONTROL = ws.spoken_control if spoken_control is None else spoken_control
+print(f"profile {profile}: the spoken control is {'trained' if CONTROL else 'left out'}")
 
 # %% [markdown]
 # Imports and the thesis figure style.
@@ -193,14 +202,14 @@ pd.DataFrame(
 # output folder, with overrides per profile. `configs/stage1.yaml` trains on the sung cante
 # corpus (70% of the batch slots) and real voices sung (30%: `cante-drascula` and
 # `cante-real`); `configs/stage1_spoken.yaml` is the same file pointed at `cante-spoken` and
-# the same real voices as recorded. Both are evaluated during training on the *sung* dev clips. Here are both as this profile resolves
-# them (the smoke profile: 4 steps of batch 2 on 8 clips, just enough to run every line).
+# the same real voices as recorded. Both are evaluated during training on the *sung* dev clips. Here
+# they are as this profile resolves them (the smoke profile: 4 steps of batch 2 on 8 clips, just
+# enough to run every line; the control only when `CONTROL`).
 
 # %%
-CONFIGS = {
-    "stage 1": grid.config_file("stage1"),
-    "stage 1, spoken control": grid.config_file("stage1_spoken"),
-}
+CONFIGS = {"stage 1": grid.config_file("stage1")}
+if CONTROL:
+    CONFIGS["stage 1, spoken control"] = grid.config_file("stage1_spoken")
 for row, path in CONFIGS.items():
     cfg = training.load_config(path, profile=profile, overrides=FROM_BASE)
     print(
@@ -223,8 +232,9 @@ for row, path in CONFIGS.items():
 # whose inputs changed trains again from the start. It prints which it did and why. The same
 # from a terminal: `python -m flamenco_lib train --config configs/stage1.yaml [--resume]`.
 #
-# In the `cpu` profile each stage takes about 25 minutes (caching the 871 training clips
-# about 4, then 90 steps of batch 8); in the smoke profile, seconds.
+# In the `cpu` profile a stage takes about 13 minutes on 2 cores with native bf16 (caching the
+# encoder's first layers for the clips its steps draw, then 90 steps of batch 8); in the smoke
+# profile, seconds.
 
 # %%
 summaries = {
@@ -249,14 +259,16 @@ for row, s in summaries.items():
 # %%
 fig, ax = plt.subplots(figsize=(7, 3))
 plotting.plot_training_losses(
-    summaries, ax=ax, title="Stage 1 and the spoken control: training loss"
+    summaries,
+    ax=ax,
+    title="Stage 1 and the spoken control: training loss" if CONTROL else "Stage 1: training loss",
 )
 plotting.savefig(
     fig,
     "07-training-curves",
     caption=(
-        "Training loss (cross-entropy per label token) of stage 1 on sung clips and of the spoken control on the "
-        "same clips spoken."
+        "Training loss (cross-entropy per label token) of stage 1 on sung clips"
+        + (" and of the spoken control on the same clips spoken." if CONTROL else ".")
     ),
 )
 
@@ -271,7 +283,11 @@ plotting.savefig(
 
 # %%
 rows = grid.stage_rows(
-    "zero-shot", "stage 1", "stage 1, spoken control", profile=profile, base=MODEL
+    "zero-shot",
+    "stage 1",
+    *(["stage 1, spoken control"] if CONTROL else []),
+    profile=profile,
+    base=MODEL,
 )
 results.evaluate_stages(rows, max_items=N_EVAL)
 print(results.markdown(results.results_table(stages=rows)))
@@ -286,13 +302,12 @@ print(results.markdown(results.results_table(stages=rows)))
 runs = analysis.runs_table()
 runs = runs[runs["model"].isin([label for label, *_ in rows])]
 fig, ax = plt.subplots(figsize=(9, 3.4))
-plotting.plot_stage_comparison(runs, ax=ax, title="Zero-shot, stage 1 and the spoken control")
+models_shown = "zero-shot whisper-base, stage 1" + (" and the spoken control" if CONTROL else "")
+plotting.plot_stage_comparison(runs, ax=ax, title=models_shown.capitalize())
 plotting.savefig(
     fig,
     "07-stages",
-    caption=(
-        "WER (%) of zero-shot whisper-base, stage 1 and the spoken control on every test set, with 95% intervals."
-    ),
+    caption=f"WER (%) of {models_shown} on every test set, with 95% intervals.",
 )
 
 # %% [markdown]
@@ -307,14 +322,15 @@ plotting.savefig(
 # The spoken control then splits the gain in two. It learnt the voices, the recording
 # conditions and the lyrics' words, but never heard singing: zero-shot → control is what
 # that much is worth on the sung test set; control → stage 1 is what hearing the singing in
-# training added. A gap counts when the intervals do not overlap.
+# training added. A gap counts when the intervals do not overlap. (Without the control, as on
+# `cpu` by default, the bars and lines about it are left out; the README gives its numbers.)
 
 # %%
 wer = analysis.runs_table().set_index(["model", "test_set"])[["wer", "wer_lo", "wer_hi"]]
 BARS = {
     "zero-shot, spoken clips": ("zero-shot", "cante_spoken"),
     "zero-shot": ("zero-shot", "cante"),
-    "spoken control": ("stage 1, spoken control", "cante"),
+    **({"spoken control": ("stage 1, spoken control", "cante")} if CONTROL else {}),
     "stage 1": ("stage 1", "cante"),
 }
 bars = pd.DataFrame([{"system": name, **wer.loc[key]} for name, key in BARS.items()])
@@ -325,19 +341,13 @@ plotting.savefig(
     ax.figure,
     "07-vs-zero-shot",
     caption=(
-        "Cante test WER (%) of zero-shot whisper-base, the spoken control and stage 1, next to zero-shot on the "
-        "same clips spoken, with 95% intervals."
+        f"Cante test WER (%) of zero-shot whisper-base{', the spoken control' if CONTROL else ''} and stage 1, "
+        "next to zero-shot on the same clips spoken, with 95% intervals."
     ),
 )
 
-zs, s1, spoken, control = (
-    wer.loc[key]
-    for key in (
-        BARS["zero-shot"],
-        BARS["stage 1"],
-        BARS["zero-shot, spoken clips"],
-        BARS["spoken control"],
-    )
+zs, s1, spoken = (
+    wer.loc[BARS[name]] for name in ("zero-shot", "stage 1", "zero-shot, spoken clips")
 )
 print(f"1. relative cut: {100 * (zs.wer - s1.wer) / zs.wer:.0f}% ({zs.wer:.1f}% -> {s1.wer:.1f}%)")
 apart = s1.wer_hi < spoken.wer_lo or spoken.wer_hi < s1.wer_lo
@@ -345,19 +355,25 @@ print(
     f"2. stage 1 sung {s1.wer:.1f}% vs zero-shot spoken {spoken.wer:.1f}%: "
     f"{'lower' if s1.wer < spoken.wer else 'not lower'}, intervals {'apart' if apart else 'overlap'}"
 )
-print(
-    f"the control: voices and words {zs.wer:.1f}% -> {control.wer:.1f}%, singing {control.wer:.1f}% -> {s1.wer:.1f}%"
-)
+if CONTROL:
+    control = wer.loc[BARS["spoken control"]]
+    print(
+        f"the control: voices and words {zs.wer:.1f}% -> {control.wer:.1f}%, singing {control.wer:.1f}% -> {s1.wer:.1f}%"
+    )
 
 # %% [markdown]
 # ## 7. Before and after
 #
-# The same test clips transcribed by zero-shot Whisper, the spoken control and stage 1, next
-# to what was sung. Which errors disappear first: the words of the lyrics' vocabulary, the
+# The same test clips transcribed by zero-shot Whisper, the spoken control (when trained) and
+# stage 1, next to what was sung. Which errors disappear first: the words of the lyrics' vocabulary, the
 # quejíos, the repeated lines? Change `seed` to draw other clips.
 
 # %%
-RUNS = {"zero-shot": "zero-shot", "control": "stage 1, spoken control", "stage 1": "stage 1"}
+RUNS = {
+    "zero-shot": "zero-shot",
+    **({"control": "stage 1, spoken control"} if CONTROL else {}),
+    "stage 1": "stage 1",
+}
 said = stats.compare_styles(
     {name: results.run_dir(row, "cante") / "predictions.jsonl" for name, row in RUNS.items()},
     fields=("hypothesis",),

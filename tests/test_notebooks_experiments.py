@@ -204,3 +204,24 @@ def test_experiment_notebooks_train_evaluate_and_draw_in_the_smoke_folder(tmp_pa
     assert not (ROOT / "data" / "corpora" / "songs").exists() or (
         (ROOT / "data" / "corpora" / "songs").stat().st_mtime < started
     )
+
+    # notebook 07 without the spoken control (what the cpu profile does unless told otherwise):
+    # stage 1 is reused, the control neither trained nor evaluated, and no figure speaks of it
+    control = results.run_dir("stage 1, spoken control", "cante", root=smoke / "results")
+    evaluated = (control / "metrics.json").stat().st_mtime_ns
+    assert "the control: voices and words" in text["07_stage1_flamenco.ipynb"]
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "07_stage1_flamenco.ipynb"),
+        str(tmp_path / "07-no-control.ipynb"),
+        parameters={"profile": "smoke", "spoken_control": False},
+        kernel_name="python3",
+        cwd=str(ROOT),
+        progress_bar=False,
+    )
+    alone = _outputs(tmp_path / "07-no-control.ipynb")
+    assert "the spoken control is left out" in alone
+    assert "stage1: up to date, not trained again" in alone and "stage1_spoken" not in alone
+    assert "the control: voices and words" not in alone and "1. relative cut" in alone
+    assert (control / "metrics.json").stat().st_mtime_ns == evaluated
+    for f in ("07-training-curves", "07-stages", "07-vs-zero-shot"):
+        assert "spoken control" not in caption_of(figures / f"{f}.png"), f

@@ -9,10 +9,10 @@ from nbformat.v4 import new_code_cell, new_notebook
 from flamenco_lib import report
 
 
-def _nb(path, *cells):
+def _nb(path, *cells, parameters='profile = "cpu"'):
     nb = new_notebook(
         cells=[
-            new_code_cell('profile = "cpu"', metadata={"tags": ["parameters"]}),
+            new_code_cell(parameters, metadata={"tags": ["parameters"]}),
             *(new_code_cell(c) for c in cells),
         ]
     )
@@ -45,3 +45,34 @@ def test_notebooks_run_in_order_with_the_profile_and_failures_name_the_cell(tmp_
         str(out / "03_bad.ipynb") in str(info.value) and (out / "03_bad.ipynb").exists()
     )  # kept for inspection
     assert log.read_text() == "a:smoke b:smoke "  # the run stopped at the failure
+
+
+@pytest.mark.notebook
+def test_a_parameter_beyond_the_profile_reaches_only_the_notebooks_that_declare_it(tmp_path):
+    log = tmp_path / "seen.txt"
+    write = f"open({str(log)!r}, 'a').write"
+    a = _nb(
+        tmp_path / "07_a.ipynb",
+        f"{write}(f'a:{{spoken_control}} ')",
+        parameters='profile = "cpu"\nspoken_control = None',
+    )
+    b = _nb(tmp_path / "08_b.ipynb", f"{write}(f'b:{{\"spoken_control\" in globals()}} ')")
+    out = tmp_path / "executed"
+    report.run_notebooks(
+        [a, b], profile="cpu", outdir=out, progress=False, parameters={"spoken_control": True}
+    )
+    assert log.read_text() == "a:True b:False "
+    report.run_notebooks([a], profile="cpu", outdir=out, progress=False)
+    assert log.read_text() == "a:True b:False a:None "  # without it, the notebook's default
+
+
+@pytest.mark.parametrize(
+    "argv, parameters", [([], None), (["--spoken-control"], {"spoken_control": True})]
+)
+def test_report_command_passes_the_spoken_control_on(monkeypatch, argv, parameters):
+    from flamenco_lib import cli
+
+    calls = []
+    monkeypatch.setattr(report, "build", lambda **kw: calls.append(kw) or [])
+    assert cli.main(["report", "--profile", "cpu", *argv]) == 0
+    assert calls == [{"profile": "cpu", "parameters": parameters}]
