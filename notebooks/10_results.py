@@ -148,7 +148,8 @@ if notebook.show_or_explain(
 #
 # Each bar is one model on one test set, with its 95% interval. Read it left to right: the
 # zero-shot baseline, stage 1 on the flamenco corpus, the spoken control (trained on the same
-# lyrics spoken, not sung), stage 2 on general speech, stage 3 with prompts. A gap means that
+# lyrics spoken, not sung; the `cpu` report leaves it out unless asked for, notebook 07), stage 2
+# on general speech, stage 3 with prompts. A gap means that
 # model was not evaluated on that set (the stage-3 grid covers the cante and speech sets only).
 
 # %%
