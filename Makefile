@@ -45,7 +45,7 @@ corpora: $(STAMP)
 	$(PY) -m flamenco_lib data speech --source drascula --out data/corpora/speech-drascula
 	$(PY) -m flamenco_lib data synth --out data/corpora/cante
 	$(PY) -m flamenco_lib data synth --out data/corpora/cante-spoken --style spoken
-	$(PY) -m flamenco_lib data synth --out data/corpora/cante-acapella --style a-capella
+	$(PY) -m flamenco_lib data synth --out data/corpora/cante-acapella --style a-capella --splits test
 	$(PY) -m flamenco_lib data synth --out data/corpora/cante-real --speech data/corpora/speech/manifest.jsonl
 	$(PY) -m flamenco_lib data synth --out data/corpora/cante-drascula --speech data/corpora/speech-drascula/manifest.jsonl
 	$(PY) -m flamenco_lib data songs --out data/corpora/songs

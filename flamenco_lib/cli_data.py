@@ -39,6 +39,7 @@ def _data(args) -> int:
             voices=voices,
             heldout=args.heldout_voice,
             snr_db_range=(args.snr_min, args.snr_max),
+            splits=tuple(args.splits.split(",")) if args.splits else None,
         )
         print(
             f"{res['manifest']}: {res['clips']} clips ({res['rendered']} rendered, "
@@ -139,6 +140,11 @@ def add_data_parser(sub) -> None:
     )
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--jobs", type=int, help="worker processes (default: all cores)")
+    q.add_argument(
+        "--splits",
+        help="comma-separated splits to render (default all), e.g. test: the same clips as in "
+        "the whole corpus",
+    )
     q.add_argument(
         "--style",
         default="sung",

@@ -113,7 +113,7 @@ plotting.set_style()
 # |---|---|---|
 # | `cante` | the coplas spoken by espeak-ng voices, then sung (long vowels, a melody in the palo's mode, vibrato, melismas, quejíos, repeated lines), with guitar, palmas and reverb | stage 1 training; the **cante test set** |
 # | `cante-spoken` | the same clips, same voices and same words, only spoken | the **control**: a model trained on it learns the voices, not the singing |
-# | `cante-acapella` | the same clips sung without accompaniment | **calibration**: how much of the difficulty is the singing, how much the guitar |
+# | `cante-acapella` | the same test clips sung without accompaniment (only the test split: it is only ever tested) | **calibration**: how much of the difficulty is the singing, how much the guitar |
 # | `speech` | real Spanish read speech (asterisk prompts, one es-MX speaker) | stage 2 (the offline stand-in for Common Voice); the **forgetting** check |
 # | `speech-drascula` | real Spanish speech of ten characters of the game Drascula (Castilian, 8-bit recordings), **split by speaker** | stage 2; the forgetting check on speakers no model trains on (`real_speech`) |
 # | `cante-real` | the asterisk speech, sung by the same transform | stage 1: a real voice sung |
@@ -242,7 +242,9 @@ cante[columns].describe().round(2)
 # ## 6. Spoken, a cappella, sung: the same clips
 #
 # The three synthetic corpora share clip ids, voices and sung words; they differ only in the
-# singing and the accompaniment. Joined by clip id, each grey line below is one clip. Left:
+# singing and the accompaniment. Joined by clip id, each grey line below is one test clip (the
+# a-cappella corpus holds the test split only: `--splits test`, the same clips as in a whole
+# corpus). Left:
 # singing lengthens the vowels 2.5-4 times (more at the end of a line) and adds melismas, so
 # a sung clip lasts about twice its spoken version; the guitar adds nothing to the duration.
 # Right: the pitch range each clip spans (between the 5th and the 95th percentile of its F0,
@@ -294,7 +296,7 @@ plotting.savefig(
     fig,
     "05-styles",
     caption=(
-        "The same clips spoken, sung a cappella and sung with guitar (one grey line per clip): duration, and "
+        "The same test clips spoken, sung a cappella and sung with guitar (one grey line per clip): duration, and "
         "the range of the voice's F0 in semitones (test clips)."
     ),
 )

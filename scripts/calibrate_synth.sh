@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 N=${1:-100}
 $PY -m flamenco_lib data synth --out data/corpora/cante-spoken --style spoken
-$PY -m flamenco_lib data synth --out data/corpora/cante-acapella --style a-capella
+$PY -m flamenco_lib data synth --out data/corpora/cante-acapella --style a-capella --splits test
 $PY -m flamenco_lib data synth --out data/corpora/cante
 $PY - "$N" <<'PY'
 import sys

@@ -182,6 +182,28 @@ def test_styles_render_the_same_words_with_the_same_voice(tmp_path, my_lyrics):
         assert b["duration_s"] > 1.3 * a["duration_s"]
 
 
+def test_a_subset_of_splits_renders_the_same_clips_as_the_whole_corpus(tmp_path, my_lyrics, capsys):
+    kw = dict(n=12, seed=0, jobs=1, style="spoken", progress=False)  # the project's coplas
+    cante.build_synth_corpus(tmp_path / "all", **kw)
+    audio_all, rows_all = _audio_of(tmp_path / "all")
+    res = cante.build_synth_corpus(tmp_path / "some", splits=("test",), **kw)
+    audio, rows = _audio_of(tmp_path / "some")
+    same = [r for r in rows_all if r["split"] == "test"]
+    assert 0 < res["clips"] == len(same) < len(rows_all)
+    assert [r["id"] for r in rows] == [r["id"] for r in same]
+    for r in rows:
+        np.testing.assert_array_equal(audio[r["id"]], audio_all[r["id"]])
+
+    # a split that does not exist is an error naming the ones that do, not an empty corpus
+    out = tmp_path / "typo"
+    assert (
+        main(["data", "synth", "--out", str(out), "--lyrics", str(my_lyrics), "--splits", "tset"])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "'tset'" in err and "train, dev, test" in err and not (out / "manifest.jsonl").exists()
+
+
 def test_a_failing_clip_is_reported_and_the_rest_kept(tmp_path, my_lyrics, monkeypatch):
     real_render = cante.render
 

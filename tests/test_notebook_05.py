@@ -38,6 +38,15 @@ def corpora(tmp_path_factory):
     return build_corpora(tmp_path_factory.mktemp("corpora"), n=8, n_speech=4, progress=False)
 
 
+@pytest.fixture(scope="module")
+def acapella_all(corpora):
+    """The same 8 clips sung a cappella, every split (build_corpora renders the test split only)."""
+    from flamenco_lib.data.cante import build_synth_corpus
+
+    out = Path(corpora["cante-acapella"]).parent.with_name("cante-acapella-all")
+    return build_synth_corpus(out, n=8, style="a-capella", progress=False)["manifest"]
+
+
 def _rows(manifest):
     return [json.loads(line) for line in Path(manifest).read_text(encoding="utf-8").splitlines()]
 
@@ -84,7 +93,9 @@ def test_compare_styles_joins_the_same_clips_by_id(corpora):
     same = stats.compare_styles({s: corpora[n] for s, n in names.items()})
     rows = {s: {r["id"]: r for r in _rows(corpora[n])} for s, n in names.items()}
     assert list(same["id"]) == [i for i in rows["spoken"] if all(i in rows[s] for s in names)]
-    assert len(same) == 8  # every style rendered every clip
+    test_ids = [i for i, r in rows["sung"].items() if r["split"] == "test"]
+    assert len(rows["sung"]) == len(rows["spoken"]) == 8 and test_ids
+    assert sorted(same["id"]) == sorted(test_ids)  # the a-cappella set: the test clips only
     for r in same.to_dict("records"):
         for style, name in names.items():
             assert r[f"duration_s_{style}"] == pytest.approx(
@@ -135,8 +146,8 @@ def test_f0_track_and_pitch_range_of_a_tone_and_a_glide():
     assert np.isnan(stats.pitch_range(np.zeros(SR)))
 
 
-def test_pitch_ranges_singing_spans_more_than_speech(corpora):
-    spoken, sung = (stats.pitch_ranges(corpora[n]) for n in ("cante-spoken", "cante-acapella"))
+def test_pitch_ranges_singing_spans_more_than_speech(corpora, acapella_all):
+    spoken, sung = stats.pitch_ranges(corpora["cante-spoken"]), stats.pitch_ranges(acapella_all)
     assert list(spoken.index) == [r["id"] for r in _rows(corpora["cante-spoken"])]
     assert (sung.loc[spoken.index] > spoken).mean() >= 0.75
     some = list(spoken.index[:2])

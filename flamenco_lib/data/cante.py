@@ -42,7 +42,7 @@ import numpy as np
 from ..text import normalize
 from . import synth
 from .lyrics import read_lyrics
-from .manifest import read_manifest, write_manifest
+from .manifest import SPLITS, ManifestError, read_manifest, write_manifest
 from .speech import split_of
 
 STYLES = ("sung", "a-capella", "spoken")
@@ -294,6 +294,7 @@ def build_synth_corpus(
     voices: list[str] | None = None,
     heldout: str = HELDOUT_BASE_VOICE,
     snr_db_range: tuple[float, float] = synth.SNR_DB_RANGE,
+    splits: tuple[str, ...] | None = None,
     progress: bool = True,
 ) -> dict:
     """Render a synthetic cante corpus into ``out`` (``audio/*.flac`` + ``manifest.jsonl``).
@@ -320,6 +321,10 @@ def build_synth_corpus(
         Base voice held out of training/dev (half of the test clips use it).
     snr_db_range : (float, float)
         Voice-over-accompaniment SNR range of the ``sung`` style, dB.
+    splits : tuple of str, optional
+        Render only the clips of these splits (default all). The plan is the same either way, so
+        a clip has the same id, voice and samples as in the whole corpus (the a-cappella
+        calibration set is only ever tested: ``("test",)``).
     progress : bool
         Show a progress bar.
 
@@ -333,6 +338,9 @@ def build_synth_corpus(
 
     if style not in STYLES:
         raise ValueError(f"style {style!r}: expected one of {STYLES}")
+    unknown = sorted(set(splits or ()) - set(SPLITS))
+    if unknown:
+        raise ManifestError(f"splits {unknown}: use some of {', '.join(SPLITS)}")
     out = Path(out)
     (out / "audio").mkdir(parents=True, exist_ok=True)
     if speech_manifest is not None:
@@ -342,6 +350,8 @@ def build_synth_corpus(
         clips = plan_clips(
             coplas, n=DEFAULT_N if n is None else n, seed=seed, voices=voices, heldout=heldout
         )
+    if splits:
+        clips = [c for c in clips if c.split in splits]
     settings = synth.settings_id(style, snr_db_range)
     todo = [c for c in clips if not _finished(out, c, style, settings)]
     failed: dict[str, str] = {}

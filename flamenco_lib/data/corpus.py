@@ -146,7 +146,7 @@ OFFLINE_CORPORA = {
     "speech": "real Spanish read speech (asterisk prompts): stage 2 and the forgetting check",
     "cante": "synthetic cante, sung with guitar and palmas: stage 1 and the cante test set",
     "cante-spoken": "the same clips spoken: the control",
-    "cante-acapella": "the same clips sung without accompaniment: the calibration",
+    "cante-acapella": "the same test clips sung without accompaniment: the calibration",
     "cante-real": "the asterisk speaker sung: real-voice training (its test split: a seen speaker)",
     "speech-drascula": "real speech of 10 characters, split by speaker: held-out speakers' speech",
     "cante-drascula": "those voices sung: real-voice training and the held-out real-voice test",
@@ -192,12 +192,14 @@ def build_corpora(
     root = Path(root)
     out = {name: root / name / "manifest.jsonl" for name in OFFLINE_CORPORA}
     build_speech_corpus(root / "speech", n=n_speech, progress=progress)
-    for name, style in (
-        ("cante", "sung"),
-        ("cante-spoken", "spoken"),
-        ("cante-acapella", "a-capella"),
+    for name, style, splits in (
+        ("cante", "sung", None),
+        ("cante-spoken", "spoken", None),
+        ("cante-acapella", "a-capella", ("test",)),  # only ever tested (the calibration)
     ):
-        build_synth_corpus(root / name, n=n, style=style, jobs=jobs, progress=progress)
+        build_synth_corpus(
+            root / name, n=n, style=style, splits=splits, jobs=jobs, progress=progress
+        )
     build_speech_corpus(root / "speech-drascula", source="drascula", n=n_speech, progress=progress)
     for name, speech_corpus in (("cante-real", "speech"), ("cante-drascula", "speech-drascula")):
         build_synth_corpus(
