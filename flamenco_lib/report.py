@@ -207,7 +207,7 @@ def build(*, profile: str = "cpu", parameters: dict | None = None) -> list[Path]
     notebooks = sorted((project_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     timings: dict[str, float] = {}
     written = run_notebooks(notebooks, profile=profile, timings=timings, parameters=parameters)
-    written.append(build_index(profile=profile, timings=timings))
+    written.append(build_index(profile=profile, timings=timings, parameters=parameters))
     logger.info("report [%s]: %d files in %.1f s", profile, len(written), time.perf_counter() - t0)
     return written
 
@@ -275,15 +275,21 @@ def _rows(pairs) -> str:
     )
 
 
-def build_index(*, profile: str, timings: dict, outdir: str | Path | None = None) -> Path:
+def build_index(
+    *,
+    profile: str,
+    timings: dict,
+    outdir: str | Path | None = None,
+    parameters: dict | None = None,
+) -> Path:
     """Write ``<outdir>/index.html`` (default ``report/``), the whole report on one page.
 
     It shows the results table (:func:`flamenco_lib.results.results_table` of the profile's data
     folder, :func:`flamenco_lib.paths.profile_data_dir`), every
     ``figures/*.png`` with its caption (:func:`flamenco_lib.plotting.caption_of`; linked by a
     relative path, so the folder can be moved), the ``profile``, ``timings``
-    (``{notebook: seconds}``, e.g. from :func:`run_notebooks`), :func:`package_versions` and the
-    git revision. Returns the path of the page.
+    (``{notebook: seconds}``, e.g. from :func:`run_notebooks`), the notebook ``parameters`` given
+    beyond the profile, :func:`package_versions` and the git revision. Returns the path of the page.
     """
     from . import results
     from .evaluation import git_revision
@@ -310,6 +316,11 @@ img{{max-width:100%}}figure{{margin:2em 0}}figcaption{{font-size:90%;color:#333}
         _rows(
             [
                 ("profile", profile),
+                (
+                    "parameters",
+                    ", ".join(f"{k}={v!r}" for k, v in (parameters or {}).items())
+                    or "the profile's defaults",
+                ),
                 ("git revision", git_revision() or "unknown"),
                 ("built", time.strftime("%Y-%m-%d %H:%M:%S")),
             ]

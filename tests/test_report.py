@@ -76,3 +76,15 @@ def test_report_command_passes_the_spoken_control_on(monkeypatch, argv, paramete
     monkeypatch.setattr(report, "build", lambda **kw: calls.append(kw) or [])
     assert cli.main(["report", "--profile", "cpu", *argv]) == 0
     assert calls == [{"profile": "cpu", "parameters": parameters}]
+
+
+def test_the_index_page_names_the_parameters_given_beyond_the_profile(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path / "data"))
+    page = report.build_index(
+        profile="cpu", timings={}, outdir=tmp_path, parameters={"spoken_control": True}
+    ).read_text(encoding="utf-8")
+    assert "<th>parameters</th><td>spoken_control=True</td>" in page
+    page = report.build_index(profile="cpu", timings={}, outdir=tmp_path).read_text(
+        encoding="utf-8"
+    )
+    assert "<th>parameters</th><td>the profile&#x27;s defaults</td>" in page
