@@ -372,7 +372,8 @@ def printed_lines(song: dict) -> list[str]:
 def score_alignment(song: dict, aligned) -> dict:
     """How well :func:`flamenco_lib.align.align_lines` found a song's sung lines: for each sung
     occurrence, the aligned occurrence of the same printed line nearest in time (if any):
-    start and end errors, and whether a line sung twice was found twice."""
+    start and end errors (``start_offsets``: the start errors signed, aligned - sung, positive
+    when late), and whether a line sung twice was found twice."""
     printed = printed_lines(song)
     index, k = [], -1
     for j, ln in enumerate(song["lines"]):  # the printed line each sung occurrence sings
@@ -386,7 +387,7 @@ def score_alignment(song: dict, aligned) -> dict:
             continue
         a = min(cands, key=lambda a: abs(a.start - ln["start"]))
         found += 1
-        starts.append(abs(a.start - ln["start"]))
+        starts.append(a.start - ln["start"])
         ends.append(abs(a.end - ln["end"]))
     repeated = [k for k in set(index) if index.count(k) > 1]
     twice = sum(1 for k in repeated if sum(a.line == k for a in aligned) >= 2)
@@ -394,7 +395,8 @@ def score_alignment(song: dict, aligned) -> dict:
         "printed": len(printed),
         "sung": len(index),
         "found": found,
-        "start_errors": [round(x, 3) for x in starts],
+        "start_errors": [round(abs(x), 3) for x in starts],
+        "start_offsets": [round(x, 3) for x in starts],
         "end_errors": [round(x, 3) for x in ends],
         "repeated": len(repeated),
         "repeated_found_twice": twice,

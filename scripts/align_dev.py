@@ -29,7 +29,6 @@ from flamenco_lib.results import shared_encoder_prefix, to_markdown
 from flamenco_lib.song_eval import (
     alignment_row,
     evaluate_alignment,
-    printed_lines,
     read_songs,
     score_alignment,
 )
@@ -41,22 +40,6 @@ def lead(aligned: list[Aligned], seconds: float) -> list[Aligned]:
     for a in sorted(aligned, key=lambda a: a.start):
         out.append(replace(a, start=min(a.start, max(a.start - seconds, prev_end, 0.0))))
         prev_end = max(prev_end, a.end)
-    return out
-
-
-def signed_starts(song: dict, aligned: list[Aligned]) -> list[float]:
-    """Aligned - sung start (s) of each sung line found (its nearest aligned occurrence)."""
-    index, k = [], -1
-    for j, ln in enumerate(song["lines"]):  # the printed line each sung occurrence sings
-        if j == 0 or ln["text_canonical"] != song["lines"][j - 1]["text_canonical"]:
-            k += 1
-        index.append(k)
-    assert k + 1 == len(printed_lines(song))
-    out = []
-    for ln, k in zip(song["lines"], index):
-        cands = [a for a in aligned if a.line == k]
-        if cands:
-            out.append(min(cands, key=lambda a: abs(a.start - ln["start"])).start - ln["start"])
     return out
 
 
@@ -102,15 +85,7 @@ def main() -> None:
                 print(pd.DataFrame(rows[-1:]).round(2).to_string(index=False), flush=True)
                 if not args.leads:
                     continue
-                signed = np.array(
-                    [
-                        x
-                        for r in m["per_song"]
-                        for x in signed_starts(
-                            songs[r["song"]], [Aligned(**a) for a in r["aligned"]]
-                        )
-                    ]
-                )
+                signed = np.array([x for r in m["per_song"] for x in r["start_offsets"]])
                 q1, q3 = np.percentile(signed, [25, 75])
                 print(
                     f"signed start errors (s): median {np.median(signed):+.2f}, quartiles "

@@ -201,6 +201,7 @@ def test_alignment_scores_find_each_sung_occurrence():
     r = song_eval.score_alignment(song, aligned)
     assert r["found"] == 3 and r["sung"] == 4 and r["printed"] == 3
     assert r["start_errors"] == pytest.approx([0.2, 0.1, 0.9])
+    assert r["start_offsets"] == pytest.approx([0.2, 0.1, 0.9])  # all three aligned late
     assert r["end_errors"] == pytest.approx([0.0, 0.5, 0.0])
     assert r["repeated"] == 1 and r["repeated_found_twice"] == 1
 
