@@ -57,9 +57,7 @@ class Workspace:
     from_base: dict  # overrides of the stage-1 configs: {"model": model} in smoke, {} otherwise
     n_eval: int  # test clips per evaluation (the first ones of each test set)
     sizes: dict  # keyword arguments of build_corpora: {} = the library's defaults (thesis corpora)
-    spoken_control: (
-        bool  # notebook 07 trains and evaluates stage 1's spoken control (SPOKEN_CONTROL)
-    )
+    spoken_control: bool  # notebook 07 trains stage 1's spoken control (SPOKEN_CONTROL)
 
 
 def workspace(profile: str, *, build_model: bool = True) -> Workspace:
