@@ -1,8 +1,9 @@
 """The encoder prefix that every model of a CPU report shares, computed once per clip.
 
-The ``cpu`` stages freeze whisper-base's conv stem and its first encoder layers (``cached_layers``
-in ``configs/``), so zero-shot whisper-base, stage 1, its control, stage 2 and the stage-3 variants
-compute the same activations there on the same test clip. :func:`shared_prefix` makes a model's
+Stages 2 and 3 of the ``cpu`` profile freeze the conv stem and the first encoder layers of the
+model they start from (``cached_layers`` in ``configs/``; stage 1 trains every layer), so stage 1,
+stage 2 and the stage-3 variants compute the same activations there on the same test clip, and
+zero-shot whisper-base its own. :func:`shared_prefix` makes a model's
 encoder look each clip up in a disk cache before it runs those layers: the first model to see a
 clip writes its prefix, every later model with the same frozen weights reads it and runs only its
 own upper layers. The key of a clip is a hash of its log-Mel features, so the cache needs no
@@ -38,7 +39,9 @@ import torch
 from .paths import cache_dir
 from .training.model_parts import encoder_prefix, encoder_suffix, prefix_key
 
-SHARED_LAYERS = 2  # the encoder layers every cpu-profile stage freezes (cached_layers >= 2)
+SHARED_LAYERS = (
+    2  # layers 0-1: frozen by stages 2 and 3 (cached_layers: 2), so they share stage 1's prefix
+)
 
 
 def feature_key(features: torch.Tensor) -> str:
