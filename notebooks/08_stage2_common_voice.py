@@ -175,9 +175,9 @@ for s in cfg.train:
 # ## 3. Training
 #
 # As in notebook 07, `pipeline.run_stage` trains the stage unless its saved run is up to
-# date. The activations of the stage-1 clips are cached already (same frozen layers, same
-# clips), so only the speech clips are new to the cache. About 8 minutes in the `cpu`
-# profile.
+# date. Stage 2 freezes stage 1's conv stem and first two encoder layers (stage 1 trained them)
+# and caches their output for the clips its batches draw, once: stage 3 starts from stage 2
+# with the same frozen layers and reuses them. About 8 minutes in the `cpu` profile.
 
 # %%
 stage2 = pipeline.run_stage(config, profile=profile)
