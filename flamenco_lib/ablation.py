@@ -48,9 +48,8 @@ def _sources(synthetic: float, sung: float = 0.0, spoken: float = 0.0) -> list[d
     return out
 
 
-_K2 = {
-    "cached_layers": 2
-}  # the conv stem and encoder layers 0-1 frozen and cached (the recipes before)
+# the conv stem and encoder layers 0-1 frozen and cached (the recipes before)
+_K2 = {"cached_layers": 2}
 
 # name -> keys replacing configs/stage1.yaml's (its cpu profile); one change at a time from the
 # recipes: synthetic only (the old stage 1), real sung 30%, real sung 30% + real speech 15%, each

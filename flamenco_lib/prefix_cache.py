@@ -1,4 +1,4 @@
-"""The encoder prefix that every model of a CPU report shares, computed once per clip.
+"""The encoder prefix that the models of a CPU report share, computed once per clip.
 
 Stages 2 and 3 of the ``cpu`` profile freeze the conv stem and the first encoder layers of the
 model they start from (``cached_layers`` in ``configs/``; stage 1 trains every layer), so stage 1,

@@ -138,8 +138,9 @@ class ActivationCache:
     runs in the stage's ``precision`` (bf16/fp16 autocast), as it would without the cache.
 
     One file per clip, so a run computes only the clips its batches will draw (:meth:`fill`), and
-    a later stage with the same frozen layers reuses whatever an earlier one computed (stage 2's
-    replay of stage-1 clips, stage 3); an interrupted fill keeps every file already written.
+    a later stage with the same frozen layers reuses whatever an earlier one computed (stage 3
+    reads stage 2's files: both freeze stage 1's layers 0-1); an interrupted fill keeps every file
+    already written.
     """
 
     def __init__(self, model, k: int, cache: Path | None = None, *, precision: str = "fp32"):
