@@ -25,14 +25,6 @@ from .text import normalize
 NO_RESULTS = (
     "no results for this yet: run `python -m flamenco_lib results --evaluate` (after `make stages`)"
 )
-# Stage-3 comparison rows: (row, stage, prompt given at decoding).
-PROMPT_ROWS = (
-    ("stage 2", "stage 2", "none"),
-    ("stage 2 + prompts", "stage 2", "text prompt"),
-    ("stage 3", "stage 3", "none"),
-    ("stage 3 + prompts", "stage 3", "text prompt"),
-    ("stage 3, soft prompt", "stage 3", "soft prompt"),
-)
 # jiwer's alignment chunk types and the marker format_alignment prints under each word.
 OP_MARKS = {"equal": " ", "substitute": "S", "delete": "D", "insert": "I"}
 
@@ -142,19 +134,6 @@ def forgetting_table(*, root: Path | None = None) -> pd.DataFrame:
     return t[cols].dropna().reset_index(drop=True)
 
 
-def prompt_table(*, root: Path | None = None) -> pd.DataFrame:
-    """Stage 2 and stage 3 decoded with and without prompts (:data:`PROMPT_ROWS`) on the cante and
-    speech test sets: ``model, stage, prompt, test_set, wer, wer_lo, wer_hi`` (percent)."""
-    t = runs_table(root=root)
-    if t.empty:
-        return t
-    names = pd.DataFrame(PROMPT_ROWS, columns=["model", "stage", "prompt"])
-    t = names.merge(
-        t[t["test_set"].isin(["cante", "speech"])], on="model"
-    )  # keeps PROMPT_ROWS order
-    return t[["model", "stage", "prompt", "test_set", "wer", "wer_lo", "wer_hi"]]
-
-
 def prompt_grid_table(*, root: Path | None = None) -> pd.DataFrame:
     """The prompt grid of notebook 09 (:data:`flamenco_lib.grid.PROMPT_GRID`) on the verses:
     ``model, n, wer, wer_lo, wer_hi, cer`` (percent) and, for the catalogue rows, the retrieval
@@ -204,13 +183,9 @@ PAIRS = (
     ("zero-shot", "stage 3", "real_sung"),  # the bar of the real-voice issue (the final model)
     ("zero-shot", "stage 2", "real_speech"),  # forgetting, on speakers never heard
     ("zero-shot", "stage 3", "real_speech"),
-    ("stage 2", "stage 2 + prompts", "cante"),  # a prompt the model never trained with
-    ("stage 2", "stage 3", "cante"),
-    ("stage 2", "stage 3 + prompts", "cante"),  # the bar of stage 3
-    ("stage 3", "stage 3 + prompts", "cante"),  # what the prompt itself brings
-    ("stage 2", "stage 3, soft prompt", "cante"),
+    ("stage 2", "stage 3", "cante"),  # does training with prompts cost the unprompted model?
     ("zero-shot", "stage 3", "speech"),
-    ("zero-shot", "stage 3, soft prompt", "speech"),
+    ("stage 3", "stage 3, soft prompt", "speech"),  # what the always-on soft prompt costs speech
 )
 
 

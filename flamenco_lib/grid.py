@@ -18,20 +18,18 @@ from .paths import project_root
 # (row label, model: a size or a stage's output_dir relative to the data folder[, options]).
 # Options: "prompts" (prompt kinds given to every test utterance) and "sets" (only these test sets).
 # A model folder holding soft_prompt.pt (configs/stage3_soft.yaml) is decoded with its soft prompt.
-_GRID = {"sets": ("cante", "speech")}  # the stage-3 grid: cante and forgetting only (CPU time)
-_REAL = ("real_sung", "real_speech")  # the held-out speakers
-PROMPTS = ("palo", "lexicon")
+# Prompts are compared on the verses (PROMPT_GRID below), where each line has a line before it
+# and a copla; here the stage-3 rows are the final model and the soft prompt's forgetting check.
 STAGES = (
     ("zero-shot", "base"),
     ("stage 1", "checkpoints/stage1"),
     # the control answers one question (voices or singing?): the cante set, sung and spoken
     ("stage 1, spoken control", "checkpoints/stage1_spoken", {"sets": ("cante", "cante_spoken")}),
     ("stage 2", "checkpoints/stage2"),
-    # stage 2 was never trained with prompts: the known failure, shown as a row
-    ("stage 2 + prompts", "checkpoints/stage2", {**_GRID, "prompts": PROMPTS}),
-    ("stage 3", "checkpoints/stage3", {"sets": (*_GRID["sets"], *_REAL)}),  # the final model
-    ("stage 3 + prompts", "checkpoints/stage3", {**_GRID, "prompts": PROMPTS}),
-    ("stage 3, soft prompt", "checkpoints/stage3_soft", _GRID),
+    # the final model: the cante set, the held-out speakers sung and spoken, and forgetting
+    ("stage 3", "checkpoints/stage3", {"sets": ("cante", "real_sung", "real_speech", "speech")}),
+    # the soft prompt is always on, for speech too: does it cost ordinary Spanish?
+    ("stage 3, soft prompt", "checkpoints/stage3_soft", {"sets": ("speech",)}),
 )
 # The prompt grid of notebook 09 (issue: prompts that carry information), on verses: each row one
 # way of decoding the same test lines, paired against stage 2 without a prompt. Options beyond

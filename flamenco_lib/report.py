@@ -215,7 +215,7 @@ def build(*, profile: str = "cpu", parameters: dict | None = None) -> list[Path]
 def write_tables(outdir: str | Path | None = None, *, root: Path | None = None) -> list[Path]:
     """Write the result tables as CSV and Markdown into ``outdir`` (default ``report/tables/``):
     ``results`` (:func:`flamenco_lib.results.results_table`), ``runs``, ``per_palo``, ``sdi``,
-    ``forgetting``, ``prompts`` and ``paired`` (:mod:`flamenco_lib.analysis`), read from the results files
+    ``forgetting``, ``prompts`` (the prompt grid on the verses) and ``paired`` (:mod:`flamenco_lib.analysis`), read from the results files
     under ``root``. Empty tables are not written. Returns the written paths."""
     from . import analysis, results
 
@@ -226,7 +226,7 @@ def write_tables(outdir: str | Path | None = None, *, root: Path | None = None) 
         "per_palo": analysis.per_palo_table(root=root),
         "sdi": analysis.sdi_table(root=root),
         "forgetting": analysis.forgetting_table(root=root),
-        "prompts": analysis.prompt_table(root=root),
+        "prompts": analysis.prompt_grid_table(root=root),
         "paired": analysis.paired_table(root=root),
     }
     written = []

@@ -315,8 +315,14 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def to_markdown(df: pd.DataFrame) -> str:
-    """A DataFrame as a GitHub Markdown table (no extra dependency)."""
+    """A DataFrame as a GitHub Markdown table (no extra dependency); a missing value is an empty
+    cell, not ``nan``."""
     cols = [str(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    lines += [
+        "| "
+        + " | ".join("" if v is None or (isinstance(v, float) and v != v) else str(v) for v in row)
+        + " |"
+        for row in df.itertuples(index=False)
+    ]
     return "\n".join(lines)

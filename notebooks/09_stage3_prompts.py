@@ -252,62 +252,32 @@ plotting.savefig(
     fig,
     "09-training-curves",
     caption=(
-        "Training loss of stage 3 with text prompts (dropped half of the time) and of the soft prompt "
+        "Training loss of stage 3 with text prompts (dropped 30% of the time) and of the soft prompt "
         "(the model frozen), both starting from stage 2."
     ),
 )
 
 # %% [markdown]
-# ## 3. With and without prompts
+# ## 3. Stage 3 on the test sets
 #
-# The comparison grid of `flamenco_lib.grid.STAGES`, on the cante test set and the speech
-# test set (the forgetting check): stage 2 and stage 3, each decoded without a prompt and with
-# a genre prompt (palo and lexicon; the lexicon from the training lyrics), and the soft
-# prompt. Neither model trained with the palo or the lexicon: what that prompt does is
-# Whisper's own pre-training at work, the weak prompt of the literature. The speech clips have no palo and their corpus no lyrics, so they get
-# no text prompt: on speech a "+ prompts" row decodes exactly as its model without one, and
-# only the soft prompt, which is always there, can change the speech WER.
+# Before any prompt: is stage 3, decoded **without** one, still as good as stage 2? It trained
+# with a prompt most of the time, and a model that learned to lean on its prompt could be worse
+# without it. The rows of `flamenco_lib.grid.STAGES`: stage 2 and stage 3 on the cante test
+# set, the held-out speakers sung and spoken, and the speech set (the forgetting check); the
+# soft prompt, which is always there, on the speech set: does it cost ordinary Spanish? The
+# prompts themselves are compared in section 4, on lines that have a line before them and a
+# copla.
 
 # %%
-rows = grid.stage_rows(
-    "stage 2",
-    "stage 2 + prompts",
-    "stage 3",
-    "stage 3 + prompts",
-    "stage 3, soft prompt",
-    profile=profile,
-    base=MODEL,
-)
+rows = grid.stage_rows("stage 2", "stage 3", "stage 3, soft prompt", profile=profile, base=MODEL)
 results.evaluate_stages(rows, max_items=N_EVAL)
 print(results.markdown(results.results_table(stages=rows)))
 
 # %% [markdown]
-# The same as bars: on x the model (stage 2 or 3), in colour how it was decoded. Read it per
-# test set: does the text prompt lower stage 3's cante WER more than stage 2's? Does the
-# soft prompt match the text prompt with a ten-thousandth of the parameters? And does any
-# prompt cost something on speech?
-
-# %%
-table = analysis.prompt_table()
-sets = list(table["test_set"].unique())
-fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 3.4), squeeze=False)
-for ax, key in zip(axes[0], sets, strict=True):
-    plotting.plot_prompt_bars(table[table["test_set"] == key], ax=ax, title=f"{key} test set")
-plotting.savefig(
-    fig,
-    "09-prompts",
-    caption=(
-        "WER (%) of stage 2 and stage 3 decoded without a prompt, with a text prompt (palo and lexicon) and with a "
-        "soft prompt, with 95% intervals."
-    ),
-)
-table.round(1)
-
-# %% [markdown]
-# The intervals of the bars overlap, but that alone does not settle it: every model finds the
+# The intervals of two rows overlap, but that alone does not settle it: every model finds the
 # same clips hard. The paired bootstrap (notebook 10 explains it) scores two models on the
-# same resampled clips; the interval of their difference says whether a prompt, or stage 3,
-# really changes the WER. Bar of this stage: stage 3 with prompts should beat stage 2.
+# same resampled clips; the interval of their difference says whether stage 3 really changes
+# the WER.
 
 # %%
 evaluated = {label for label, *_ in rows}
@@ -317,32 +287,7 @@ paired = analysis.paired_table(
 print(analysis.NO_RESULTS if paired.empty else paired.round(2).to_string(index=False))
 
 # %% [markdown]
-# ## 4. Per palo, with and without prompts
-#
-# The prompt names the palo. If that helps, it should help most where the palo changes the
-# words: palos with their own vocabulary (the forge of the martinete, the sea of the
-# alegrías). The heatmap shows the cante WER per palo for every row of the grid; compare the
-# rows of one model with and without its prompt. Few clips per palo: large differences only.
-
-# %%
-per_palo = analysis.per_palo_table(test_set="cante")
-if per_palo.empty:
-    print("the clips evaluated are all of one palo: no per-palo comparison")
-else:
-    per_palo = per_palo[per_palo["model"].isin([label for label, *_ in rows])]
-    ax = plotting.plot_wer_heatmap(
-        per_palo, title="Cante test set: WER (%) per palo, with and without prompts"
-    )
-    plotting.savefig(
-        ax.figure,
-        "09-per-palo",
-        caption=(
-            "Cante test WER (%) per palo of stage 2 and stage 3 decoded with and without prompts."
-        ),
-    )
-
-# %% [markdown]
-# ## 5. Prompts that carry information: the line before, and the catalogue
+# ## 4. Prompts that carry information: the line before, and the catalogue
 #
 # The grid of `flamenco_lib.grid.PROMPT_GRID`, on the **verses** of the test songs (their
 # coplas are test coplas: never trained on), every row the same lines decoded another way:

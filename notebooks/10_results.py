@@ -30,7 +30,7 @@
 # - how much each stage gains on the cante test set, and what it costs on ordinary speech
 #   (forgetting);
 # - where the errors are: per palo, and substitutions against deletions and insertions;
-# - whether a text prompt or a soft prompt helps the stage-3 models;
+# - which prompts help stage 3 (the line before, a lyrics catalogue) and which do not;
 # - to look at the transcripts behind the numbers: the best and the worst utterances,
 #   aligned word by word.
 
@@ -126,7 +126,8 @@ print("\n".join(str(p) for p in written) if written else analysis.NO_RESULTS)
 # narrower, and when it excludes 0 the difference is real at the 95% level. `p_better` is the
 # share of resamples in which the model beats its baseline. The pairs are the thesis'
 # questions (`analysis.PAIRS`): what stage 1 gains and how much of it is the singing, whether
-# stage 2 keeps it, what prompts bring.
+# stage 2 keeps it, what the stages do to real voices never heard, what the soft prompt costs
+# speech (the prompts themselves: section 6).
 
 # %%
 paired = analysis.paired_table()
@@ -149,8 +150,9 @@ if notebook.show_or_explain(
 # Each bar is one model on one test set, with its 95% interval. Read it left to right: the
 # zero-shot baseline, stage 1 on the flamenco corpus, the spoken control (trained on the same
 # lyrics spoken, not sung; the `cpu` report leaves it out unless asked for, notebook 07), stage 2
-# on general speech, stage 3 with prompts. A gap means that
-# model was not evaluated on that set (the stage-3 grid covers the cante and speech sets only).
+# on general speech, stage 3 (trained with prompts, decoded here without one). A gap means that
+# model was not evaluated on that set (the control: the cante set sung and spoken; the soft
+# prompt: the speech set).
 
 # %%
 runs = analysis.runs_table()
@@ -247,31 +249,24 @@ notebook.show_or_explain(
 # %% [markdown]
 # ## 6. Prompts
 #
-# Stage 3 trains Whisper with a text prompt in its previous-text slot (the palo and words of
-# a flamenco lexicon); the soft-prompt variant learns prompt vectors instead. The bars compare
-# stage 2 and stage 3 decoded without a prompt, with the text prompt, and with the soft
-# prompt. Stage 2 never saw prompts in training: if a prompt helps it, that is Whisper's own
-# pre-training at work; stage 3 should gain more.
-
+# Notebook 09 decodes the verses of the test songs (lines whose copla and line before are
+# known) with stage 3 and each kind of prompt: the palo, a lexicon, the line before (the
+# model's own transcript of it, and the true one), a copla found in a lyrics catalogue (with
+# the copla in the catalogue, and not), a wrong copla (the control), and the soft prompt. Each
+# row against stage 2 without a prompt (top) and each prompt against stage 3 without one
+# (bottom): the WER difference with its paired 95% interval; left of zero, fewer errors.
 
 # %%
-def draw_prompts(table):
-    """One panel of bars per test set."""
-    sets = list(table["test_set"].unique())
-    fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 3.4), squeeze=False)
-    for ax, key in zip(axes[0], sets, strict=True):
-        plotting.plot_prompt_bars(table[table["test_set"] == key], ax=ax, title=f"{key} test set")
-    return fig
-
-
 notebook.show_or_explain(
-    analysis.prompt_table(),
-    draw_prompts,
-    empty=lambda table: (table["prompt"] == "none").all(),  # no prompted row evaluated yet
+    analysis.paired_table(analysis.PROMPT_PAIRS),
+    lambda table: plotting.plot_differences(
+        table, title="Verses of the test songs: each prompt against stage 2 and stage 3"
+    ),
     name="10-prompts",
     caption=(
-        "WER (%) of stage 2 and stage 3 decoded without a prompt, with a text prompt and with a "
-        "soft prompt, with 95% intervals."
+        "WER difference (points) with paired 95% intervals on the verses of the test songs: every "
+        "row of the prompt grid against stage 2 without a prompt, and each prompt against stage 3 "
+        "without one."
     ),
 )
 

@@ -67,14 +67,14 @@ HYPS = {  # (row, test set): hypotheses, one per reference
         "que me lleven a cádiz que allí tengo mi querer",
         "tanto presumir de guapo y al final te has casado",
     ],
-    ("stage 2 + prompts", "cante"): [
+    ("stage 3", "cante"): [
         "ay la luna de triana se ha dormío en el río",
         "mi mare me lo decía",
         "por la calle del pozo va mi niña llorando",
         "que me lleven a cádiz",
         "tanto presumir de guapo y al final te has casao",
     ],
-    ("stage 2 + prompts", "speech"): [
+    ("stage 3", "speech"): [
         "el número que ha marcado no existe soleá",
         "por favor deje su mensaje después de la señal",
         "su llamada es importante para nosotros",
@@ -84,11 +84,36 @@ HYPS = {  # (row, test set): hypotheses, one per reference
         "por favor deje su mensaje después de la señal",
         "su llamada es importante para nosotros",
     ],
+    # the prompt grid of notebook 09 on the verses (here the cante lines)
+    ("stage 2", "verses"): [
+        "la luna de triana se ha dormido",
+        "mi mare me lo decía que no te fueras al puerto",
+        "por la calle del pozo va mi niña",
+        "que me lleven a cádiz",
+        "tanto presumir de guapo y al final te has casao",
+    ],
+    ("stage 3", "verses"): [
+        "ay la luna de triana se ha dormío",
+        "mi mare me lo decía que no te fueras al puerto",
+        "por la calle del pozo va mi niña llorando",
+        "que me lleven a cádiz",
+        "tanto presumir de guapo y al final te has casao",
+    ],
+    ("stage 3 + catalogue, copla in", "verses"): [t for _, _, t in CANTE],
+    ("stage 3 + mismatched copla", "verses"): [
+        "ay la luna de triana se ha dormío en el puerto",
+        "mi mare me lo decía que no te fueras al puerto",
+        "por la calle del pozo va mi niña llorando",
+        "que me lleven a cádiz",
+        "tanto presumir de guapo y al final te has casao",
+    ],
 }
+# the first pass's search of the catalogue row: top-1 and top-5 shares of its lines
+CATALOGUE_SEARCH = {"top1": 0.8, "topk": 1.0}
 
 
 def _references(key):
-    if key == "cante":
+    if key in ("cante", "verses"):
         return [{"id": i, "palo": p, "text": t, "text_canonical": t} for i, p, t in CANTE]
     return [{"id": f"speech-{k}", "text": t, "text_canonical": t} for k, t in enumerate(SPEECH)]
 
@@ -98,9 +123,10 @@ def _write_run(root, row, key, hyps):
     refs = _references(key)
     d = results.run_dir(row, key, root=root)
     d.mkdir(parents=True)
-    (d / "metrics.json").write_text(
-        json.dumps(evaluation.score_predictions(refs, hyps)), encoding="utf-8"
-    )
+    metrics = evaluation.score_predictions(refs, hyps)
+    if "catalogue" in row and "mismatched" not in row:
+        metrics["catalogue"] = CATALOGUE_SEARCH
+    (d / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
     with open(d / "predictions.jsonl", "w", encoding="utf-8") as f:
         for r, h in zip(refs, hyps):
             rec = {
@@ -159,10 +185,10 @@ def test_runs_and_sdi_tables_match_jiwer(fake_results):
         ("stage 1", "real_sung"),
         ("stage 1", "speech"),
         ("stage 2", "cante"),
-        ("stage 2 + prompts", "cante"),
-        ("stage 2 + prompts", "speech"),
+        ("stage 3", "cante"),
+        ("stage 3", "speech"),
         ("stage 3, soft prompt", "speech"),
-    ]
+    ]  # the verses are the prompt grid's, not a column of the results
     sdi = analysis.sdi_table().set_index(["model", "test_set"])
     for (row, key), r in runs.set_index(["model", "test_set"]).iterrows():
         if key == "real_sung":  # checked per speaker below
@@ -223,31 +249,37 @@ def test_per_speaker_table_matches_jiwer_on_each_speaker(fake_results):
     assert analysis.per_speaker_table(("real_speech",)).empty  # no run: an empty table
 
 
-def test_forgetting_and_prompt_tables(fake_results):
+def test_forgetting_and_prompt_grid_tables(fake_results):
     forgetting = analysis.forgetting_table()
-    assert list(forgetting["model"]) == [
-        "zero-shot",
-        "stage 1",
-        "stage 2 + prompts",
-    ]  # evaluated on both sets
+    assert list(forgetting["model"]) == ["zero-shot", "stage 1", "stage 3"]  # on both sets
     for r in forgetting.itertuples():
         assert r.cante_wer == pytest.approx(100 * _jiwer(r.model, "cante").wer)
         assert r.speech_wer == pytest.approx(100 * _jiwer(r.model, "speech").wer)
-    prompts = analysis.prompt_table()
-    assert list(zip(prompts["model"], prompts["test_set"], prompts["prompt"])) == [
-        ("stage 2", "cante", "none"),
-        ("stage 2 + prompts", "cante", "text prompt"),
-        ("stage 2 + prompts", "speech", "text prompt"),
-        ("stage 3, soft prompt", "speech", "soft prompt"),
+    prompts = analysis.prompt_grid_table()
+    assert list(prompts["model"]) == [  # PROMPT_GRID's order, rows without a run left out
+        "stage 2",
+        "stage 3",
+        "stage 3 + catalogue, copla in",
+        "stage 3 + mismatched copla",
     ]
     for r in prompts.itertuples():
-        m = json.loads(
-            (results.run_dir(r.model, r.test_set, root=fake_results) / "metrics.json").read_text()
-        )
-        assert (r.wer_lo, r.wer, r.wer_hi) == pytest.approx(
-            [100 * m["wer_ci"][0], 100 * m["wer"], 100 * m["wer_ci"][1]]
-        )
-        assert r.stage == r.model[:7]
+        out = _jiwer(r.model, "verses")
+        assert r.wer == pytest.approx(100 * out.wer) and r.n == len(CANTE)
+        assert r.wer_lo <= r.wer <= r.wer_hi
+        if r.model == "stage 3 + catalogue, copla in":  # the only row that searched
+            assert (r.top1, r.top5) == (80.0, 100.0)
+        else:
+            assert pd.isna(r.top1) and pd.isna(r.top5), r.model
+    pairs = analysis.paired_table(analysis.PROMPT_PAIRS)
+    assert list(zip(pairs["baseline"], pairs["model"])) == [
+        ("stage 2", "stage 3"),
+        ("stage 2", "stage 3 + catalogue, copla in"),
+        ("stage 2", "stage 3 + mismatched copla"),
+        ("stage 3", "stage 3 + catalogue, copla in"),
+        ("stage 3", "stage 3 + mismatched copla"),
+    ]
+    # the right copla as the prompt: every line right, fewer errors than stage 2
+    assert pairs["wer_model"].iloc[1] == 0 and pairs["delta"].iloc[1] < 0
 
 
 def test_tables_read_the_root_given_and_are_empty_without_results(fake_results, tmp_path):
@@ -258,7 +290,7 @@ def test_tables_read_the_root_given_and_are_empty_without_results(fake_results, 
         analysis.per_palo_table(root=empty),
         analysis.sdi_table(root=empty),
         analysis.forgetting_table(root=empty),
-        analysis.prompt_table(root=empty),
+        analysis.prompt_grid_table(root=empty),
         analysis.best_and_worst("zero-shot__cante", root=empty),
     ):
         assert isinstance(table, pd.DataFrame) and table.empty
@@ -390,6 +422,10 @@ def test_write_tables_writes_csv_and_markdown(fake_results, tmp_path):
     tables = tmp_path / "report" / "tables"
     pd.testing.assert_frame_equal(pd.read_csv(tables / "per_palo.csv"), analysis.per_palo_table())
     assert (tables / "results.md").read_text().startswith(results.markdown(results.results_table()))
+    grid_md = (tables / "prompts.md").read_text().splitlines()  # the prompt grid on the verses
+    assert grid_md[0] == "| model | n | wer | wer_lo | wer_hi | cer | top1 | top5 |"
+    assert grid_md[2].startswith("| stage 2 | 5 |") and grid_md[2].endswith(" |  |  |")  # no search
+    assert grid_md[4].endswith("| 80.0 | 100.0 |") and "nan" not in "".join(grid_md)
     assert report.write_tables(tmp_path / "empty-tables", root=tmp_path / "nothing") == []
 
 

@@ -24,14 +24,13 @@ CHAIN = {  # notebook: (figures it always draws, rows of grid.STAGES it evaluate
     ),
     "08_stage2_common_voice.ipynb": (["08-training-curve", "08-forgetting"], ["stage 2"]),
     "09_stage3_prompts.ipynb": (
-        ["09-training-curves", "09-prompts", "09-prompt-grid"],
-        ["stage 2 + prompts", "stage 3", "stage 3 + prompts", "stage 3, soft prompt"],
+        ["09-training-curves", "09-prompt-grid"],
+        ["stage 3", "stage 3, soft prompt"],
     ),
 }
 BY_GROUP = {
     "06-per-palo": ("zero-shot", "palo"),
     "06-voices": ("zero-shot", "voice_heldout"),
-    "09-per-palo": ("stage 3", "palo"),
 }  # drawn when the clips evaluated have more than one group
 SETS = {label: opts[0].get("sets") if opts else None for label, _, *opts in grid.STAGES}
 
@@ -126,7 +125,7 @@ def test_experiment_notebooks_train_evaluate_and_draw_in_the_smoke_folder(tmp_pa
     assert "measured when notebook 07 ran (batch 1," in caption and base.name in caption
     soft = json.loads(
         (
-            results.run_dir("stage 3, soft prompt", "cante", root=smoke / "results")
+            results.run_dir("stage 3, soft prompt", "speech", root=smoke / "results")
             / "metrics.json"
         ).read_text()
     )

@@ -167,16 +167,16 @@ def test_stage_rows_point_each_row_at_its_configs_output_folder(tmp_path, monkey
     for name in OFFLINE_CORPORA:  # the configs name these manifests
         (data / "corpora" / name).mkdir(parents=True)
         (data / "corpora" / name / "manifest.jsonl").write_text("")
-    labels = ("zero-shot", "stage 3 + prompts", "stage 1")
+    labels = ("zero-shot", "stage 3, soft prompt", "stage 1")
     smoke = grid.stage_rows(*labels, profile="smoke", base="/models/whisper-base")
     options = {label: opts for label, _, *opts in grid.STAGES}
     assert smoke == [
         ("zero-shot", "/models/whisper-base"),
         ("stage 1", str(data / "checkpoints/smoke/stage1")),
         (
-            "stage 3 + prompts",
-            str(data / "checkpoints/smoke/stage3"),
-            *options["stage 3 + prompts"],
+            "stage 3, soft prompt",
+            str(data / "checkpoints/smoke/stage3_soft"),
+            *options["stage 3, soft prompt"],
         ),
     ]
     cpu = grid.stage_rows(*labels, profile="cpu")  # where `python -m flamenco_lib results` looks

@@ -249,22 +249,6 @@ def plot_forgetting(
     return ax
 
 
-def plot_prompt_bars(table, *, ax=None, title: str | None = None):
-    """Stage 2 and stage 3 decoded without prompt, with a text prompt, and with a soft prompt:
-    WER bars with 95% intervals, ``stage`` on x and ``prompt`` as hue
-    (:func:`flamenco_lib.analysis.prompt_table`, one test set at a time)."""
-    ax = plot_stage_comparison(
-        table,
-        x="stage",
-        hue="prompt",
-        hue_order=("none", "text prompt", "soft prompt"),
-        ax=ax,
-        title=title,
-    )
-    ax.legend(title="prompt", fontsize=8)  # inside: these figures stand side by side
-    return ax
-
-
 VERDICT_COLORS = {"better": "C2", "worse": "C3", "no clear difference": "0.45"}
 
 
