@@ -215,8 +215,8 @@ def build(*, profile: str = "cpu", parameters: dict | None = None) -> list[Path]
 def write_tables(outdir: str | Path | None = None, *, root: Path | None = None) -> list[Path]:
     """Write the result tables as CSV and Markdown into ``outdir`` (default ``report/tables/``):
     ``results`` (:func:`flamenco_lib.results.results_table`), ``runs``, ``per_palo``, ``sdi``,
-    ``forgetting``, ``prompts`` (the prompt grid on the verses) and ``paired`` (:mod:`flamenco_lib.analysis`), read from the results files
-    under ``root``. Empty tables are not written. Returns the written paths."""
+    ``forgetting``, ``prompts`` (the prompt grid on the verses) and ``paired``
+    (:mod:`flamenco_lib.analysis`), read from the results files under ``root``. Empty tables are not written. Returns the written paths."""
     from . import analysis, results
 
     out = Path(outdir) if outdir is not None else report_dir() / "tables"

@@ -341,10 +341,8 @@ notebook.show_or_explain(
 out = report_dir() / "tables"
 out.mkdir(parents=True, exist_ok=True)
 prompt_grid.to_csv(out / "prompt_grid.csv", index=False)
-grid_md = [  # a row without a search has no top-1/top-5: an empty cell, not "nan"
-    results.to_markdown(t.round(2).astype(object).where(t.notna(), ""))
-    for t in (prompt_grid, prompt_pairs)
-    if not t.empty
+grid_md = [  # a row without a search has no top-1/top-5: to_markdown leaves the cell empty
+    results.to_markdown(t.round(2)) for t in (prompt_grid, prompt_pairs) if not t.empty
 ]
 (out / "prompt_grid.md").write_text("\n\n".join(grid_md) + "\n", encoding="utf-8")
 prompt_pairs.round(2)

@@ -33,8 +33,10 @@ from flamenco_lib.results import evaluate_stages, results_table
 
 def interpolate(base_dir: Path, tuned_dir: Path, alpha: float, out: Path) -> Path:
     """Write ``base + alpha * (tuned - base)``, weight by weight, with ``tuned_dir``'s config
-    and tokenizer files, into ``out``; kept when it exists."""
-    if (out / "model.safetensors").exists():
+    and tokenizer files, into ``out``; kept when it is newer than the tuned weights (a stage
+    trained again is interpolated again)."""
+    done, source = out / "model.safetensors", tuned_dir / "model.safetensors"
+    if done.exists() and done.stat().st_mtime >= source.stat().st_mtime:
         return out
     base = load_file(str(base_dir / "model.safetensors"))
     tuned = load_file(str(tuned_dir / "model.safetensors"))
