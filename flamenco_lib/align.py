@@ -19,7 +19,10 @@ line, and plays guitar between coplas. :func:`align_lyrics` finds where each pri
    quejío alone, text over the guitar) is left out. Two regions less than :data:`JOIN_GAP_S`
    apart may sing one line together (a line the voice detector cut at a breath), and a region
    of quejíos alone less than :data:`CRY_GAP_S` before the next opens the next line;
-3. each aligned line keeps its region's times and a **confidence** (the similarity, 0-1); lines
+3. each aligned line keeps its region's times, its start moved earlier to where the same detector,
+   restarted more often (pieces of :data:`ONSET_PIECES`), first hears the voice that runs into it
+   (:func:`_earlier_onsets`: a quejío after a falseta is often heard a second late), and a
+   **confidence** (the similarity, 0-1); lines
    under ``min_confidence`` are flagged and left out of the corpus, printed lines never found are
    reported;
 4. its **label is what was sung**, written with the printed words (:func:`sung_label`): the
@@ -36,7 +39,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +63,8 @@ CRY_GAP_S = 2.5  # a region of quejíos alone this close to the next region open
 PAUSE_COST_S = 2.0  # a cut of a block left by the characters costs as much as one moved this far
 MATCH_SLACK = 5.0  # a line's earlier match this close to its best (rapidfuzz points) is its start
 JOIN_COST = 0.05  # what joining two regions into one line costs (a repeat in two breaths stays two)
+ONSET_PIECES = (6.0, 3.0)  # the detector's pieces (s long, one every s) that date a line's onset
+ONSET_BACK_S = 2.0  # ...moving its start at most this much earlier
 QUEJIO = re.compile(r"^a+y+$")  # besides text.QUEJIOS: "ayyyy", "aay" as Whisper spells a long cry
 
 
@@ -278,18 +283,42 @@ def _cries_open_lines(heard: list[tuple[float, float, str]]) -> tuple[list[tuple
     return out, words_from
 
 
+def _earlier_onsets(aligned: list[Aligned], onsets) -> list[Aligned]:
+    """Each line's start moved to the start of an ``onsets`` region (start, end) that holds it
+    and begins at most :data:`ONSET_BACK_S` earlier, never before the line before ends (the
+    earliest such region). ``onsets`` come from the voice detector restarted more often than the
+    one that cut the recording for decoding (:data:`ONSET_PIECES`): a fresh detector hears a
+    quejío after a falseta that the other hears a second late, and a region that begins before
+    the line before ends is voice running on, not an onset.
+
+    >>> a = Aligned(0, "x", 10.0, 14.0, 1.0, "x")
+    >>> [b.start for b in _earlier_onsets([a], [(8.9, 12.0)])]
+    [8.9]
+    >>> [b.start for b in _earlier_onsets([a], [(7.5, 12.0), (9.0, 9.6)])]  # too far; ends before
+    [10.0]
+    """
+    out, prev_end = [], 0.0
+    for a in aligned:
+        starts = [s for s, e in onsets if max(prev_end, a.start - ONSET_BACK_S) <= s < a.start <= e]
+        out.append(replace(a, start=min(starts)) if starts else a)
+        prev_end = max(prev_end, a.end)
+    return out
+
+
 def align_lines(
     heard: list[tuple[float, float, str]],
     printed: list[str],
     *,
     min_confidence=MIN_CONFIDENCE,
     pauses=(),
+    onsets=(),
 ) -> list[Aligned]:
     """Align transcribed regions ``(start, end, text)`` (in time order) to ``printed`` lines
     (in order) as described in the module docstring; ``pauses``: (start, end) of the gaps
     between the voice detector's regions, where a block of lines in one transcribed region is
-    cut (:func:`_cut_at_pauses`). Returns the aligned occurrences in time order, confidences
-    below ``min_confidence`` included (the caller decides)."""
+    cut (:func:`_cut_at_pauses`); ``onsets``: the regions of the detector restarted more often,
+    which date each line's start (:func:`_earlier_onsets`). Returns the aligned occurrences in
+    time order, confidences below ``min_confidence`` included (the caller decides)."""
     heard, words_from = _cries_open_lines(heard)
     norm_p = [normalize_flamenco(p, keep_accents=False) for p in printed]
     norm_h = [normalize_flamenco(t, keep_accents=False) for _, _, t in heard]
@@ -363,27 +392,41 @@ def align_lines(
                     start_k, end_k = float(starts[k]), float(ends[k])
                     out.append(Aligned(f + k, printed[f + k], start_k, end_k, conf, text, sung))
         j, i = prev_j, prev_i
-    return out[::-1]
+    return _earlier_onsets(out[::-1], onsets)
 
 
 def align_lyrics(
-    model, processor, audio: np.ndarray, printed: list[str], *, name="recording", **options
+    model,
+    processor,
+    audio: np.ndarray,
+    printed: list[str],
+    *,
+    name="recording",
+    onset_pieces: tuple[float, float] | None = ONSET_PIECES,
+    **options,
 ):
     """Transcribe ``audio`` by voice regions and align ``printed`` to it (:func:`align_lines`).
     Returns ``(aligned, missing)``: the aligned lines (confidence >= :data:`MIN_CONFIDENCE`) and
     the indices of printed lines found nowhere (each also logged as a warning). ``options``
     (``vad_threshold``, ``join_s``) go to :func:`~flamenco_lib.recording.transcribe_recording`;
-    the detector's pauses inside a transcribed region cut the lines sung there."""
+    the detector's pauses inside a transcribed region cut the lines sung there, and the same
+    detector on ``onset_pieces`` (seconds long, one every; :data:`ONSET_PIECES`) dates each
+    line's onset (``None``: the starts stay those of the regions decoded)."""
     from .recording import transcribe_recording
     from .voice import VAD_THRESHOLD, voice_regions
 
-    regions = voice_regions(audio, threshold=options.get("vad_threshold", VAD_THRESHOLD))
+    threshold = options.get("vad_threshold", VAD_THRESHOLD)
+    regions = voice_regions(audio, threshold=threshold)
     lines = transcribe_recording(
         model, processor, audio, progress=False, name=name, regions=regions, **options
     )
     heard = [(ln.start, ln.end, ln.text) for ln in lines if not ln.dropped and ln.text]
     pauses = [(a[1], b[0]) for a, b in zip(regions, regions[1:])]
-    aligned = align_lines(heard, printed, pauses=pauses)
+    onsets = []
+    if onset_pieces:
+        chunk_s, hop_s = onset_pieces
+        onsets = voice_regions(audio, threshold=threshold, chunk_s=chunk_s, hop_s=hop_s)
+    aligned = align_lines(heard, printed, pauses=pauses, onsets=onsets)
     found = {a.line for a in aligned}
     missing = [k for k in range(len(printed)) if k not in found]
     for k in missing:

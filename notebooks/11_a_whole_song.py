@@ -255,13 +255,15 @@ real_table.to_csv(out / "songs-real.csv", index=False)
 # %% [markdown]
 # ## 6. Known lyrics: aligned to the song
 #
-# A supervisor often has a recording's lyrics as a booklet prints them (each line once, in
-# order, no times). `flamenco_lib.align` (`python -m flamenco_lib data align RECORDING
-# LYRICS.txt --out CORPUS`) transcribes the voice regions as above and matches the printed lines
-# to them in order by dynamic programming: a line may be sung twice, skipped, or share a region
-# with its neighbours; a region may sing nothing printed (a quejío). Each aligned line becomes a
-# timed segment of a stage-1 corpus, labelled with **what was sung**, in the printed words: the
-# quejío heard before the line and the line as many times as the model heard it
+# A supervisor often has a recording's lyrics as a booklet prints them (each line once, in order,
+# no times). `flamenco_lib.align` (`python -m flamenco_lib data align RECORDING LYRICS.txt --out
+# CORPUS`) transcribes the voice regions as above and matches the printed lines to them in order
+# by dynamic programming: a line may be sung twice, skipped, or share a region with its
+# neighbours; a region may sing nothing printed (a quejío). A line's start is dated by the same
+# detector restarted every 3 s (`align.ONSET_PIECES`): the one that cut the song for decoding,
+# restarted every 5 s, often hears a quejío after a falseta a second late. Each aligned line
+# becomes a timed segment of a stage-1 corpus, labelled with **what was sung**, in the printed
+# words: the quejío heard before the line and the line as many times as the model heard it
 # (`align.sung_label`). A booklet prints "Mi mare se fue pa Ronda" once; a model trained on that
 # label for "Ay, ay, mi mare se fue pa Ronda, mi mare se fue pa Ronda" learns to drop the quejíos
 # and repeats. `song_eval.alignment_runs` aligns each evaluated test song's printed lyrics with

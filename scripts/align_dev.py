@@ -3,6 +3,10 @@
 error, share of starts within 0.5 s, lines found, repeats found twice) for each model and
 threshold. The dev songs choose; the test songs (notebook 11) report.
 
+``--without-onsets``: each model and threshold aligned a second time with every line's start
+left where the decoded region begins (``align_lyrics(onset_pieces=None)``), against the default
+that dates it by the detector on shorter pieces (``align.ONSET_PIECES``; README, "Onsets").
+
 ``--leads``: each alignment scored again with every line's start moved earlier by these seconds
 (never before the end of the line before it, nor before 0; README, "Not a late detector"), after
 the signed start errors (aligned - sung; positive: late), so that a detector that hears onsets
@@ -11,6 +15,7 @@ late would show as a bias.
 Usage (after ``make report``; paths relative to the project):
     .venv/bin/python scripts/align_dev.py [--models base data/checkpoints/stage3/final]
         [--thresholds 0.35 0.2 0.1] [--songs data/corpora/songs] [--leads 0 0.1 0.2 0.3]
+        [--without-onsets]
 A minute or two per model and threshold on 2 cores (three dev songs).
 """
 
@@ -18,11 +23,12 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from itertools import product
 
 import numpy as np
 import pandas as pd
 
-from flamenco_lib.align import Aligned
+from flamenco_lib.align import ONSET_PIECES, Aligned
 from flamenco_lib.models import load_whisper
 from flamenco_lib.paths import data_dir
 from flamenco_lib.results import shared_encoder_prefix, to_markdown
@@ -70,18 +76,27 @@ def main() -> None:
     p.add_argument("--songs", default=str(data_dir() / "corpora" / "songs"))
     p.add_argument("--split", default="dev")
     p.add_argument("--leads", nargs="+", type=float, default=[])
+    p.add_argument("--without-onsets", action="store_true")
     args = p.parse_args()
     songs = {s["song"]: s for s in read_songs(args.songs, args.split)}
+    variants = [ONSET_PIECES] + ([None] if args.without_onsets else [])
     rows, leads = [], []
     for name in args.models:
         path = name if name == "base" else str(data_dir() / name)
         model, processor = load_whisper(path)
         with shared_encoder_prefix(model):
-            for threshold in args.thresholds:
+            for threshold, pieces in product(args.thresholds, variants):
                 m = evaluate_alignment(
-                    model, processor, args.songs, split=args.split, vad_threshold=threshold
+                    model,
+                    processor,
+                    args.songs,
+                    split=args.split,
+                    vad_threshold=threshold,
+                    onset_pieces=pieces,
                 )
-                rows.append({"model": name, "threshold": threshold, **alignment_row(m)})
+                onsets = "/".join(f"{x:g}" for x in pieces) if pieces else "none"
+                row = {"model": name, "threshold": threshold, "onset pieces": onsets}
+                rows.append({**row, **alignment_row(m)})
                 print(pd.DataFrame(rows[-1:]).round(2).to_string(index=False), flush=True)
                 if not args.leads:
                     continue
@@ -93,7 +108,7 @@ def main() -> None:
                     f"early: {((signed < -0.5) & (signed >= -1)).sum()}"
                 )
                 for r in leads_table(songs, m["per_song"], args.leads):
-                    leads.append({"model": name, "threshold": threshold, **r})
+                    leads.append({**row, **r})
     print(to_markdown(pd.DataFrame(rows).round(2)))
     if leads:
         print(to_markdown(pd.DataFrame(leads).round(2)))

@@ -202,28 +202,61 @@ def test_the_pause_after_a_cry_that_opens_a_line_does_not_split_its_repeat():
     assert got.sung == "Ayyy, ay, A cuatrocientos metros, A cuatrocientos metros"
 
 
-def test_align_lyrics_runs_the_detector_once_and_cuts_at_its_pauses(monkeypatch):
+def test_align_lyrics_cuts_at_the_detectors_pauses_and_dates_onsets_by_its_shorter_pieces(
+    monkeypatch,
+):
     import flamenco_lib.recording as recording
     import flamenco_lib.voice as voice
-    from flamenco_lib.align import align_lyrics
+    from flamenco_lib.align import ONSET_PIECES, align_lyrics
     from flamenco_lib.recording import Line
 
     calls = []
     regions = [(1.0, 4.0), (4.3, 8.0)]  # two lines 0.3 s apart: one transcribed region
+    onsets = [(0.2, 3.2), (3.5, 8.0)]  # the fresher detector hears the first line's quejío
 
-    def detector(audio, threshold):
-        calls.append(threshold)
-        return regions
+    def detector(audio, threshold, **pieces):
+        calls.append((threshold, pieces))
+        return onsets if pieces else regions
 
     def transcribe(model, processor, audio, *, regions, **kw):
-        assert regions == [(1.0, 4.0), (4.3, 8.0)]  # the detector's regions, not run again
+        assert regions == [(1.0, 4.0), (4.3, 8.0)]  # the decoding detector's regions
         return [Line(1.0, 8.0, "va mi niña, con su pena")]
 
     monkeypatch.setattr(voice, "voice_regions", detector)
     monkeypatch.setattr(recording, "transcribe_recording", transcribe)
     got, missing = align_lyrics(None, None, np.zeros(16000 * 9), ["va mi niña", "con su pena"])
-    assert calls == [voice.VAD_THRESHOLD] and missing == []
+    chunk_s, hop_s = ONSET_PIECES
+    assert calls == [
+        (voice.VAD_THRESHOLD, {}),
+        (voice.VAD_THRESHOLD, {"chunk_s": chunk_s, "hop_s": hop_s}),
+    ]
+    assert missing == []
+    # the first line begins where the fresher detector hears it; the second after the pause
+    # (4.0-4.3 s): an onsets region that begins before the line before ends is voice running on
+    assert [(a.line, a.start, a.end) for a in got] == [(0, 0.2, 4.0), (1, 4.3, 8.0)]
+    calls.clear()  # without the onsets: one detector, the starts of the regions decoded
+    got, _ = align_lyrics(
+        None, None, np.zeros(16000 * 9), ["va mi niña", "con su pena"], onset_pieces=None
+    )
+    assert calls == [(voice.VAD_THRESHOLD, {})]
     assert [(a.line, a.start, a.end) for a in got] == [(0, 1.0, 4.0), (1, 4.3, 8.0)]
+
+
+def test_onsets_move_a_start_earlier_only_within_their_reach():
+    from flamenco_lib.align import ONSET_BACK_S
+
+    heard = [(10.0, 14.0, "va mi niña"), (15.0, 18.0, "con su pena")]
+    printed = ["va mi niña", "con su pena"]
+    plain = align_lines(heard, printed)
+    assert [a.start for a in plain] == [10.0, 15.0]
+    near = [(10.0 - ONSET_BACK_S + 0.1, 12.0), (14.5, 16.0)]
+    assert [a.start for a in align_lines(heard, printed, onsets=near)] == [8.1, 14.5]
+    far = [(10.0 - ONSET_BACK_S - 0.1, 12.0)]  # farther back than the reach: left alone
+    assert [a.start for a in align_lines(heard, printed, onsets=far)] == [10.0, 15.0]
+    runs_on = [(13.0, 16.0)]  # voice from inside the line before: no onset for the second
+    assert [a.start for a in align_lines(heard, printed, onsets=runs_on)] == [10.0, 15.0]
+    after = [(10.5, 12.0)]  # a region that begins after the start never moves it later
+    assert [a.start for a in align_lines(heard, printed, onsets=after)] == [10.0, 15.0]
 
 
 def test_order_is_kept_when_a_later_line_sounds_like_an_earlier_one():
