@@ -22,9 +22,8 @@ line, and plays guitar between coplas. :func:`align_lyrics` finds where each pri
 3. each aligned line keeps its region's times, its start moved earlier to where the same detector,
    restarted more often (pieces of :data:`ONSET_PIECES`), first hears the voice that runs into it
    (:func:`_earlier_onsets`: a quejío after a falseta is often heard a second late), and a
-   **confidence** (the similarity, 0-1); lines
-   under ``min_confidence`` are flagged and left out of the corpus, printed lines never found are
-   reported;
+   **confidence** (the similarity, 0-1); lines under ``min_confidence`` are flagged and left out
+   of the corpus, printed lines never found are reported;
 4. its **label is what was sung**, written with the printed words (:func:`sung_label`): the
    quejío heard before the line and the line (or its end) as many times as the model heard it.
    The booklet prints "Mi mare se fue pa Ronda" once; the singer sang "Ay, ay, mi mare se fue pa
