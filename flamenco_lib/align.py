@@ -25,8 +25,9 @@ line, and plays guitar between coplas. :func:`align_lyrics` finds where each pri
    **confidence** (the similarity, 0-1); lines under ``min_confidence`` are flagged and left out
    of the corpus, printed lines never found are reported;
 4. its **label is what was sung**, written with the printed words (:func:`sung_label`): the
-   quejío heard before the line and the line (or its end) as many times as the model heard it.
-   The booklet prints "Mi mare se fue pa Ronda" once; the singer sang "Ay, ay, mi mare se fue pa
+   quejío heard before the line and the line (or its end) as many times as the model heard it
+   (a line sung with others in one region: in its own words there), with how much of the label
+   was heard (:func:`heard_share`; the corpus leaves out fragments). The booklet prints "Mi mare se fue pa Ronda" once; the singer sang "Ay, ay, mi mare se fue pa
    Ronda, mi mare se fue pa Ronda", and a model trained on the printed line alone learns to drop
    quejíos and repeats that the corpus' own labels (and the test sets) write out.
 
@@ -78,6 +79,7 @@ class Aligned:
     confidence: float
     heard: str  # what the model transcribed there
     sung: str = ""  # the label: the printed line as it was sung (:func:`sung_label`)
+    cover: float = 1.0  # how much of the label was heard there (:func:`heard_share`)
 
 
 def read_lyric_lines(path: str | Path) -> list[str]:
@@ -113,14 +115,18 @@ def _best_shape(heard_norm: str, shapes_norm: list[str]) -> tuple[float, int]:
     return scores[k], k
 
 
-def sung_label(printed: str, heard: str, *, whole_line: bool = True) -> str:
+def sung_label(
+    printed: str, heard: str, *, whole_line: bool = True, shape_of: str | None = None
+) -> str:
     """The printed line as the singer sang it, judged from what the model heard there.
 
     The quejíos the model heard before the first word (``"Ay, ay"``: :data:`text.QUEJIOS`,
     :data:`QUEJIO`) open the label; then, with ``whole_line``, the :func:`sung_shapes` of the
     printed line most like the rest of the heard text (rapidfuzz ``ratio``). The words are the
     printed ones: the model's misheard words never enter the label, only the shape of the
-    singing. ``whole_line=False`` (a line sung in one region with others) keeps the quejío only.
+    singing. ``shape_of``: the words whose shape is judged, when they are not the heard text
+    after its quejíos (a line sung in one region with others: its own part of the region's
+    words); ``whole_line=False`` keeps the quejío and the printed line once.
 
     >>> sung_label("Mi mare se fue pa Ronda", "Ay, ay, mi madre se fue marronza, se fue marronza")
     'Ay, ay, Mi mare se fue pa Ronda, se fue pa Ronda'
@@ -131,14 +137,26 @@ def sung_label(printed: str, heard: str, *, whole_line: bool = True) -> str:
     while len(words) > 1 and (words[0] in QUEJIOS or QUEJIO.match(words[0])):
         cries.append(words.pop(0))
     body = line
-    if whole_line and words:
+    rest = normalize_flamenco(" ".join(words) if shape_of is None else shape_of, keep_accents=False)
+    if whole_line and rest:
         shapes = sung_shapes(line)
-        rest = normalize_flamenco(" ".join(words), keep_accents=False)
         _, k = _best_shape(rest, [normalize_flamenco(c, keep_accents=False) for c in shapes])
         body = shapes[k]
     if not cries:
         return body
     return ", ".join([cries[0].capitalize(), *cries[1:], body])
+
+
+def heard_share(heard_norm: str, sung: str) -> float:
+    """How much of a label the model heard: the characters of the normalised transcript (quejíos
+    dropped) against the label's, at most 1: a breath's "despacio" labelled "me fumé un puro
+    despacio" reads far below 1, a misheard line near 1.
+
+    >>> heard_share("despacio", "Ay, me fumé un puro despacio")
+    0.33
+    """
+    label = normalize_flamenco(sung, keep_accents=False)
+    return round(min(1.0, len(heard_norm) / max(len(label), 1)), 2)
 
 
 def _line_starts(heard_norm: str, lines_norm: list[str]) -> list[int]:
@@ -376,20 +394,19 @@ def align_lines(
                     heard_part = normalize_flamenco(part, keep_accents=False)
                     part_conf = conf if part == text else _best_shape(heard_part, shapes[f])[0]
                     sung = sung_label(printed[f], part)
-                    out.append(Aligned(f, printed[f], s0, s1, part_conf, part, sung))
+                    cover = heard_share(heard_part, sung)
+                    out.append(Aligned(f, printed[f], s0, s1, part_conf, part, sung, cover))
             else:  # a block of lines, cut where each begins in the words and in the pauses
                 h = " ".join(norm_h[prev_j:j])
                 cuts = _line_starts(h, norm_p[f : f + b]) + [len(h)]
                 edges = [start + (end - start) * c / max(len(h), 1) for c in cuts]
                 starts, ends = _cut_at_pauses(edges, pauses)
                 for k in reversed(range(b)):
-                    sung = printed[f + k]
-                    if k == 0:  # a block's quejío opens its first line...
-                        sung = sung_label(printed[f], text, whole_line=False)
-                    elif k == b - 1:  # ...and its last line may be sung twice
-                        sung = sung_label(printed[f + k], h[cuts[k] :])
-                    start_k, end_k = float(starts[k]), float(ends[k])
-                    out.append(Aligned(f + k, printed[f + k], start_k, end_k, conf, text, sung))
+                    own = h[cuts[k] : cuts[k + 1]].strip()  # its words, up to the next line's
+                    # each line as sung judged on its own words; the block's quejío opens its first
+                    sung = sung_label(printed[f + k], text if k == 0 else own, shape_of=own)
+                    span, cover = (float(starts[k]), float(ends[k])), heard_share(own, sung)
+                    out.append(Aligned(f + k, printed[f + k], *span, conf, text, sung, cover))
         j, i = prev_j, prev_i
     return _earlier_onsets(out[::-1], onsets)
 
@@ -405,8 +422,8 @@ def align_lyrics(
     **options,
 ):
     """Transcribe ``audio`` by voice regions and align ``printed`` to it (:func:`align_lines`).
-    Returns ``(aligned, missing)``: the aligned lines (confidence >= :data:`MIN_CONFIDENCE`) and
-    the indices of printed lines found nowhere (each also logged as a warning). ``options``
+    Returns ``(aligned, missing)``: the aligned lines and the indices of printed lines found
+    nowhere (each also logged as a warning). ``options``
     (``vad_threshold``, ``join_s``) go to :func:`~flamenco_lib.recording.transcribe_recording`;
     the detector's pauses inside a transcribed region cut the lines sung there, and the same
     detector on ``onset_pieces`` (seconds long, one every; :data:`ONSET_PIECES`) dates each

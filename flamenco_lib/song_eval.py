@@ -425,7 +425,7 @@ def evaluate_alignment(
         lines = [
             {
                 k: getattr(a, k)
-                for k in ("line", "text", "sung", "heard", "start", "end", "confidence")
+                for k in ("line", "text", "sung", "heard", "start", "end", "confidence", "cover")
             }
             for a in aligned
         ]

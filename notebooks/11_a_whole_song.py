@@ -280,14 +280,15 @@ align_table.to_csv(out / "songs-alignment.csv", index=False)
 
 # %% [markdown]
 # The labels the last model's alignment gives the first test song, next to what it heard there
-# (the label keeps the printed words; only the shape of the singing comes from the transcript):
+# (the label keeps the printed words; only the shape of the singing comes from the transcript;
+# `cover`: how much of the label was heard there, `data align` leaves out lines under 0.6):
 
 # %%
 for run in align_runs[-1:]:
     last = json.loads((run / "alignment.json").read_text(encoding="utf-8"))
     first_song = next(r for r in last["per_song"] if r["song"] == song["song"])
     labels = pd.DataFrame(first_song["aligned"])
-    cols = ["start", "end", "text", "sung", "heard", "confidence"]
+    cols = ["start", "end", "text", "sung", "heard", "confidence", "cover"]
     display(labels.reindex(columns=cols).round(2))
 
 # %% [markdown]

@@ -130,6 +130,54 @@ def test_a_region_may_sing_a_repeat_and_the_next_line_or_two_lines_the_last_twic
     assert got[3].sung == "y el rico camina"
 
 
+def test_each_line_of_a_block_is_labelled_as_it_was_sung_and_how_much_was_heard():
+    # heard on a train song of the end-to-end check: the first line of a block sung twice was
+    # labelled once (its repeat's words missing from the label)
+    printed = ["y me encontré tu sombra", "sentada en el último barco"]
+    text = "y me encontré tu sombra, y me encontré tu sombra, ay, ay, sentada en el último barco"
+    got = align_lines([(19.8, 27.5, text)], printed)
+    assert [a.line for a in got] == [0, 1]
+    assert got[0].sung == "y me encontré tu sombra, y me encontré tu sombra"
+    assert got[1].sung == "sentada en el último barco"
+    assert got[0].cover == 1.0 and got[1].cover == 1.0
+    # a breath that holds the end of a line alone is labelled with the line, and says so
+    got = align_lines(
+        [(0.0, 4.2, "me fumé un puro despacio"), (6.0, 7.5, "despacio")],
+        ["me fumé un puro despacio"],
+    )
+    assert [a.cover for a in got] == [1.0, 0.33]
+
+
+def test_data_align_leaves_out_fragments_and_says_where(tmp_path, monkeypatch):
+    import flamenco_lib.models
+    from flamenco_lib.align import Aligned
+    from flamenco_lib.data import aligned as aligned_mod
+
+    rec, lyrics = tmp_path / "guajira.wav", tmp_path / "guajira.txt"
+    sf.write(rec, np.zeros(16000 * 40, dtype=np.float32), 16000)
+    lyrics.write_text("me fumé un puro despacio\nbajo una palma en La Habana\n")
+    line, other = "me fumé un puro despacio", "bajo una palma en La Habana"
+    found = [
+        Aligned(0, line, 2.0, 6.2, 0.98, "me fue un puro despacio", line, 1.0),
+        Aligned(0, line, 8.0, 9.6, 0.5, "despacio", line, 0.33),  # a fragment: left out
+        Aligned(1, other, 12.0, 12.04, 0.8, "bajo una palma", other, 1.0),  # no room: left out
+        Aligned(1, other, 20.0, 25.0, 0.9, "bajo una palma en la abana", other, 0.96),
+    ]
+    monkeypatch.setattr(flamenco_lib.models, "load_whisper", lambda model: (None, None))
+    monkeypatch.setattr(aligned_mod, "align_lyrics", lambda *a, **k: (found, []))
+    man, problems = aligned_mod.align_to_corpus([(rec, lyrics)], out=tmp_path / "corpus")
+    rows = [json.loads(x) for x in man.read_text(encoding="utf-8").splitlines()]
+    assert [(r["start"], r["lyric_line"], r["cover"]) for r in rows] == [
+        (2.0, 1, 1.0),
+        (20.0, 2, 0.96),
+    ]
+    assert len(problems) == 2
+    assert problems[0].startswith(f"{lyrics}:1: guajira.wav 8.0-9.6 s: 33% of the line heard")
+    assert (
+        problems[1].startswith(f"{lyrics}:2: guajira.wav 12.0-12.0 s") and "left out" in problems[1]
+    )
+
+
 def test_a_line_sung_twice_in_a_block_begins_at_its_first_singing():
     # heard on a dev song: rapidfuzz's partial_ratio_alignment put the second line's start at
     # its repeat (the last of two equal matches), 5 s late

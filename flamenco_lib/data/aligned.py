@@ -5,7 +5,10 @@ transcribed by voice regions and its printed lines aligned to it
 (:func:`flamenco_lib.align.align_lyrics`); every aligned line becomes one segment of the long
 recording (:func:`flamenco_lib.data.importers.corpus_rows`: the recording hard-linked into
 ``CORPUS/audio/``, nothing cut), labelled as it was sung, with its confidence, what the model
-heard there and the printed line's number. ``scripts/align_e2e.py`` trains stage 1 on such a corpus.
+heard there and the printed line's number. A line the model heard only a fragment of (less than
+:data:`MIN_COVER` of its label: a breath's "despacio" labelled "me fumé un puro despacio") or
+shorter than :data:`MIN_LINE_S` is left out, with a line saying so: its label would teach words
+that are not in its audio. ``scripts/align_e2e.py`` trains stage 1 on such a corpus.
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ from ..align import align_lyrics, read_lyric_lines
 from .importers import Interval, corpus_rows
 from .manifest import read_manifest, write_manifest
 
-__all__ = ["align_to_corpus"]
+__all__ = ["MIN_COVER", "MIN_LINE_S", "align_to_corpus"]
+
+# chosen on the dev songs' labels with stage 3 (README, "The price of alignment"): 0.5-0.7
+# read the same there, 0.6 left out two fragments and a line of no length among 227 segments
+MIN_COVER = 0.6  # below: too little of the label heard there (align.heard_share)
+MIN_LINE_S = 0.5  # below: no room for a sung line
 
 
 def align_to_corpus(
@@ -51,6 +59,13 @@ def align_to_corpus(
         whisper = whisper or load_whisper(model)
         aligned, missing = align_lyrics(*whisper, audio, printed, name=recording.name)
         problems += [f"{lyrics}:{k + 1}: not found in {recording.name}" for k in missing]
+        fragments = [a for a in aligned if a.cover < MIN_COVER or a.end - a.start < MIN_LINE_S]
+        problems += [
+            f"{lyrics}:{a.line + 1}: {recording.name} {a.start:.1f}-{a.end:.1f} s: "
+            f"{a.cover:.0%} of the line heard ({a.heard!r}), left out"
+            for a in fragments
+        ]
+        aligned = [a for a in aligned if a not in fragments]
         new = corpus_rows(
             [Interval(a.start, a.end, a.sung or a.text) for a in aligned],
             audio=recording,
@@ -65,6 +80,7 @@ def align_to_corpus(
             row.update(
                 text_canonical=a.text,
                 confidence=round(a.confidence, 3),
+                cover=a.cover,
                 heard=a.heard,
                 lyric_line=a.line + 1,
             )
