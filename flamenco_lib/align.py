@@ -26,10 +26,10 @@ line, and plays guitar between coplas. :func:`align_lyrics` finds where each pri
    of the corpus, printed lines never found are reported;
 4. its **label is what was sung**, written with the printed words (:func:`sung_label`): the
    quejío heard before the line and the line (or its end) as many times as the model heard it
-   (a line sung with others in one region: in its own words there), with how much of the label
-   was heard (:func:`heard_share`; the corpus leaves out fragments). The booklet prints "Mi mare se fue pa Ronda" once; the singer sang "Ay, ay, mi mare se fue pa
-   Ronda, mi mare se fue pa Ronda", and a model trained on the printed line alone learns to drop
-   quejíos and repeats that the corpus' own labels (and the test sets) write out.
+   (in its own words if it shares a region), and how much was heard (:func:`heard_share`).
+   The booklet prints "Mi mare se fue pa Ronda" once; the singer sang "Ay, ay, mi mare se fue pa
+   Ronda, mi mare se fue pa Ronda": a model trained on the printed line learns to drop quejíos
+   and repeats that the corpus' own labels (and the test sets) write out.
 
 The times come from the voice detector, not from Whisper's timestamps, so a fine-tuned model that
 no longer predicts timestamp tokens aligns as well as zero-shot Whisper.
@@ -423,11 +423,11 @@ def align_lyrics(
 ):
     """Transcribe ``audio`` by voice regions and align ``printed`` to it (:func:`align_lines`).
     Returns ``(aligned, missing)``: the aligned lines and the indices of printed lines found
-    nowhere (each also logged as a warning). ``options``
-    (``vad_threshold``, ``join_s``) go to :func:`~flamenco_lib.recording.transcribe_recording`;
-    the detector's pauses inside a transcribed region cut the lines sung there, and the same
-    detector on ``onset_pieces`` (seconds long, one every; :data:`ONSET_PIECES`) dates each
-    line's onset (``None``: the starts stay those of the regions decoded)."""
+    nowhere (each also logged as a warning). ``options`` (``vad_threshold``, ``join_s``) go to
+    :func:`~flamenco_lib.recording.transcribe_recording`; the detector's pauses inside a
+    transcribed region cut the lines sung there, and the same detector on ``onset_pieces``
+    (seconds long, one every; :data:`ONSET_PIECES`) dates each line's onset (``None``: the starts
+    stay those of the regions decoded)."""
     from .recording import transcribe_recording
     from .voice import VAD_THRESHOLD, voice_regions
 

@@ -59,13 +59,16 @@ def align_to_corpus(
         whisper = whisper or load_whisper(model)
         aligned, missing = align_lyrics(*whisper, audio, printed, name=recording.name)
         problems += [f"{lyrics}:{k + 1}: not found in {recording.name}" for k in missing]
-        fragments = [a for a in aligned if a.cover < MIN_COVER or a.end - a.start < MIN_LINE_S]
-        problems += [
-            f"{lyrics}:{a.line + 1}: {recording.name} {a.start:.1f}-{a.end:.1f} s: "
-            f"{a.cover:.0%} of the line heard ({a.heard!r}), left out"
-            for a in fragments
-        ]
-        aligned = [a for a in aligned if a not in fragments]
+        kept = []
+        for a in aligned:
+            if a.cover >= MIN_COVER and a.end - a.start >= MIN_LINE_S:
+                kept.append(a)
+            else:
+                problems.append(
+                    f"{lyrics}:{a.line + 1}: {recording.name} {a.start:.1f}-{a.end:.1f} s: "
+                    f"{a.cover:.0%} of the line heard ({a.heard!r}), left out"
+                )
+        aligned = kept
         new = corpus_rows(
             [Interval(a.start, a.end, a.sung or a.text) for a in aligned],
             audio=recording,
