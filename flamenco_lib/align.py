@@ -8,28 +8,31 @@ line, and plays guitar between coplas. :func:`align_lyrics` finds where each pri
 2. **which printed line each region sings**: a monotonic alignment by dynamic programming over
    (region, printed line) that maximises the summed text similarity (rapidfuzz's normalised
    ``ratio`` on the normalised texts; a region with one line is compared with the line as it is
-   sung, once, twice or with its end repeated: :func:`sung_shapes`, so that a line sung twice
-   in one breath is not taken for two printed lines). A region may sing the line after the last one, a later
-   one (lines skipped), the **same** one again (a repeat), or two or three consecutive printed
-   lines at once, the first of them perhaps a repeat and the last perhaps sung twice (its time
-   then cut where the transcript first matches each line's start, and the cut moved into the
-   nearest pause of the voice detector inside the region); a region that sings one line two or
-   three times with a detector pause between two singings is as many occurrences
-   (:func:`_split_repeats`); a region like no printed line (a
-   quejío alone, text over the guitar) is left out. Two regions less than :data:`JOIN_GAP_S`
-   apart may sing one line together (a line the voice detector cut at a breath), and a region
-   of quejíos alone less than :data:`CRY_GAP_S` before the next opens the next line;
+   sung, once, twice or with its end repeated: :func:`~flamenco_lib.sung.sung_shapes`, so that a
+   line sung twice in one breath is not taken for two printed lines). A region may sing the line
+   after the last one, a later one (lines skipped), the **same** one again (a repeat), or two or
+   three consecutive printed lines at once, the first of them perhaps a repeat and the last
+   perhaps sung twice (its time then cut where the transcript first matches each line's start,
+   and the cut moved into the nearest pause of the voice detector inside the region); a region
+   that sings one line two or three times with a detector pause between two singings is as many
+   occurrences (:func:`_split_repeats`); a region like no printed line (a quejío alone, text over
+   the guitar) is left out. Two regions less than :data:`JOIN_GAP_S` apart may sing one line
+   together (a line the voice detector cut at a breath), and a region of quejíos alone less than
+   :data:`CRY_GAP_S` before the next opens the next line;
 3. each aligned line keeps its region's times, its start moved earlier to where the same detector,
    restarted more often (pieces of :data:`ONSET_PIECES`), first hears the voice that runs into it
    (:func:`_earlier_onsets`: a quejío after a falseta is often heard a second late), and a
    **confidence** (the similarity, 0-1); lines under ``min_confidence`` are flagged and left out
    of the corpus, printed lines never found are reported;
-4. its **label is what was sung**, written with the printed words (:func:`sung_label`): the
-   quejío heard before the line and the line (or its end) as many times as the model heard it
-   (in its own words if it shares a region), and how much was heard (:func:`heard_share`).
-   The booklet prints "Mi mare se fue pa Ronda" once; the singer sang "Ay, ay, mi mare se fue pa
-   Ronda, mi mare se fue pa Ronda": a model trained on the printed line learns to drop quejíos
-   and repeats that the corpus' own labels (and the test sets) write out.
+4. its **label is what was sung**, written with the printed words
+   (:func:`~flamenco_lib.sung.sung_label`): the quejíos heard before the line and the line (or its
+   end) as many times as the model heard it (in its own words if it shares a region), and how
+   much was heard (:func:`~flamenco_lib.sung.heard_share`). The booklet prints "Mi mare se fue pa
+   Ronda" once; the singer sang "Ay, ay, mi mare se fue pa Ronda, mi mare se fue pa Ronda": a
+   model trained on the printed line learns to drop quejíos and repeats that the corpus' own
+   labels (and the test sets) write out. Each line also keeps the decoded ``region`` it came from:
+   the lines of one region are one segment of a corpus written by whole regions
+   (:func:`flamenco_lib.data.aligned.align_to_corpus`, ``segments="regions"``).
 
 The times come from the voice detector, not from Whisper's timestamps, so a fine-tuned model that
 no longer predicts timestamp tokens aligns as well as zero-shot Whisper.
@@ -38,13 +41,13 @@ no longer predicts timestamp tokens aligns as well as zero-shot Whisper.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from .text import QUEJIOS, normalize, normalize_flamenco
+from .sung import QUEJIO, best_shape, heard_share, similarity, sung_label, sung_shapes
+from .text import normalize_flamenco
 
 __all__ = [
     "Aligned",
@@ -65,7 +68,6 @@ MATCH_SLACK = 5.0  # a line's earlier match this close to its best (rapidfuzz po
 JOIN_COST = 0.05  # what joining two regions into one line costs (a repeat in two breaths stays two)
 ONSET_PIECES = (6.0, 3.0)  # the detector's pieces (s long, one every s) that date a line's onset
 ONSET_BACK_S = 2.0  # ...moving its start at most this much earlier
-QUEJIO = re.compile(r"^a+y+$")  # besides text.QUEJIOS: "ayyyy", "aay" as Whisper spells a long cry
 
 
 @dataclass
@@ -80,6 +82,7 @@ class Aligned:
     heard: str  # what the model transcribed there
     sung: str = ""  # the label: the printed line as it was sung (:func:`sung_label`)
     cover: float = 1.0  # how much of the label was heard there (:func:`heard_share`)
+    region: int = -1  # the decoded region (or first of two joined) it was sung in
 
 
 def read_lyric_lines(path: str | Path) -> list[str]:
@@ -87,76 +90,6 @@ def read_lyric_lines(path: str | Path) -> list[str]:
     return [
         ln.strip() for ln in Path(path).read_text(encoding="utf-8-sig").splitlines() if ln.strip()
     ]
-
-
-def _sim(a: str, b: str) -> float:
-    from rapidfuzz import fuzz
-
-    return fuzz.ratio(a, b) / 100.0
-
-
-def sung_shapes(line: str, sep: str = ", ") -> list[str]:
-    """The ways a singer sings a printed line: once, twice, three times, or once followed by its
-    last words again (a repeat of the line's end), shortest first.
-
-    >>> sung_shapes("va mi niña")
-    ['va mi niña', 'va mi niña, va mi niña', 'va mi niña, va mi niña, va mi niña', 'va mi niña, mi niña']
-    """
-    words = line.split()
-    shapes = [line, sep.join([line] * 2), sep.join([line] * 3)]
-    return shapes + [f"{line}{sep}{' '.join(words[k:])}" for k in range(1, len(words) - 1)]
-
-
-def _best_shape(heard_norm: str, shapes_norm: list[str]) -> tuple[float, int]:
-    """(similarity, index) of the sung shape most like a normalised transcript (on a tie the
-    first, the shortest kind)."""
-    scores = [_sim(heard_norm, c) for c in shapes_norm]
-    k = int(np.argmax(scores))
-    return scores[k], k
-
-
-def sung_label(
-    printed: str, heard: str, *, whole_line: bool = True, shape_of: str | None = None
-) -> str:
-    """The printed line as the singer sang it, judged from what the model heard there.
-
-    The quejíos the model heard before the first word (``"Ay, ay"``: :data:`text.QUEJIOS`,
-    :data:`QUEJIO`) open the label; then, with ``whole_line``, the :func:`sung_shapes` of the
-    printed line most like the rest of the heard text (rapidfuzz ``ratio``). The words are the
-    printed ones: the model's misheard words never enter the label, only the shape of the
-    singing. ``shape_of``: the words whose shape is judged, when they are not the heard text
-    after its quejíos (a line sung in one region with others: its own part of the region's
-    words); ``whole_line=False`` keeps the quejío and the printed line once.
-
-    >>> sung_label("Mi mare se fue pa Ronda", "Ay, ay, mi madre se fue marronza, se fue marronza")
-    'Ay, ay, Mi mare se fue pa Ronda, se fue pa Ronda'
-    """
-    line = printed.strip().rstrip(",").strip()
-    words = normalize(heard).split()
-    cries = []
-    while len(words) > 1 and (words[0] in QUEJIOS or QUEJIO.match(words[0])):
-        cries.append(words.pop(0))
-    body = line
-    rest = normalize_flamenco(" ".join(words) if shape_of is None else shape_of, keep_accents=False)
-    if whole_line and rest:
-        shapes = sung_shapes(line)
-        _, k = _best_shape(rest, [normalize_flamenco(c, keep_accents=False) for c in shapes])
-        body = shapes[k]
-    if not cries:
-        return body
-    return ", ".join([cries[0].capitalize(), *cries[1:], body])
-
-
-def heard_share(heard_norm: str, sung: str) -> float:
-    """How much of a label the model heard: the characters of the normalised transcript (quejíos
-    dropped) against the label's, at most 1: a breath's "despacio" labelled "me fumé un puro
-    despacio" reads far below 1, a misheard line near 1.
-
-    >>> heard_share("despacio", "Ay, me fumé un puro despacio")
-    0.33
-    """
-    label = normalize_flamenco(sung, keep_accents=False)
-    return round(min(1.0, len(heard_norm) / max(len(label), 1)), 2)
 
 
 def _line_starts(heard_norm: str, lines_norm: list[str]) -> list[int]:
@@ -260,7 +193,7 @@ def _split_repeats(
     norms = [normalize_flamenco(w, keep_accents=False) for w in words]
     kept = [i for i, w in enumerate(norms) if w and not QUEJIO.match(w)]  # words, not cries
     heard = " ".join(norms[i] for i in kept)
-    _, shape = _best_shape(heard, sung_shapes(line, sep=" "))
+    _, shape = best_shape(heard, sung_shapes(line, sep=" "))
     if shape not in (1, 2) or not heard:  # sung once, or once and its end again
         return [(start, end, text)]
     cuts, pos = [], 0
@@ -281,6 +214,28 @@ def _split_repeats(
             first_word, part_start = cut, next_start
     parts.append((part_start, end, " ".join(words[first_word:])))
     return parts
+
+
+def _words_of_lines(text: str, h: str, cuts: list[int]) -> list[str] | None:
+    """The transcript's own words (quejíos kept) of each line of a block, whose normalised
+    transcript ``h`` is cut at ``cuts`` (each line's first character, then ``len(h)``): the
+    quejíos before a line open its part, as in :func:`_split_repeats`. None when the words do
+    not match ``h`` one for one.
+
+    >>> _words_of_lines("Ay, la tierra, ay, esta mas dura", "la tierra esta mas dura", [0, 10, 23])
+    ['Ay, la tierra,', 'ay, esta mas dura']
+    """
+    words = text.split()
+    norms = [normalize_flamenco(w, keep_accents=False) for w in words]
+    kept = [i for i, w in enumerate(norms) if w and not QUEJIO.match(w)]  # words, not cries
+    if len(kept) != len(h.split()):
+        return None
+    firsts = [0]
+    for c in cuts[1:-1]:  # a line's words begin after the last word of the line before
+        before = h[:c].count(" ")  # the words of h before the line
+        firsts.append(kept[before - 1] + 1 if before else 0)
+    firsts.append(len(words))
+    return [" ".join(words[a:b]) for a, b in zip(firsts, firsts[1:])]
 
 
 def _cries_open_lines(heard: list[tuple[float, float, str]]) -> tuple[list[tuple], list[float]]:
@@ -346,9 +301,9 @@ def align_lines(
         """Regions j .. j+span-1 (joined) against printed lines f .. f+b-1."""
         h = " ".join(norm_h[j : j + span])
         if b == 1:
-            return _best_shape(h, shapes[f])[0]
+            return best_shape(h, shapes[f])[0]
         head = " ".join(norm_p[f : f + b - 1])  # a block's last line as it is sung, too
-        return max(_sim(h, f"{head} {shape}") for shape in shapes[f + b - 1])
+        return max(similarity(h, f"{head} {shape}") for shape in shapes[f + b - 1])
 
     def spans(j: int):  # one region, or two closer than JOIN_GAP_S (a line cut by a breath)
         yield 1
@@ -392,21 +347,23 @@ def align_lines(
                 parts = _split_repeats(start, end, text, norm_p[f], pauses, words_from[prev_j])
                 for s0, s1, part in reversed(parts):
                     heard_part = normalize_flamenco(part, keep_accents=False)
-                    part_conf = conf if part == text else _best_shape(heard_part, shapes[f])[0]
+                    part_conf = conf if part == text else best_shape(heard_part, shapes[f])[0]
                     sung = sung_label(printed[f], part)
                     cover = heard_share(heard_part, sung)
-                    out.append(Aligned(f, printed[f], s0, s1, part_conf, part, sung, cover))
+                    out.append(Aligned(f, printed[f], s0, s1, part_conf, part, sung, cover, prev_j))
             else:  # a block of lines, cut where each begins in the words and in the pauses
                 h = " ".join(norm_h[prev_j:j])
                 cuts = _line_starts(h, norm_p[f : f + b]) + [len(h)]
                 edges = [start + (end - start) * c / max(len(h), 1) for c in cuts]
                 starts, ends = _cut_at_pauses(edges, pauses)
-                for k in reversed(range(b)):
-                    own = h[cuts[k] : cuts[k + 1]].strip()  # its words, up to the next line's
-                    # each line as sung judged on its own words; the block's quejío opens its first
-                    sung = sung_label(printed[f + k], text if k == 0 else own, shape_of=own)
-                    span, cover = (float(starts[k]), float(ends[k])), heard_share(own, sung)
-                    out.append(Aligned(f + k, printed[f + k], *span, conf, text, sung, cover))
+                owns = [h[cuts[k] : cuts[k + 1]].strip() for k in range(b)]  # up to the next
+                words = _words_of_lines(text, h, cuts) or [text, *owns[1:]]  # quejíos kept
+                for k in reversed(range(b)):  # each line as sung judged on its own words
+                    sung = sung_label(printed[f + k], words[k], shape_of=owns[k])
+                    span, cover = (float(starts[k]), float(ends[k])), heard_share(owns[k], sung)
+                    out.append(
+                        Aligned(f + k, printed[f + k], *span, conf, text, sung, cover, prev_j)
+                    )
         j, i = prev_j, prev_i
     return _earlier_onsets(out[::-1], onsets)
 

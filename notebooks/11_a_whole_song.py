@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -264,7 +264,7 @@ real_table.to_csv(out / "songs-real.csv", index=False)
 # restarted every 5 s, often hears a quejío after a falseta a second late. Each aligned line
 # becomes a timed segment of a stage-1 corpus, labelled with **what was sung**, in the printed
 # words: the quejío heard before the line and the line as many times as the model heard it
-# (`align.sung_label`). A booklet prints "Mi mare se fue pa Ronda" once; a model trained on that
+# (`sung.sung_label`). A booklet prints "Mi mare se fue pa Ronda" once; a model trained on that
 # label for "Ay, ay, mi mare se fue pa Ronda, mi mare se fue pa Ronda" learns to drop the quejíos
 # and repeats. `song_eval.alignment_runs` aligns each evaluated test song's printed lyrics with
 # each model and scores the times against the generator's.

@@ -123,7 +123,8 @@ def test_a_region_may_sing_a_repeat_and_the_next_line_or_two_lines_the_last_twic
     first = normalize_flamenco(heard[0][2], keep_accents=False)
     cut = 50.0 + 14.0 * first.index("esta mas") / len(first)
     assert got[0].start == 50.0 and got[1].start == pytest.approx(cut) and got[1].end == 64.0
-    assert got[1].sung == "está más dura que el hierro, está más dura que el hierro"
+    # the quejío between the two lines opens the second
+    assert got[1].sung == "Ayyy, está más dura que el hierro, está más dura que el hierro"
     second = normalize_flamenco(heard[1][2], keep_accents=False)
     assert got[2].start == 66.0
     assert got[3].start == pytest.approx(66.0 + 10.0 * second.index("y el") / len(second))
@@ -138,7 +139,8 @@ def test_each_line_of_a_block_is_labelled_as_it_was_sung_and_how_much_was_heard(
     got = align_lines([(19.8, 27.5, text)], printed)
     assert [a.line for a in got] == [0, 1]
     assert got[0].sung == "y me encontré tu sombra, y me encontré tu sombra"
-    assert got[1].sung == "sentada en el último barco"
+    assert got[1].sung == "Ay, ay, sentada en el último barco"  # its quejíos open it
+    assert got[0].region == got[1].region == 0  # one region: one segment of a corpus by regions
     assert got[0].cover == 1.0 and got[1].cover == 1.0
     # a breath that holds the end of a line alone is labelled with the line, and says so
     got = align_lines(
