@@ -75,6 +75,7 @@ def _data(args) -> int:
             model=args.model,
             palo=args.palo,
             singer=args.singer,
+            segments=args.segments,
         )
         for p in problems:
             print(p, file=sys.stderr)
@@ -209,6 +210,12 @@ def add_data_parser(sub) -> None:
     q.add_argument("--model", default="base", help="Whisper that transcribes (default base)")
     q.add_argument("--palo")
     q.add_argument("--singer")
+    q.add_argument(
+        "--segments",
+        choices=("lines", "regions"),
+        default="lines",
+        help="one segment per sung line (default), or the lines heard in one breath together",
+    )
     q = dsub.add_parser("validate", help="check a manifest; exit 2 and list every problem by line")
     q.add_argument("manifest")
     q.add_argument("--no-audio", action="store_true", help="skip decoding the audio files")

@@ -16,8 +16,13 @@ trained on the generator's true line times (README, "Your own recordings with th
    of the cante test set and 100 sung lines of the test songs (greedy; 95% intervals), and the
    difference aligned - true times on the same clips (paired 95% interval).
 
+``--split dev`` scores on the cante dev set and the dev songs' lines instead, and skips step 3:
+how a corpus is written (``--segments``, ``--without-onsets``) is chosen there, then the test
+measured once. Each way of writing has its own corpus, model and rows (``aligned-regions``...).
+
 Usage (after ``make report`` or ``make stages`` and stage 3; paths relative to the project):
     .venv/bin/python scripts/align_e2e.py [--model data/checkpoints/stage3/final]
+        [--split dev] [--segments regions] [--without-onsets]
 About 30 minutes on 2 cores with AMX; reruns keep what is done.
 """
 
@@ -86,7 +91,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="data/checkpoints/stage3/final", help="the aligner")
     ap.add_argument("--items", type=int, default=100, help="test clips (and lines) scored")
+    ap.add_argument("--split", choices=("dev", "test"), default="test", help="the sets scored")
+    ap.add_argument("--segments", choices=("lines", "regions"), default="lines")
+    ap.add_argument("--without-onsets", action="store_true", help="starts not dated again")
     args = ap.parse_args()
+    variant = "".join(
+        ["-regions" if args.segments == "regions" else "", "-no-onsets" * args.without_onsets]
+    )
+    name = f"aligned{variant}"
     root = data_dir() / "e2e"
     songs_man = build_song_corpus(root / "songs", n=40, seed=0)
     songs = [json.loads(x) for x in (root / "songs" / "songs.jsonl").read_text().splitlines()]
@@ -97,9 +109,12 @@ def main() -> None:
     for s in (s for s in songs if s["split"] == "train"):
         (lyrics / f"{s['song']}.txt").write_text("\n".join(printed_lines(s)) + "\n")
         pairs.append((root / "songs" / s["audio"], lyrics / f"{s['song']}.txt"))
-    man = root / "aligned" / "manifest.jsonl"
+    man = root / name / "manifest.jsonl"
     if not man.exists():
-        man, problems = align_to_corpus(pairs, out=root / "aligned", model=args.model)
+        options = {"onset_pieces": None} if args.without_onsets else {}
+        man, problems = align_to_corpus(
+            pairs, out=root / name, model=args.model, segments=args.segments, **options
+        )
         print("\n".join(problems))
     aligned = read_manifest(man)
     for r in aligned:
@@ -109,33 +124,35 @@ def main() -> None:
     print("labels:", json.dumps(label_quality(aligned, true)))
 
     bar = root / "alignment-test.json"
-    if not bar.exists():
+    if args.split == "test" and not bar.exists():
         result = evaluate_alignment(*load_whisper(args.model), root / "songs", split="test")
         bar.write_text(json.dumps(result, ensure_ascii=False))
-    result = json.loads(bar.read_text())
-    print("test songs:", {k: v for k, v in result.items() if k != "per_song"})
+    if bar.exists():
+        result = json.loads(bar.read_text())
+        print("test songs:", {k: v for k, v in result.items() if k != "per_song"})
 
     rows = []
-    for name, manifest in (("true times", songs_man), ("aligned", man)):
-        out = f"data/checkpoints/e2e/{name.replace(' ', '-')}"
+    for model, manifest in (("true times", songs_man), (name, man)):
+        out = f"data/checkpoints/e2e/{model.replace(' ', '-')}"
         train = [{"manifest": str(manifest), "split": "train", "weight": 1.0}]
         run_stage(
             config_file("stage1"),
             profile="cpu",
             overrides={"train": train, "eval": None, "output_dir": out},
         )
-        rows.append((name, out.removeprefix("data/")))
+        rows.append((model, out.removeprefix("data/")))
     sets = (
-        ("cante", "corpora/cante/manifest.jsonl", "test"),
-        ("song_lines", "e2e/songs/manifest.jsonl", "test"),
+        ("cante", "corpora/cante/manifest.jsonl", args.split),
+        ("song_lines", "e2e/songs/manifest.jsonl", args.split),
     )
-    evaluate_stages(rows, sets, max_items=args.items, root=root / "results")
-    table = results_table(rows, sets, root=root / "results")
+    results = root / ("results" if args.split == "test" else f"results-{args.split}")
+    evaluate_stages(rows, sets, max_items=args.items, root=results)
+    table = results_table(rows, sets, root=results)
     cols = ["model"] + [f"{k}_{s}" for k, *_ in sets for s in ("wer", "wer_lo", "wer_hi")]
     print(to_markdown(table[[c for c in cols if c in table]].round(1)))
     # the price of alignment on the same clips: aligned - true times, paired 95% interval
-    pairs = [("true times", "aligned", key) for key, *_ in sets]
-    print(to_markdown(paired_table(pairs, root=root / "results").round(1)))
+    pairs = [("true times", name, key) for key, *_ in sets]
+    print(to_markdown(paired_table(pairs, root=results).round(1)))
 
 
 if __name__ == "__main__":

@@ -180,6 +180,38 @@ def test_data_align_leaves_out_fragments_and_says_where(tmp_path, monkeypatch):
     )
 
 
+def test_data_align_by_regions_writes_one_breath_as_one_segment(tmp_path, monkeypatch):
+    import flamenco_lib.models
+    from flamenco_lib.align import Aligned
+    from flamenco_lib.data import aligned as aligned_mod
+
+    rec, lyrics = tmp_path / "tangos.wav", tmp_path / "tangos.txt"
+    sf.write(rec, np.zeros(16000 * 40, dtype=np.float32), 16000)
+    a, b, c = "la tierra que pisa el pobre", "está más dura que el hierro", "y el rico camina"
+    lyrics.write_text(f"{a}\n{b}\n{c}\n")
+    found = [  # region 0 sings two lines; region 3 a line twice, its second singing a fragment
+        Aligned(0, a, 2.0, 5.5, 0.9, "...", "Ay, " + a, 1.0, 0),
+        Aligned(1, b, 5.9, 9.0, 0.9, "...", b, 1.0, 0),
+        Aligned(2, c, 12.0, 15.0, 0.9, "y el rico camina", c, 1.0, 3),
+        Aligned(2, c, 15.5, 16.0, 0.6, "camina", c, 0.3, 3),
+    ]
+    monkeypatch.setattr(flamenco_lib.models, "load_whisper", lambda model: (None, None))
+    monkeypatch.setattr(aligned_mod, "align_lyrics", lambda *a, **k: (found, []))
+    man, problems = aligned_mod.align_to_corpus(
+        [(rec, lyrics)], out=tmp_path / "regions", segments="regions"
+    )
+    rows = [json.loads(x) for x in man.read_text(encoding="utf-8").splitlines()]
+    assert [(r["start"], r["end"], r["text"]) for r in rows] == [
+        (2.0, 9.0, f"Ay, {a}, {b}"),
+        (12.0, 15.0, c),  # its region lost a fragment: not joined with it, and kept alone
+    ]
+    assert rows[0]["lyric_lines"] == [1, 2] and len(problems) == 1
+    man, _ = aligned_mod.align_to_corpus([(rec, lyrics)], out=tmp_path / "lines")
+    assert len(man.read_text(encoding="utf-8").splitlines()) == 3  # one row per kept line
+    with pytest.raises(ValueError, match="segments"):
+        aligned_mod.align_to_corpus([(rec, lyrics)], out=tmp_path / "x", segments="breaths")
+
+
 def test_a_line_sung_twice_in_a_block_begins_at_its_first_singing():
     # heard on a dev song: rapidfuzz's partial_ratio_alignment put the second line's start at
     # its repeat (the last of two equal matches), 5 s late

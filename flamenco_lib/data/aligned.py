@@ -9,6 +9,11 @@ heard there and the printed line's number. A line the model heard only a fragmen
 :data:`MIN_COVER` of its label: a breath's "despacio" labelled "me fumé un puro despacio") or
 shorter than :data:`MIN_LINE_S` is left out, with a line saying so: its label would teach words
 that are not in its audio. ``scripts/align_e2e.py`` trains stage 1 on such a corpus.
+
+``segments="regions"`` (``--segments regions``) writes the lines the model heard in one decoded
+region (two or three printed lines in one breath, a line sung twice with a pause) as one segment,
+their labels joined, instead of cutting the region where each line begins: a cut placed a word
+early or late teaches a model to drop the word on one side and invent it on the other.
 """
 
 from __future__ import annotations
@@ -16,15 +21,44 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..align import align_lyrics, read_lyric_lines
-from .importers import Interval, corpus_rows
+from .importers import MAX_SEGMENT_S, Interval, corpus_rows
 from .manifest import read_manifest, write_manifest
 
-__all__ = ["MIN_COVER", "MIN_LINE_S", "align_to_corpus"]
+__all__ = ["MIN_COVER", "MIN_LINE_S", "SEGMENTS", "align_to_corpus"]
 
 # chosen on the dev songs' labels with stage 3 (README, "The price of alignment"): 0.5-0.7
 # read the same there, 0.6 left out two fragments and a line of no length among 227 segments
 MIN_COVER = 0.6  # below: too little of the label heard there (align.heard_share)
 MIN_LINE_S = 0.5  # below: no room for a sung line
+SEGMENTS = ("lines", "regions")  # one segment per sung line, or per decoded region
+
+
+def _segments(aligned: list, by_region: bool, apart=frozenset()) -> list[tuple[Interval, dict]]:
+    """Each aligned line as a segment with its fields, or (``by_region``) the consecutive lines
+    of one decoded region as one segment, their labels joined (not the regions in ``apart``, nor
+    beyond 30 s)."""
+    groups: list[list] = []
+    for a in aligned:
+        same = by_region and groups and a.region not in apart and a.region >= 0
+        same = same and groups[-1][-1].region == a.region
+        if same and a.end - groups[-1][0].start <= MAX_SEGMENT_S:
+            groups[-1].append(a)
+        else:
+            groups.append([a])
+    out = []
+    for g in groups:
+        label = ", ".join((a.sung or a.text).strip().rstrip(",") for a in g)
+        fields = {
+            "text_canonical": ", ".join(a.text.strip().rstrip(",") for a in g),
+            "confidence": round(min(a.confidence for a in g), 3),
+            "cover": min(a.cover for a in g),
+            "heard": ", ".join(dict.fromkeys(a.heard for a in g)),
+            "lyric_line": g[0].line + 1,
+        }
+        if len(g) > 1:
+            fields["lyric_lines"] = [a.line + 1 for a in g]
+        out.append((Interval(g[0].start, g[-1].end, label), fields))
+    return out
 
 
 def align_to_corpus(
@@ -34,14 +68,20 @@ def align_to_corpus(
     model: str = "base",
     palo: str | None = None,
     singer: str | None = None,
+    segments: str = "lines",
+    **options,
 ) -> tuple[Path | None, list[str]]:
     """Align each ``(recording, lyrics file)`` of ``pairs`` and write the aligned lines (one
-    segment each, confidence kept) into ``<out>/manifest.jsonl`` (rows of other recordings
-    already there are kept; a recording aligned again replaces its own). Returns the manifest (None when
-    nothing aligned) and the problems (unreadable files, printed lines not found)."""
+    segment each, or one per decoded region: ``segments``, :data:`SEGMENTS`; confidence kept)
+    into ``<out>/manifest.jsonl`` (rows of other recordings already there are kept; a recording
+    aligned again replaces its own). Returns the manifest (None when nothing aligned) and the
+    problems (unreadable files, printed lines not found, lines left out). ``options`` go to
+    :func:`~flamenco_lib.align.align_lyrics` (``onset_pieces=None``: starts not dated again)."""
     from ..audio import AudioError, load_audio
     from ..models import load_whisper
 
+    if segments not in SEGMENTS:
+        raise ValueError(f"segments must be one of {SEGMENTS}, not {segments!r}")
     out = Path(out)
     whisper = None
     rows, problems = [], []
@@ -57,36 +97,32 @@ def align_to_corpus(
             problems.append(f"{lyrics}: no lyric lines (skipped)")
             continue
         whisper = whisper or load_whisper(model)
-        aligned, missing = align_lyrics(*whisper, audio, printed, name=recording.name)
+        aligned, missing = align_lyrics(*whisper, audio, printed, name=recording.name, **options)
         problems += [f"{lyrics}:{k + 1}: not found in {recording.name}" for k in missing]
-        kept = []
+        kept, left_out = [], set()
         for a in aligned:
             if a.cover >= MIN_COVER and a.end - a.start >= MIN_LINE_S:
                 kept.append(a)
             else:
+                left_out.add(a.region)
                 problems.append(
                     f"{lyrics}:{a.line + 1}: {recording.name} {a.start:.1f}-{a.end:.1f} s: "
                     f"{a.cover:.0%} of the line heard ({a.heard!r}), left out"
                 )
-        aligned = kept
+        # a region with a line left out is not joined: the left-out line's audio is in it
+        segs = _segments(kept, by_region=segments == "regions", apart=left_out)
         new = corpus_rows(
-            [Interval(a.start, a.end, a.sung or a.text) for a in aligned],
+            [interval for interval, _ in segs],
             audio=recording,
             out=out,
             duration=len(audio) / 16000,
             palo=palo,
             singer=singer,
             source="align",
-            max_gap_s=-1.0,  # one segment per sung line: nothing unaligned between two lines
+            max_gap_s=-1.0,  # one segment per interval: nothing unaligned between two
         )
-        for row, a in zip(new, aligned):
-            row.update(
-                text_canonical=a.text,
-                confidence=round(a.confidence, 3),
-                cover=a.cover,
-                heard=a.heard,
-                lyric_line=a.line + 1,
-            )
+        for row, (_, fields) in zip(new, segs):
+            row.update(fields)
         rows += new
     if not rows:
         return None, problems
