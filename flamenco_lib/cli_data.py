@@ -212,9 +212,10 @@ def add_data_parser(sub) -> None:
     q.add_argument("--singer")
     q.add_argument(
         "--segments",
-        choices=("lines", "regions"),
+        choices=("lines", "regions", "joined"),
         default="lines",
-        help="one segment per sung line (default), or the lines heard in one breath together",
+        help="one segment per sung line (default), the lines heard in one breath together, or "
+        "lines under 1.5 s apart together (a copla)",
     )
     q = dsub.add_parser("validate", help="check a manifest; exit 2 and list every problem by line")
     q.add_argument("manifest")

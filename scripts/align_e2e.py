@@ -16,13 +16,13 @@ trained on the generator's true line times (README, "Your own recordings with th
    of the cante test set and 100 sung lines of the test songs (greedy; 95% intervals), and the
    difference aligned - true times on the same clips (paired 95% interval).
 
-``--split dev`` scores on the cante dev set and the dev songs' lines instead, and skips step 3:
-how a corpus is written (``--segments``, ``--without-onsets``) is chosen there, then the test
-measured once. Each way of writing has its own corpus, model and rows (``aligned-regions``...).
+``--split dev`` scores on the cante dev set and the dev songs' lines instead: how a corpus is
+written (``--segments``, ``--without-onsets``) is chosen there, then the test measured once.
+Step 3 (8 minutes) runs with ``--alignment-bar`` only. Each way of writing has its own corpus, model and rows (``aligned-regions``...).
 
 Usage (after ``make report`` or ``make stages`` and stage 3; paths relative to the project):
     .venv/bin/python scripts/align_e2e.py [--model data/checkpoints/stage3/final]
-        [--split dev] [--segments regions] [--without-onsets]
+        [--split dev] [--segments regions] [--without-onsets] [--alignment-bar]
 About 30 minutes on 2 cores with AMX; reruns keep what is done.
 """
 
@@ -34,8 +34,9 @@ import json
 import jiwer
 import numpy as np
 
+from flamenco_lib.align import Aligned
 from flamenco_lib.analysis import paired_table
-from flamenco_lib.data.aligned import align_to_corpus
+from flamenco_lib.data.aligned import SEGMENTS, align_to_corpus, corpus_segments
 from flamenco_lib.data.manifest import read_manifest, write_manifest
 from flamenco_lib.data.songs import build_song_corpus
 from flamenco_lib.grid import config_file
@@ -87,16 +88,50 @@ def label_quality(aligned: list[dict], true: list[dict]) -> dict:
     }
 
 
+def joined_true(songs_man, how: str):
+    """The generator's true train lines written as ``data align --segments how`` writes aligned
+    ones (each true line its own region), so that the two corpora differ only in times and
+    labels: ``<songs>/manifest-<how>.jsonl``."""
+    rows = [r for r in read_manifest(songs_man) if r["split"] == "train"]
+    out = []
+    for audio in sorted({r["audio"] for r in rows}):
+        song = sorted((r for r in rows if r["audio"] == audio), key=lambda r: r["start"])
+        lines = [
+            Aligned(k, r["text_canonical"], r["start"], r["end"], 1.0, r["text"], r["text"], 1.0, k)
+            for k, r in enumerate(song)
+        ]
+        previous = None
+        for interval, fields in corpus_segments(lines, how):
+            first = song[fields["lyric_line"] - 1]
+            out.append(
+                {
+                    **first,
+                    "id": f"{first['id']}-{how}",
+                    "start": interval.start,
+                    "end": interval.end,
+                    "text": interval.text,
+                    "text_canonical": fields["text_canonical"],
+                    "previous_text": previous,
+                }
+            )
+            previous = interval.text
+    return write_manifest(out, songs_man.parent / f"manifest-{how}.jsonl")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="data/checkpoints/stage3/final", help="the aligner")
     ap.add_argument("--items", type=int, default=100, help="test clips (and lines) scored")
     ap.add_argument("--split", choices=("dev", "test"), default="test", help="the sets scored")
-    ap.add_argument("--segments", choices=("lines", "regions"), default="lines")
+    ap.add_argument("--segments", choices=SEGMENTS, default="lines")
     ap.add_argument("--without-onsets", action="store_true", help="starts not dated again")
+    ap.add_argument("--alignment-bar", action="store_true", help="step 3 on the test songs")
     args = ap.parse_args()
     variant = "".join(
-        ["-regions" if args.segments == "regions" else "", "-no-onsets" * args.without_onsets]
+        [
+            f"-{args.segments}" if args.segments != "lines" else "",
+            "-no-onsets" * args.without_onsets,
+        ]
     )
     name = f"aligned{variant}"
     root = data_dir() / "e2e"
@@ -124,15 +159,18 @@ def main() -> None:
     print("labels:", json.dumps(label_quality(aligned, true)))
 
     bar = root / "alignment-test.json"
-    if args.split == "test" and not bar.exists():
+    if args.alignment_bar and not bar.exists():
         result = evaluate_alignment(*load_whisper(args.model), root / "songs", split="test")
         bar.write_text(json.dumps(result, ensure_ascii=False))
     if bar.exists():
         result = json.loads(bar.read_text())
         print("test songs:", {k: v for k, v in result.items() if k != "per_song"})
 
-    rows = []
-    for model, manifest in (("true times", songs_man), (name, man)):
+    rows, truth = [], "true times"
+    true_man = songs_man
+    if args.segments == "joined":  # the true lines joined by the same rule
+        true_man, truth = joined_true(songs_man, "joined"), "true times-joined"
+    for model, manifest in ((truth, true_man), (name, man)):
         out = f"data/checkpoints/e2e/{model.replace(' ', '-')}"
         train = [{"manifest": str(manifest), "split": "train", "weight": 1.0}]
         run_stage(
@@ -151,7 +189,7 @@ def main() -> None:
     cols = ["model"] + [f"{k}_{s}" for k, *_ in sets for s in ("wer", "wer_lo", "wer_hi")]
     print(to_markdown(table[[c for c in cols if c in table]].round(1)))
     # the price of alignment on the same clips: aligned - true times, paired 95% interval
-    pairs = [("true times", name, key) for key, *_ in sets]
+    pairs = [(truth, name, key) for key, *_ in sets]
     print(to_markdown(paired_table(pairs, root=results).round(1)))
 
 

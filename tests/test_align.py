@@ -208,8 +208,47 @@ def test_data_align_by_regions_writes_one_breath_as_one_segment(tmp_path, monkey
     assert rows[0]["lyric_lines"] == [1, 2] and len(problems) == 1
     man, _ = aligned_mod.align_to_corpus([(rec, lyrics)], out=tmp_path / "lines")
     assert len(man.read_text(encoding="utf-8").splitlines()) == 3  # one row per kept line
+    from flamenco_lib.cli import main  # the command line passes --segments on
+
+    out = tmp_path / "joined"
+    assert (
+        main(["data", "align", str(rec), str(lyrics), "--out", str(out), "--segments", "joined"])
+        == 0
+    )
+    rows = [
+        json.loads(x) for x in (out / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert [(r["start"], r["end"]) for r in rows] == [(2.0, 9.0), (12.0, 15.0)]  # 3 s apart
     with pytest.raises(ValueError, match="segments"):
         aligned_mod.align_to_corpus([(rec, lyrics)], out=tmp_path / "x", segments="breaths")
+
+
+def test_corpus_segments_join_lines_by_region_or_by_gap_never_across_a_line_left_out():
+    from flamenco_lib.align import Aligned
+    from flamenco_lib.data.aligned import corpus_segments
+
+    spans = [(0.0, 4.0, 0), (4.5, 8.0, 0), (8.8, 12.0, 1), (12.4, 13.0, 2), (13.5, 16.0, 3)]
+    spans += [(20.0, 24.0, 4)]
+    lines = [
+        Aligned(k, f"l{k}", a, b, 0.9, f"l{k}", f"L{k}", 1.0, r)
+        for k, (a, b, r) in enumerate(spans)
+    ]
+    keep = [True, True, True, False, True, True]  # line 3 left out: nothing joins across it
+
+    def got(how):
+        return [(iv.start, iv.end, iv.text) for iv, _ in corpus_segments(lines, how, keep)]
+
+    assert [t for *_, t in got("lines")] == ["L0", "L1", "L2", "L4", "L5"]
+    assert got("regions")[0] == (0.0, 8.0, "L0, L1") and len(got("regions")) == 4
+    assert got("joined") == [(0.0, 12.0, "L0, L1, L2"), (13.5, 16.0, "L4"), (20.0, 24.0, "L5")]
+    _, fields = corpus_segments(lines, "joined", keep)[0]
+    assert fields["lyric_lines"] == [1, 2, 3] and fields["text_canonical"] == "l0, l1, l2"
+    # never beyond 30 s
+    long = [Aligned(k, "x", 10.5 * k, 10.5 * k + 10, 1.0, "x", "x", 1.0, k) for k in range(3)]
+    assert [(iv.start, iv.end) for iv, _ in corpus_segments(long, "joined")] == [
+        (0.0, 20.5),
+        (21.0, 31.0),
+    ]
 
 
 def test_a_line_sung_twice_in_a_block_begins_at_its_first_singing():

@@ -10,10 +10,12 @@ heard there and the printed line's number. A line the model heard only a fragmen
 shorter than :data:`MIN_LINE_S` is left out, with a line saying so: its label would teach words
 that are not in its audio. ``scripts/align_e2e.py`` trains stage 1 on such a corpus.
 
-``segments="regions"`` (``--segments regions``) writes the lines the model heard in one decoded
-region (two or three printed lines in one breath, a line sung twice with a pause) as one segment,
-their labels joined, instead of cutting the region where each line begins: a cut placed a word
-early or late teaches a model to drop the word on one side and invent it on the other.
+``segments="regions"`` (``--segments regions``) writes the lines the model heard in one decoded region
+(two or three printed lines in one breath, a line sung twice with a pause) as one segment, their
+labels joined, instead of cutting the region where each line begins: a cut placed a word early or
+late teaches a model to drop the word on one side and invent it on the other. ``"joined"``
+writes each run of lines sung less than 1.5 s apart (a copla) as one segment, as ``data import``
+joins annotated lines.
 """
 
 from __future__ import annotations
@@ -24,27 +26,51 @@ from ..align import align_lyrics, read_lyric_lines
 from .importers import MAX_SEGMENT_S, Interval, corpus_rows
 from .manifest import read_manifest, write_manifest
 
-__all__ = ["MIN_COVER", "MIN_LINE_S", "SEGMENTS", "align_to_corpus"]
+__all__ = [
+    "JOIN_GAP_S",
+    "MIN_COVER",
+    "MIN_LINE_S",
+    "SEGMENTS",
+    "align_to_corpus",
+    "corpus_segments",
+]
 
 # chosen on the dev songs' labels with stage 3 (README, "The price of alignment"): 0.5-0.7
 # read the same there, 0.6 left out two fragments and a line of no length among 227 segments
 MIN_COVER = 0.6  # below: too little of the label heard there (align.heard_share)
 MIN_LINE_S = 0.5  # below: no room for a sung line
-SEGMENTS = ("lines", "regions")  # one segment per sung line, or per decoded region
+SEGMENTS = ("lines", "regions", "joined")  # what one segment holds: corpus_segments()
+JOIN_GAP_S = 1.5  # "joined": lines this close are one segment (data import's max_gap_s)
 
 
-def _segments(aligned: list, by_region: bool, apart=frozenset()) -> list[tuple[Interval, dict]]:
-    """Each aligned line as a segment with its fields, or (``by_region``) the consecutive lines
-    of one decoded region as one segment, their labels joined (not the regions in ``apart``, nor
-    beyond 30 s)."""
+def corpus_segments(aligned: list, how: str = "lines", keep=None) -> list[tuple[Interval, dict]]:
+    """The segments of a corpus from a recording's aligned lines (in time order) and their fields:
+    ``how="lines"``, one per line; ``"regions"``, the consecutive lines of one decoded region
+    together; ``"joined"``, consecutive lines less than :data:`JOIN_GAP_S` apart together (a copla
+    between two falsetas, as ``data import`` joins annotated lines). Never beyond 30 s, and never
+    across a line that ``keep`` (a flag per line) leaves out: its audio would be in the segment
+    without its words."""
+    if how not in SEGMENTS:
+        raise ValueError(f"segments must be one of {SEGMENTS}, not {how!r}")
     groups: list[list] = []
-    for a in aligned:
-        same = by_region and groups and a.region not in apart and a.region >= 0
-        same = same and groups[-1][-1].region == a.region
-        if same and a.end - groups[-1][0].start <= MAX_SEGMENT_S:
+    broken = True  # the next kept line starts a segment
+    for a, kept in zip(aligned, keep or [True] * len(aligned)):
+        if not kept:
+            broken = True
+            continue
+        last = None if broken else groups[-1][-1]
+        together = last is not None and a.end - groups[-1][0].start <= MAX_SEGMENT_S
+        if how == "regions":
+            together = together and a.region >= 0 and a.region == last.region
+        elif how == "joined":
+            together = together and a.start - last.end <= JOIN_GAP_S
+        else:
+            together = False
+        if together:
             groups[-1].append(a)
         else:
             groups.append([a])
+        broken = False
     out = []
     for g in groups:
         label = ", ".join((a.sung or a.text).strip().rstrip(",") for a in g)
@@ -72,7 +98,7 @@ def align_to_corpus(
     **options,
 ) -> tuple[Path | None, list[str]]:
     """Align each ``(recording, lyrics file)`` of ``pairs`` and write the aligned lines (one
-    segment each, or one per decoded region: ``segments``, :data:`SEGMENTS`; confidence kept)
+    segment each, or several together: ``segments``, :func:`corpus_segments`; confidence kept)
     into ``<out>/manifest.jsonl`` (rows of other recordings already there are kept; a recording
     aligned again replaces its own). Returns the manifest (None when nothing aligned) and the
     problems (unreadable files, printed lines not found, lines left out). ``options`` go to
@@ -99,18 +125,14 @@ def align_to_corpus(
         whisper = whisper or load_whisper(model)
         aligned, missing = align_lyrics(*whisper, audio, printed, name=recording.name, **options)
         problems += [f"{lyrics}:{k + 1}: not found in {recording.name}" for k in missing]
-        kept, left_out = [], set()
-        for a in aligned:
-            if a.cover >= MIN_COVER and a.end - a.start >= MIN_LINE_S:
-                kept.append(a)
-            else:
-                left_out.add(a.region)
+        keep = [a.cover >= MIN_COVER and a.end - a.start >= MIN_LINE_S for a in aligned]
+        for a, kept in zip(aligned, keep):
+            if not kept:
                 problems.append(
                     f"{lyrics}:{a.line + 1}: {recording.name} {a.start:.1f}-{a.end:.1f} s: "
                     f"{a.cover:.0%} of the line heard ({a.heard!r}), left out"
                 )
-        # a region with a line left out is not joined: the left-out line's audio is in it
-        segs = _segments(kept, by_region=segments == "regions", apart=left_out)
+        segs = corpus_segments(aligned, segments, keep)
         new = corpus_rows(
             [interval for interval, _ in segs],
             audio=recording,
