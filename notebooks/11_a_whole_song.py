@@ -261,13 +261,16 @@ real_table.to_csv(out / "songs-real.csv", index=False)
 # by dynamic programming: a line may be sung twice, skipped, or share a region with its
 # neighbours; a region may sing nothing printed (a quejío). A line's start is dated by the same
 # detector restarted every 3 s (`align.ONSET_PIECES`): the one that cut the song for decoding,
-# restarted every 5 s, often hears a quejío after a falseta a second late. Each aligned line
-# becomes a timed segment of a stage-1 corpus, labelled with **what was sung**, in the printed
-# words: the quejío heard before the line and the line as many times as the model heard it
-# (`sung.sung_label`). A booklet prints "Mi mare se fue pa Ronda" once; a model trained on that
-# label for "Ay, ay, mi mare se fue pa Ronda, mi mare se fue pa Ronda" learns to drop the quejíos
-# and repeats. `song_eval.alignment_runs` aligns each evaluated test song's printed lyrics with
-# each model and scores the times against the generator's.
+# restarted every 5 s, often hears a quejío after a falseta a second late. Each aligned line is
+# labelled with **what was sung**, in the printed words: the quejío heard before the line and the
+# line as many times as the model heard it (`sung.sung_label`). A booklet prints "Mi mare se fue pa
+# Ronda" once; a model trained on that label for "Ay, ay, mi mare se fue pa Ronda, mi mare se fue pa
+# Ronda" learns to drop the quejíos and repeats. `data align` writes each run of lines sung less
+# than 1.5 s apart (a copla) as one segment of a stage-1 corpus: cut between every two lines, a
+# corpus trains a stage 1 about 8 points worse on whole coplas than the generator's own lines,
+# joined it costs nothing (`--segments`; README, "The price of alignment").
+# `song_eval.alignment_runs` aligns each evaluated test song's printed lyrics with each model and
+# scores the times against the generator's.
 
 # %%
 align_runs = song_eval.alignment_runs(ROWS, corpus, max_songs=MAX_TEST)

@@ -6,24 +6,26 @@ trained on the generator's true line times (README, "Your own recordings with th
    ``data/e2e/songs``. The generator knows every sung line's times and words.
 2. The train songs' **printed** lyrics (a line sung twice printed once, no quejíos) aligned to
    their audio with ``--model`` (:func:`flamenco_lib.data.aligned.align_to_corpus`, what ``data align``
-   runs; no true time or sung text used) into ``data/e2e/aligned``; the labels' quality
+   runs; no true time or sung text used) into ``data/e2e/aligned[-joined|-regions]``; the labels' quality
    against the true lines (WER of each segment's label against the true lines it covers, start
    errors).
 3. The alignment bar of the issue, on the **test** songs: :func:`flamenco_lib.song_eval.
    evaluate_alignment` with ``--model`` (median start error, share within 0.5 s).
 4. Stage 1 (``configs/stage1.yaml``, cpu profile: 90 steps) trained on each corpus alone (the
-   true segments of the train songs, the aligned ones), then both scored on the first 100 clips
+   true lines of the train songs; with ``--segments joined`` also the true lines joined by the
+   same rule, :func:`joined_true`; the aligned corpus), then each scored on the first 100 clips
    of the cante test set and 100 sung lines of the test songs (greedy; 95% intervals), and the
-   difference aligned - true times on the same clips (paired 95% interval).
+   difference aligned - true on the same clips (paired 95% interval).
 
-``--split dev`` scores on the cante dev set and the dev songs' lines instead: how a corpus is
-written (``--segments``, ``--without-onsets``) is chosen there, then the test measured once.
-Step 3 (8 minutes) runs with ``--alignment-bar`` only. Each way of writing has its own corpus, model and rows (``aligned-regions``...).
+``--segments`` writes the aligned corpus as ``data align --segments`` does (default ``joined``,
+as ``data align``); each way has its own corpus, model and rows (``aligned-joined``...).
+``--split dev`` scores on the cante dev set and the dev songs' lines instead: the way of writing
+is chosen there, then the test measured once. Step 3 (8 minutes) runs with ``--alignment-bar``.
 
 Usage (after ``make report`` or ``make stages`` and stage 3; paths relative to the project):
     .venv/bin/python scripts/align_e2e.py [--model data/checkpoints/stage3/final]
-        [--split dev] [--segments regions] [--without-onsets] [--alignment-bar]
-About 30 minutes on 2 cores with AMX; reruns keep what is done.
+        [--split dev] [--segments lines|regions|joined] [--without-onsets] [--alignment-bar]
+About 10 minutes a stage-1 run on 2 cores with AVX512-BF16; reruns keep what is done.
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ def main() -> None:
     ap.add_argument("--model", default="data/checkpoints/stage3/final", help="the aligner")
     ap.add_argument("--items", type=int, default=100, help="test clips (and lines) scored")
     ap.add_argument("--split", choices=("dev", "test"), default="test", help="the sets scored")
-    ap.add_argument("--segments", choices=SEGMENTS, default="lines")
+    ap.add_argument("--segments", choices=SEGMENTS, default="joined", help="as data align")
     ap.add_argument("--without-onsets", action="store_true", help="starts not dated again")
     ap.add_argument("--alignment-bar", action="store_true", help="step 3 on the test songs")
     args = ap.parse_args()
@@ -166,11 +168,11 @@ def main() -> None:
         result = json.loads(bar.read_text())
         print("test songs:", {k: v for k, v in result.items() if k != "per_song"})
 
-    rows, truth = [], "true times"
-    true_man = songs_man
+    corpora = [("true times", songs_man)]
     if args.segments == "joined":  # the true lines joined by the same rule
-        true_man, truth = joined_true(songs_man, "joined"), "true times-joined"
-    for model, manifest in ((truth, true_man), (name, man)):
+        corpora.append(("true times-joined", joined_true(songs_man, "joined")))
+    rows = []
+    for model, manifest in (*corpora, (name, man)):
         out = f"data/checkpoints/e2e/{model.replace(' ', '-')}"
         train = [{"manifest": str(manifest), "split": "train", "weight": 1.0}]
         run_stage(
@@ -189,7 +191,7 @@ def main() -> None:
     cols = ["model"] + [f"{k}_{s}" for k, *_ in sets for s in ("wer", "wer_lo", "wer_hi")]
     print(to_markdown(table[[c for c in cols if c in table]].round(1)))
     # the price of alignment on the same clips: aligned - true times, paired 95% interval
-    pairs = [(truth, name, key) for key, *_ in sets]
+    pairs = [(truth, name, key) for truth, _ in corpora for key, *_ in sets]
     print(to_markdown(paired_table(pairs, root=results).round(1)))
 
 

@@ -167,7 +167,9 @@ def test_data_align_leaves_out_fragments_and_says_where(tmp_path, monkeypatch):
     ]
     monkeypatch.setattr(flamenco_lib.models, "load_whisper", lambda model: (None, None))
     monkeypatch.setattr(aligned_mod, "align_lyrics", lambda *a, **k: (found, []))
-    man, problems = aligned_mod.align_to_corpus([(rec, lyrics)], out=tmp_path / "corpus")
+    man, problems = aligned_mod.align_to_corpus(
+        [(rec, lyrics)], out=tmp_path / "corpus", segments="lines"
+    )
     rows = [json.loads(x) for x in man.read_text(encoding="utf-8").splitlines()]
     assert [(r["start"], r["lyric_line"], r["cover"]) for r in rows] == [
         (2.0, 1, 1.0),
@@ -206,15 +208,12 @@ def test_data_align_by_regions_writes_one_breath_as_one_segment(tmp_path, monkey
         (12.0, 15.0, c),  # its region lost a fragment: not joined with it, and kept alone
     ]
     assert rows[0]["lyric_lines"] == [1, 2] and len(problems) == 1
-    man, _ = aligned_mod.align_to_corpus([(rec, lyrics)], out=tmp_path / "lines")
+    man, _ = aligned_mod.align_to_corpus([(rec, lyrics)], out=tmp_path / "lines", segments="lines")
     assert len(man.read_text(encoding="utf-8").splitlines()) == 3  # one row per kept line
-    from flamenco_lib.cli import main  # the command line passes --segments on
+    from flamenco_lib.cli import main  # by default, lines under 1.5 s apart are one segment
 
     out = tmp_path / "joined"
-    assert (
-        main(["data", "align", str(rec), str(lyrics), "--out", str(out), "--segments", "joined"])
-        == 0
-    )
+    assert main(["data", "align", str(rec), str(lyrics), "--out", str(out)]) == 0
     rows = [
         json.loads(x) for x in (out / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
     ]
@@ -401,7 +400,11 @@ def test_data_align_writes_one_timed_segment_per_sung_line(base, speech_prompts,
     lyrics.write_text("\n".join(texts[:2] + ["Esta línea no se canta"] + texts[2:]) + "\n")
     out = tmp_path / "corpus"
     assert (
-        main(["data", "align", str(rec), str(lyrics), "--out", str(out), "--model", str(path)]) == 0
+        main(
+            ["data", "align", str(rec), str(lyrics), "--out", str(out), "--model", str(path)]
+            + ["--segments", "lines"]
+        )
+        == 0
     )
     assert "soleá.txt:3: not found" in capsys.readouterr().err
     man = out / "manifest.jsonl"

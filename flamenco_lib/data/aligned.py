@@ -94,7 +94,7 @@ def align_to_corpus(
     model: str = "base",
     palo: str | None = None,
     singer: str | None = None,
-    segments: str = "lines",
+    segments: str = "joined",
     **options,
 ) -> tuple[Path | None, list[str]]:
     """Align each ``(recording, lyrics file)`` of ``pairs`` and write the aligned lines (one
