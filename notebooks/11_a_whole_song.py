@@ -268,7 +268,7 @@ real_table.to_csv(out / "songs-real.csv", index=False)
 # Ronda" learns to drop the quejíos and repeats. `data align` writes each run of lines sung less
 # than 1.5 s apart (a copla) as one segment of a stage-1 corpus: cut between every two lines, a
 # corpus trains a stage 1 about 8 points worse on whole coplas than the generator's own lines,
-# joined it costs nothing (`--segments`; README, "The price of alignment").
+# joined, under 2 (`--segments`; README, "The price of alignment").
 # `song_eval.alignment_runs` aligns each evaluated test song's printed lyrics with each model and
 # scores the times against the generator's.
 
