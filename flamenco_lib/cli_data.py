@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from .data.aligned import SEGMENTS
 from .data.synth import SNR_DB_RANGE
 
 
@@ -212,10 +213,10 @@ def add_data_parser(sub) -> None:
     q.add_argument("--singer")
     q.add_argument(
         "--segments",
-        choices=("joined", "lines", "regions"),
+        choices=SEGMENTS,
         default="joined",
-        help="what one segment holds: lines under 1.5 s apart, a copla (default; the best stage 1 "
-        "on the cante dev set), one sung line, or the lines heard in one breath",
+        help="what one segment holds: one sung line, the lines heard in one breath, or lines "
+        "under 1.5 s apart, a copla (the default: the best stage 1 on the cante dev set)",
     )
     q = dsub.add_parser("validate", help="check a manifest; exit 2 and list every problem by line")
     q.add_argument("manifest")

@@ -5,10 +5,10 @@ trained on the generator's true line times (README, "Your own recordings with th
    copla, so no test lyric is trained on; 10 train, 10 dev, 20 test songs), in
    ``data/e2e/songs``. The generator knows every sung line's times and words.
 2. The train songs' **printed** lyrics (a line sung twice printed once, no quejíos) aligned to
-   their audio with ``--model`` (:func:`flamenco_lib.data.aligned.align_to_corpus`, what ``data align``
-   runs; no true time or sung text used) into ``data/e2e/aligned[-joined|-regions]``; the labels' quality
-   against the true lines (WER of each segment's label against the true lines it covers, start
-   errors).
+   their audio with ``--model`` (:func:`flamenco_lib.data.aligned.align_to_corpus`, what ``data
+   align`` runs; no true time or sung text used) into ``data/e2e/aligned[-joined|-regions]``; the
+   labels' quality against the true lines (WER of each segment's label against the true lines it
+   covers, start errors).
 3. The alignment bar of the issue, on the **test** songs: :func:`flamenco_lib.song_eval.
    evaluate_alignment` with ``--model`` (median start error, share within 0.5 s).
 4. Stage 1 (``configs/stage1.yaml``, cpu profile: 90 steps) trained on each corpus alone (the

@@ -150,14 +150,23 @@ def test_each_line_of_a_block_is_labelled_as_it_was_sung_and_how_much_was_heard(
     assert [a.cover for a in got] == [1.0, 0.33]
 
 
-def test_data_align_leaves_out_fragments_and_says_where(tmp_path, monkeypatch):
+def _aligned_as(tmp_path, monkeypatch, name, printed, found):
+    """A silent 40 s recording and its lyrics file, with ``align_lyrics`` answering ``found``
+    (no model is loaded): what ``data align`` writes from given aligned lines."""
     import flamenco_lib.models
-    from flamenco_lib.align import Aligned
     from flamenco_lib.data import aligned as aligned_mod
 
-    rec, lyrics = tmp_path / "guajira.wav", tmp_path / "guajira.txt"
+    rec, lyrics = tmp_path / f"{name}.wav", tmp_path / f"{name}.txt"
     sf.write(rec, np.zeros(16000 * 40, dtype=np.float32), 16000)
-    lyrics.write_text("me fumé un puro despacio\nbajo una palma en La Habana\n")
+    lyrics.write_text("".join(f"{line}\n" for line in printed))
+    monkeypatch.setattr(flamenco_lib.models, "load_whisper", lambda model: (None, None))
+    monkeypatch.setattr(aligned_mod, "align_lyrics", lambda *a, **k: (found, []))
+    return rec, lyrics, aligned_mod
+
+
+def test_data_align_leaves_out_fragments_and_says_where(tmp_path, monkeypatch):
+    from flamenco_lib.align import Aligned
+
     line, other = "me fumé un puro despacio", "bajo una palma en La Habana"
     found = [
         Aligned(0, line, 2.0, 6.2, 0.98, "me fue un puro despacio", line, 1.0),
@@ -165,8 +174,7 @@ def test_data_align_leaves_out_fragments_and_says_where(tmp_path, monkeypatch):
         Aligned(1, other, 12.0, 12.04, 0.8, "bajo una palma", other, 1.0),  # no room: left out
         Aligned(1, other, 20.0, 25.0, 0.9, "bajo una palma en la abana", other, 0.96),
     ]
-    monkeypatch.setattr(flamenco_lib.models, "load_whisper", lambda model: (None, None))
-    monkeypatch.setattr(aligned_mod, "align_lyrics", lambda *a, **k: (found, []))
+    rec, lyrics, aligned_mod = _aligned_as(tmp_path, monkeypatch, "guajira", [line, other], found)
     man, problems = aligned_mod.align_to_corpus(
         [(rec, lyrics)], out=tmp_path / "corpus", segments="lines"
     )
@@ -183,22 +191,16 @@ def test_data_align_leaves_out_fragments_and_says_where(tmp_path, monkeypatch):
 
 
 def test_data_align_by_regions_writes_one_breath_as_one_segment(tmp_path, monkeypatch):
-    import flamenco_lib.models
     from flamenco_lib.align import Aligned
-    from flamenco_lib.data import aligned as aligned_mod
 
-    rec, lyrics = tmp_path / "tangos.wav", tmp_path / "tangos.txt"
-    sf.write(rec, np.zeros(16000 * 40, dtype=np.float32), 16000)
     a, b, c = "la tierra que pisa el pobre", "está más dura que el hierro", "y el rico camina"
-    lyrics.write_text(f"{a}\n{b}\n{c}\n")
     found = [  # region 0 sings two lines; region 3 a line twice, its second singing a fragment
         Aligned(0, a, 2.0, 5.5, 0.9, "...", "Ay, " + a, 1.0, 0),
         Aligned(1, b, 5.9, 9.0, 0.9, "...", b, 1.0, 0),
         Aligned(2, c, 12.0, 15.0, 0.9, "y el rico camina", c, 1.0, 3),
         Aligned(2, c, 15.5, 16.0, 0.6, "camina", c, 0.3, 3),
     ]
-    monkeypatch.setattr(flamenco_lib.models, "load_whisper", lambda model: (None, None))
-    monkeypatch.setattr(aligned_mod, "align_lyrics", lambda *a, **k: (found, []))
+    rec, lyrics, aligned_mod = _aligned_as(tmp_path, monkeypatch, "tangos", [a, b, c], found)
     man, problems = aligned_mod.align_to_corpus(
         [(rec, lyrics)], out=tmp_path / "regions", segments="regions"
     )

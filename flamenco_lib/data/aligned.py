@@ -10,12 +10,12 @@ heard there and the printed line's number. A line the model heard only a fragmen
 shorter than :data:`MIN_LINE_S` is left out, with a line saying so: its label would teach words
 that are not in its audio. ``scripts/align_e2e.py`` trains stage 1 on such a corpus.
 
-``segments="regions"`` (``--segments regions``) writes the lines the model heard in one decoded region
-(two or three printed lines in one breath, a line sung twice with a pause) as one segment, their
-labels joined, instead of cutting the region where each line begins: a cut placed a word early or
-late teaches a model to drop the word on one side and invent it on the other. ``"joined"``
-writes each run of lines sung less than 1.5 s apart (a copla) as one segment, as ``data import``
-joins annotated lines.
+``segments="regions"`` (``--segments regions``) writes the lines the model heard in one decoded
+region (two or three printed lines in one breath, a line sung twice with a pause) as one segment,
+their labels joined, instead of cutting the region where each line begins: a cut placed a word
+early or late teaches a model to drop the word on one side and invent it on the other.
+``"joined"`` (the default) writes each run of lines sung less than 1.5 s apart (a copla) as one
+segment, as ``data import`` joins annotated lines.
 """
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ SEGMENTS = ("lines", "regions", "joined")  # what one segment holds: corpus_segm
 JOIN_GAP_S = 1.5  # "joined": lines this close are one segment (data import's max_gap_s)
 
 
+def _check_segments(how: str) -> None:
+    if how not in SEGMENTS:
+        raise ValueError(f"segments must be one of {SEGMENTS}, not {how!r}")
+
+
 def corpus_segments(aligned: list, how: str = "lines", keep=None) -> list[tuple[Interval, dict]]:
     """The segments of a corpus from a recording's aligned lines (in time order) and their fields:
     ``how="lines"``, one per line; ``"regions"``, the consecutive lines of one decoded region
@@ -50,8 +55,7 @@ def corpus_segments(aligned: list, how: str = "lines", keep=None) -> list[tuple[
     between two falsetas, as ``data import`` joins annotated lines). Never beyond 30 s, and never
     across a line that ``keep`` (a flag per line) leaves out: its audio would be in the segment
     without its words."""
-    if how not in SEGMENTS:
-        raise ValueError(f"segments must be one of {SEGMENTS}, not {how!r}")
+    _check_segments(how)
     groups: list[list] = []
     broken = True  # the next kept line starts a segment
     for a, kept in zip(aligned, keep or [True] * len(aligned)):
@@ -106,8 +110,7 @@ def align_to_corpus(
     from ..audio import AudioError, load_audio
     from ..models import load_whisper
 
-    if segments not in SEGMENTS:
-        raise ValueError(f"segments must be one of {SEGMENTS}, not {segments!r}")
+    _check_segments(segments)  # before any recording is decoded
     out = Path(out)
     whisper = None
     rows, problems = [], []
