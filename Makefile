@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml scripts/setup.sh
 	touch $@
 
 ## make report: regenerate the report on the profile that fits the machine (PROFILE=smoke|cpu|gpu to force one;
-## SPOKEN_CONTROL=1 trains stage 1's spoken control on cpu too, 15 more minutes on 2 cores)
+## SPOKEN_CONTROL=1 trains stage 1's spoken control on cpu too, 15 more minutes on 2 cores;
+## SOFT_PROMPT=1 trains stage 3's soft prompt on cpu too, 5 more minutes)
 report: $(STAMP)
-	$(PY) -m flamenco_lib report --profile $(PROFILE) $(if $(SPOKEN_CONTROL),--spoken-control)
+	$(PY) -m flamenco_lib report --profile $(PROFILE) $(if $(SPOKEN_CONTROL),--spoken-control) $(if $(SOFT_PROMPT),--soft-prompt)
 
 ## make test: the whole test suite (what CI runs)
 test: $(STAMP)

@@ -25,7 +25,8 @@ transcripts (the project's normaliser; accents folded where the references have 
 that are the same algorithm should agree in WER within noise.
 
 Run: ``.venv/bin/python benchmarks/evaluate.py [--model base|data/checkpoints/stage1/final]
-[--clips 32] [--variants ...]``. faster-whisper is an optional extra: ``pip install
+[--clips 32] [--variants ...] [--batch-sizes 8 16 ...]`` (``--batch-sizes``: the project's
+variants once per size, a row each). faster-whisper is an optional extra: ``pip install
 '.[bench]'`` (its rows are skipped with a message without it).
 """
 
@@ -88,8 +89,9 @@ def ct2_folder(model: str, compute_type: str) -> Path:
     return out
 
 
-def decoder(variant: str, model: str):
-    """A function from a list of waveforms to their transcripts."""
+def decoder(variant: str, model: str, batch_size: int | None = None):
+    """A function from a list of waveforms to their transcripts (the project's variants decode
+    ``batch_size`` clips per ``generate``; None: the evaluation's default)."""
     import torch
 
     threads = os.cpu_count() or 1
@@ -149,13 +151,13 @@ def decoder(variant: str, model: str):
     from flamenco_lib.evaluation import DEFAULT_BATCH_SIZE
     from flamenco_lib.transcription import transcribe
 
+    batch_size = batch_size or DEFAULT_BATCH_SIZE
+
     early = variant != "project (to budget)"
     bf16 = variant.startswith("project bf16")
 
     def run(audios):
-        return transcribe(
-            m, processor, audios, batch_size=DEFAULT_BATCH_SIZE, early_stop=early, bf16=bf16
-        )
+        return transcribe(m, processor, audios, batch_size=batch_size, early_stop=early, bf16=bf16)
 
     if not variant.endswith("shared prefix"):
         return run
@@ -171,9 +173,9 @@ def decoder(variant: str, model: str):
 
     def fill(audios):  # the first model of a report: computes and writes every clip's prefix
         with shared_prefix(m, 2, folder), torch.inference_mode():
-            for b in range(0, len(audios), DEFAULT_BATCH_SIZE):
+            for b in range(0, len(audios), batch_size):
                 x = processor.feature_extractor(
-                    audios[b : b + DEFAULT_BATCH_SIZE], sampling_rate=16000, return_tensors="pt"
+                    audios[b : b + batch_size], sampling_rate=16000, return_tensors="pt"
                 ).input_features
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     m.model.encoder(x)
@@ -182,12 +184,12 @@ def decoder(variant: str, model: str):
     return shared
 
 
-def one(variant: str, model: str, n: int) -> dict:
+def one(variant: str, model: str, n: int, batch_size: int | None = None) -> dict:
     """Run one variant in this process: throughput, peak memory, WER."""
     from flamenco_lib import metrics
 
     audios, refs = clips(n)
-    run = decoder(variant, model)
+    run = decoder(variant, model, batch_size)
     if hasattr(run, "prepare"):
         run.prepare(audios)  # not timed
     run(audios[:1])  # warm-up (threads, caches), not timed
@@ -196,7 +198,7 @@ def one(variant: str, model: str, n: int) -> dict:
     wall = time.perf_counter() - t0
     seconds = sum(len(a) for a in audios) / 16000
     return {
-        "variant": variant,
+        "variant": variant + (f", batch {batch_size}" if batch_size else ""),
         "clips": len(audios),
         "audio_s": seconds,
         "wall_s": wall,
@@ -213,14 +215,26 @@ def main() -> None:
     ap.add_argument("--model", default="base", help="'base' or a checkpoint folder")
     ap.add_argument("--clips", type=int, default=32, help="clips per test set")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    ap.add_argument(
+        "--batch-sizes",
+        nargs="+",
+        type=int,
+        default=[0],
+        help="clips per generate for the project's variants, each size a row (0: the default, 8)",
+    )
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one variant, print JSON
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(args.one, args.model, args.clips)))
+        print(json.dumps(one(args.one, args.model, args.clips, args.batch_sizes[0] or None)))
         return
     print(f"model {args.model}, {args.clips} clips of each of {', '.join(SETS)}, greedy")
     rows = []
-    for v in args.variants:
+    runs = [
+        (v, b)
+        for v in args.variants
+        for b in (args.batch_sizes if v.startswith("project") else [0])
+    ]
+    for v, b in runs:
         if v.startswith("faster-whisper"):
             try:
                 import faster_whisper  # noqa: F401
@@ -228,15 +242,16 @@ def main() -> None:
                 print(f"{v}: skipped (pip install '.[bench]' for faster-whisper)")
                 continue
         cmd = [sys.executable, __file__, "--one", v, "--model", args.model]
-        proc = subprocess.run(
-            cmd + ["--clips", str(args.clips)], capture_output=True, text=True, cwd=ROOT
-        )
+        cmd += ["--clips", str(args.clips), "--batch-sizes", str(b)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         if proc.returncode:
             print(f"{v}: failed\n{proc.stderr[-2000:]}")
             continue
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         r = rows[-1]
-        print(f"  {v}: {r['speed']:.2f} audio s / wall s, WER {r['wer']:.1f}", flush=True)
+        print(
+            f"  {r['variant']}: {r['speed']:.2f} audio s / wall s, WER {r['wer']:.1f}", flush=True
+        )
     ref = {r["variant"]: r["speed"] for r in rows}
     print(
         "\n| variant | audio s / wall s | x to budget | x faster-whisper int8 | peak MB | WER % |"

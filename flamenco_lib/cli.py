@@ -25,7 +25,8 @@ def _report(args) -> int:
     # default_profile() raises on a bad FLAMENCO_PROFILE: main() reports it
     profile = default_profile() if args.profile == "auto" else args.profile
     try:
-        build(profile=profile, parameters={"spoken_control": True} if args.spoken_control else None)
+        chosen = {"spoken_control": args.spoken_control, "soft_prompt": args.soft_prompt}
+        build(profile=profile, parameters={k: True for k, v in chosen.items() if v} or None)
     except NotebookFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -375,6 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train and evaluate stage 1's spoken control in notebook 07 on every profile "
         "(the cpu profile leaves it out: 15 minutes on 2 cores)",
+    )
+    p.add_argument(
+        "--soft-prompt",
+        action="store_true",
+        help="train and evaluate stage 3's soft prompt in notebook 09 on every profile "
+        "(the cpu profile leaves it out: 5 minutes on 2 cores)",
     )
     p.set_defaults(func=_report)
     return parser

@@ -34,6 +34,10 @@ N_EVAL = {"smoke": 3, "cpu": 100, "gpu": 100}  # test clips per evaluation, per 
 # notebook 07 trains stage 1's spoken control in these profiles; on cpu it would add 15 minutes to
 # a 2-core report (README, "make report, measured"): `report --spoken-control` trains it there too
 SPOKEN_CONTROL = {"smoke": True, "cpu": False, "gpu": True}
+# notebook 09 trains stage 3's soft prompt in these profiles; on cpu it would add 5.5 minutes to a
+# 2-core report (its cache of all six encoder layers, training, two evaluations) for a row within
+# noise of stage 2 (README, "make report, measured"): `report --soft-prompt` trains it there too
+SOFT_PROMPT = {"smoke": True, "cpu": False, "gpu": True}
 PAIR_FORMATS = "ipynb,py:percent"  # the jupytext pairing every notebook declares
 NOTEBOOK_GLOB = "[0-9][0-9]_*"  # notebooks/NN_slug.ipynb and NN_slug.py
 LYRICS = (  # labels of the timed training steps: real coplas of different lengths
@@ -58,6 +62,7 @@ class Workspace:
     n_eval: int  # test clips per evaluation (the first ones of each test set)
     sizes: dict  # keyword arguments of build_corpora: {} = the library's defaults (thesis corpora)
     spoken_control: bool  # notebook 07 trains stage 1's spoken control (SPOKEN_CONTROL)
+    soft_prompt: bool  # notebook 09 trains stage 3's soft prompt (SOFT_PROMPT)
 
 
 def workspace(profile: str, *, build_model: bool = True) -> Workspace:
@@ -116,6 +121,7 @@ def workspace(profile: str, *, build_model: bool = True) -> Workspace:
         n_eval=N_EVAL[profile],
         sizes=dict(SMOKE_SIZES) if profile == "smoke" else {},
         spoken_control=SPOKEN_CONTROL[profile],
+        soft_prompt=SOFT_PROMPT[profile],
     )
     logger.info(
         "data folder: %s | model: %s | test clips evaluated: %d", ws.data, ws.model, ws.n_eval

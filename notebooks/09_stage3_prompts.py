@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -71,6 +71,7 @@ if "google.colab" in sys.modules:  # Colab only: a no-op on your machine
 # %% tags=["parameters"]
 profile: str = "auto"  # "auto": "gpu" with CUDA (Colab), else "cpu"; "smoke": a quick check
 seed: int = 0  # seed of anything random in the notebook
+soft_prompt: bool | None = None  # train the soft prompt; None: the profile's (not on cpu)
 
 # %% [markdown]
 # Where the data lives. Every path of the project follows `FLAMENCO_DATA` (default `data/`):
@@ -95,6 +96,17 @@ ws = notebook.workspace(profile)  # smoke: FLAMENCO_DATA -> <data>/smoke (once);
 # "auto" resolved; what the stages start from; overrides of the stage-1 configs; test clips per
 # evaluation; corpora sizes
 profile, MODEL, FROM_BASE, N_EVAL, SIZES = ws.profile, ws.model, ws.from_base, ws.n_eval, ws.sizes
+
+# %% [markdown]
+# `SOFT` says whether this run trains the soft prompt of section 2: `ws.soft_prompt` (the
+# smoke and gpu profiles train it; the cpu profile leaves it out, 5.5 of a 2-core report's
+# minutes for a row within noise of stage 2: the README gives its numbers) unless the parameter
+# `soft_prompt` says otherwise (`python -m flamenco_lib report --soft-prompt`, or
+# `make report SOFT_PROMPT=1`).
+
+# %%
+SOFT = ws.soft_prompt if soft_prompt is None else soft_prompt
+print(f"profile {profile}: the soft prompt is {'trained' if SOFT else 'left out'}")
 
 # %% [markdown]
 # Imports and the thesis figure style.
@@ -229,10 +241,9 @@ print(
 # decodes with them whenever it finds that file.
 
 # %%
-CONFIGS = {
-    "stage 3": grid.config_file("stage3"),
-    "stage 3, soft prompt": grid.config_file("stage3_soft"),
-}
+CONFIGS = {"stage 3": grid.config_file("stage3")}
+if SOFT:
+    CONFIGS["stage 3, soft prompt"] = grid.config_file("stage3_soft")
 summaries = {row: pipeline.run_stage(path, profile=profile) for row, path in CONFIGS.items()}
 for row, s in summaries.items():
     print(
@@ -252,8 +263,9 @@ plotting.savefig(
     fig,
     "09-training-curves",
     caption=(
-        "Training loss of stage 3 with text prompts (dropped 30% of the time) and of the soft prompt "
-        "(the model frozen), both starting from stage 2."
+        "Training loss of stage 3 with text prompts (dropped 30% of the time)"
+        + (" and of the soft prompt (the model frozen), both" if SOFT else ",")
+        + " starting from stage 2."
     ),
 )
 
@@ -269,7 +281,9 @@ plotting.savefig(
 # copla.
 
 # %%
-rows = grid.stage_rows("stage 2", "stage 3", "stage 3, soft prompt", profile=profile, base=MODEL)
+rows = grid.stage_rows(
+    "stage 2", "stage 3", *(["stage 3, soft prompt"] if SOFT else []), profile=profile, base=MODEL
+)
 results.evaluate_stages(rows, max_items=N_EVAL)
 print(results.markdown(results.results_table(stages=rows)))
 
@@ -303,7 +317,7 @@ print(analysis.NO_RESULTS if paired.empty else paired.round(2).to_string(index=F
 #   singer of new lyrics gets: the letra found is always a wrong one;
 # - **mismatched copla**: a random other copla as the prompt, the control that shows whether
 #   the model reads its prompt or takes any text as a hint;
-# - the soft prompt.
+# - the soft prompt (when `SOFT`).
 #
 # The same call from the command line, e.g. the catalogue row:
 # `python -m flamenco_lib evaluate --model data/checkpoints/stage3/final --manifest
@@ -313,7 +327,11 @@ print(analysis.NO_RESULTS if paired.empty else paired.round(2).to_string(index=F
 
 # %%
 N_VERSES = N_EVAL if profile == "smoke" else None  # every test verse (about 140 lines on cpu)
-prompt_rows = grid.stage_rows(profile=profile, table=grid.PROMPT_GRID)
+prompt_rows = [
+    row
+    for row in grid.stage_rows(profile=profile, table=grid.PROMPT_GRID)
+    if SOFT or row[0] != "stage 3, soft prompt"
+]
 results.evaluate_stages(prompt_rows, grid.VERSES, max_items=N_VERSES)
 prompt_grid = analysis.prompt_grid_table()
 prompt_grid.round(1)

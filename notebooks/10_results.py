@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -152,7 +152,7 @@ if notebook.show_or_explain(
 # lyrics spoken, not sung; the `cpu` report leaves it out unless asked for, notebook 07), stage 2
 # on general speech, stage 3 (trained with prompts, decoded here without one). A gap means that
 # model was not evaluated on that set (the control: the cante set sung and spoken; the soft
-# prompt: the speech set).
+# prompt, which the `cpu` report also leaves out unless asked for, notebook 09: the speech set).
 
 # %%
 runs = analysis.runs_table()
@@ -252,7 +252,8 @@ notebook.show_or_explain(
 # Notebook 09 decodes the verses of the test songs (lines whose copla and line before are
 # known) with stage 3 and each kind of prompt: the palo, a lexicon, the line before (the
 # model's own transcript of it, and the true one), a copla found in a lyrics catalogue (with
-# the copla in the catalogue, and not), a wrong copla (the control), and the soft prompt. Each
+# the copla in the catalogue, and not), a wrong copla (the control), and the soft prompt (not on
+# `cpu` unless asked for). Each
 # row against stage 2 without a prompt (top) and each prompt against stage 3 without one
 # (bottom): the WER difference with its paired 95% interval; left of zero, fewer errors.
 

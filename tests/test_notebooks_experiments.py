@@ -50,6 +50,19 @@ def _outputs(path) -> str:
     )
 
 
+def _run_without(papermill, name: str, option: str, out: Path) -> str:
+    """Notebook ``name`` run again in smoke with the opt-in ``option`` off (as on cpu): its text."""
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / name),
+        str(out),
+        parameters={"profile": "smoke", option: False},
+        kernel_name="python3",
+        cwd=str(ROOT),
+        progress_bar=False,
+    )
+    return _outputs(out)
+
+
 @pytest.mark.notebook
 def test_experiment_notebooks_train_evaluate_and_draw_in_the_smoke_folder(tmp_path, smoke_folders):
     papermill = pytest.importorskip("papermill")
@@ -209,18 +222,28 @@ def test_experiment_notebooks_train_evaluate_and_draw_in_the_smoke_folder(tmp_pa
     control = results.run_dir("stage 1, spoken control", "cante", root=smoke / "results")
     evaluated = (control / "metrics.json").stat().st_mtime_ns
     assert "the control: voices and words" in text["07_stage1_flamenco.ipynb"]
-    papermill.execute_notebook(
-        str(ROOT / "notebooks" / "07_stage1_flamenco.ipynb"),
-        str(tmp_path / "07-no-control.ipynb"),
-        parameters={"profile": "smoke", "spoken_control": False},
-        kernel_name="python3",
-        cwd=str(ROOT),
-        progress_bar=False,
+    alone = _run_without(
+        papermill, "07_stage1_flamenco.ipynb", "spoken_control", tmp_path / "07-no-control.ipynb"
     )
-    alone = _outputs(tmp_path / "07-no-control.ipynb")
     assert "the spoken control is left out" in alone
     assert "stage1: up to date, not trained again" in alone and "stage1_spoken" not in alone
     assert "the control: voices and words" not in alone and "1. relative cut" in alone
     assert (control / "metrics.json").stat().st_mtime_ns == evaluated
     for f in ("07-training-curves", "07-stages", "07-vs-zero-shot"):
         assert "spoken control" not in caption_of(figures / f"{f}.png"), f
+
+    # notebook 09 without the soft prompt (what the cpu profile does unless told otherwise): stage
+    # 3 is reused, the soft prompt neither trained nor evaluated again, and no figure speaks of it
+    soft_rows = [
+        results.run_dir("stage 3, soft prompt", key, root=smoke / "results")
+        for key in ("speech", "verses")
+    ]
+    evaluated = [(run / "metrics.json").stat().st_mtime_ns for run in soft_rows]
+    assert "soft prompt" in caption_of(figures / "09-training-curves.png")
+    alone = _run_without(
+        papermill, "09_stage3_prompts.ipynb", "soft_prompt", tmp_path / "09-no-soft-prompt.ipynb"
+    )
+    assert "the soft prompt is left out" in alone
+    assert "stage3: up to date, not trained again" in alone and "stage3_soft" not in alone
+    assert [(run / "metrics.json").stat().st_mtime_ns for run in soft_rows] == evaluated
+    assert "soft prompt" not in caption_of(figures / "09-training-curves.png")

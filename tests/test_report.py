@@ -67,9 +67,15 @@ def test_a_parameter_beyond_the_profile_reaches_only_the_notebooks_that_declare_
 
 
 @pytest.mark.parametrize(
-    "argv, parameters", [([], None), (["--spoken-control"], {"spoken_control": True})]
+    "argv, parameters",
+    [
+        ([], None),
+        (["--spoken-control"], {"spoken_control": True}),
+        (["--soft-prompt"], {"soft_prompt": True}),
+        (["--soft-prompt", "--spoken-control"], {"spoken_control": True, "soft_prompt": True}),
+    ],
 )
-def test_report_command_passes_the_spoken_control_on(monkeypatch, argv, parameters):
+def test_report_command_passes_the_opt_in_runs_on(monkeypatch, argv, parameters):
     from flamenco_lib import cli
 
     calls = []
