@@ -211,6 +211,20 @@ def test_precision_auto_is_bf16_only_with_native_bf16(tmp_path, tiny_corpus):
     assert cfg.precision == training.auto_precision() and cfg.precision in ("fp32", "bf16")
 
 
+def test_flamenco_precision_decides_instead_of_the_machine(tmp_path, tiny_corpus, monkeypatch):
+    for forced in ("fp32", "bf16"):
+        monkeypatch.setenv("FLAMENCO_PRECISION", forced)
+        assert training.auto_precision() == forced
+        assert training.load_config(_smoke(tmp_path, tiny_corpus, precision="auto")).precision == (
+            forced
+        )
+    # the CPU's flags, when given, are still read as they are
+    assert training.auto_precision("flags\t: fpu sse2 avx2 amx_bf16\n") == "bf16"
+    monkeypatch.setenv("FLAMENCO_PRECISION", "fp16")
+    with pytest.raises(training.ConfigError, match="FLAMENCO_PRECISION='fp16': use fp32 or bf16"):
+        training.auto_precision()
+
+
 # ----------------------------------------------------------------------------- model
 
 

@@ -11,6 +11,7 @@ Notebook: ``07_stage1_flamenco.ipynb``.
 from __future__ import annotations
 
 import copy
+import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -280,7 +281,16 @@ def auto_precision(cpuinfo: str | None = None) -> str:
     with bf16, a CPU with AVX512-BF16 or AMX), else fp32. The weights stay fp32 either way. On the
     2-core AVX512-BF16 machine of ``configs/README.md`` a stage-1 step costs 4.6 s in bf16, 11-12 s
     in fp32; a CPU without those instructions would emulate bf16, slower than fp32. ``cpuinfo``:
-    the text of ``/proc/cpuinfo`` (read when None)."""
+    the text of ``/proc/cpuinfo`` (read when None). Without ``cpuinfo``, the environment variable
+    ``FLAMENCO_PRECISION`` (``fp32`` or ``bf16``) decides instead of the machine: e.g. a report run
+    as a CPU without bf16 would run it (README, "make report, measured")."""
+    forced = os.environ.get("FLAMENCO_PRECISION", "").strip().lower()
+    if cpuinfo is None and forced:
+        if forced not in ("fp32", "bf16"):
+            raise ConfigError(
+                f"FLAMENCO_PRECISION={forced!r}: use fp32 or bf16, or unset it to let the machine decide"
+            )
+        return forced
     if cpuinfo is None and torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     try:
