@@ -55,8 +55,8 @@ def main() -> None:
         f"precision: auto -> {training.auto_precision()}"
     )
     rows = {p: time_steps(p, args.k, args.batch, args.steps) for p in args.precisions}
-    ref = statistics.median(next(iter(rows.values()))[0])
     first = args.precisions[0]
+    ref = statistics.median(rows[first][0])
     print(
         f"{'precision':10s} {'median s/step':>14s} {'ratio to ' + first:>14s} {'first loss':>11s}"
     )
