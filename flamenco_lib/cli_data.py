@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from .data.aligned import SEGMENTS
-from .data.synth import SNR_DB_RANGE
+from .data.synth import FORMANT_RATIO, SNR_DB_RANGE
 
 
 def _data(args) -> int:
@@ -40,6 +40,7 @@ def _data(args) -> int:
             voices=voices,
             heldout=args.heldout_voice,
             snr_db_range=(args.snr_min, args.snr_max),
+            formant_ratio=(args.formant_min, args.formant_max),
             splits=tuple(args.splits.split(",")) if args.splits else None,
         )
         print(
@@ -169,6 +170,19 @@ def add_data_parser(sub) -> None:
     )
     q.add_argument(
         "--snr-max", type=float, default=SNR_DB_RANGE[1], help=f"(default {SNR_DB_RANGE[1]:g})"
+    )
+    q.add_argument(
+        "--formant-min",
+        type=float,
+        default=FORMANT_RATIO[0],
+        help="lowest formant shift ratio of a sung clip's singer (vocal tract length; 1.0: the "
+        f"voice's own; default {FORMANT_RATIO[0]:g})",
+    )
+    q.add_argument(
+        "--formant-max",
+        type=float,
+        default=FORMANT_RATIO[1],
+        help=f"(default {FORMANT_RATIO[1]:g})",
     )
     q = dsub.add_parser(
         "songs",

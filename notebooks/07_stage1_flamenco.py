@@ -398,7 +398,8 @@ for row in said.sample(min(n_examples, len(said)), random_state=seed).itertuples
 # recipe to use was chosen one change at a time on the **dev** speakers (three more Drascula
 # characters), never on the test sets: the share of real voices in the batches, real speech
 # replayed as in stage 2, how far the model moves (learning rate, the layers trained, LoRA
-# adapters).
+# adapters), a wider range of vocal tracts for the training speakers (the transform's formant
+# shift, `data synth --formant-min/--formant-max`).
 #
 # `ablation.ABLATIONS` lists the changes; `python -m flamenco_lib ablate` trains each (about
 # 10 minutes on 2 cores) into `data/checkpoints/ablations/` and scores it on the dev sets.

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import soundfile as sf
 
 from flamenco_lib import ablation, grid, training
 from flamenco_lib.cli import main
+from flamenco_lib.data import cante, manifest
 from flamenco_lib.data.corpus import build_corpora
 
 
@@ -44,6 +47,66 @@ def test_ablations_choose_on_dev_sets_never_on_test_sets():
     assert {split for _, _, split in ablation.DEV_SETS} == {"dev"}
     dev = {manifest for _, manifest, _ in ablation.DEV_SETS}
     assert dev <= {manifest for _, manifest, _ in grid.TEST_SETS}  # the same corpora, other split
+
+
+def test_wider_formants_sing_the_same_clips_with_only_the_ratio_changed(
+    tmp_path, monkeypatch, real_speech
+):
+    # the ablation's corpora are rendered on demand: the training split of each speech corpus,
+    # the same clips (ids, seeds, melodies) as the default corpus, each ratio drawn from the
+    # wider range by the same draw (the same fraction of the way through the range)
+    monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path / "data"))
+    speech = {}
+    for m in ablation._REAL_SPOKEN:
+        src = tmp_path / m  # data/corpora/<name>/manifest.jsonl, as configured
+        (src.parent / "audio").mkdir(parents=True)
+        rows = []
+        for i, split in enumerate(("train", "dev")):
+            sf.write(
+                src.parent / "audio" / f"u{i}.flac",
+                real_speech[i * 32000 : i * 32000 + 40000],
+                16000,
+            )
+            rows.append(
+                {
+                    "id": f"u{i}",
+                    "audio": f"audio/u{i}.flac",
+                    "text": "gracias por llamar",
+                    "text_canonical": "gracias por llamar",
+                    "split": split,
+                    "singer": "real-speaker",
+                    "source": "test",
+                }
+            )
+        speech[m] = manifest.write_manifest(rows, src)
+    name = "real sung 30% (formants 0.80-1.25) + real speech 15%, all layers trained"
+    ablation._build_sung_corpora(ablation.ABLATIONS[name], progress=False)
+    (lo, hi), (dlo, dhi) = ablation.WIDE_FORMANTS, cante.synth.FORMANT_RATIO
+    assert hi - lo > dhi - dlo
+    for wide, (spoken, formants) in ablation.SUNG_CORPORA.items():
+        assert formants == ablation.WIDE_FORMANTS
+        rows = manifest.read_manifest(tmp_path / wide)
+        assert [r["split"] for r in rows] == ["train"]  # the training split only
+        ref = tmp_path / "default" / Path(spoken).parent.name  # the corpus of `make corpora`
+        cante.build_synth_corpus(ref, speech_manifest=speech[spoken], jobs=1, progress=False)
+        default = {r["id"]: r for r in manifest.read_manifest(ref / "manifest.jsonl")}
+        for r in rows:
+            d = default[r["id"]]
+            assert (r["clip_seed"], r["tonic_hz"], r["palo"]) == (
+                d["clip_seed"],
+                d["tonic_hz"],
+                d["palo"],
+            )
+            assert lo <= r["formant_ratio"] <= hi and r["formant_ratio"] != d["formant_ratio"]
+            assert (r["formant_ratio"] - lo) / (hi - lo) == pytest.approx(
+                (d["formant_ratio"] - dlo) / (dhi - dlo)
+            )
+    again = tmp_path / "data" / "corpora" / "cante-real-wide" / "manifest.jsonl"
+    before = again.stat().st_mtime_ns
+    ablation._build_sung_corpora(
+        ablation.ABLATIONS[name], progress=False
+    )  # kept, not rendered again
+    assert again.stat().st_mtime_ns == before
 
 
 def test_slug_names_distinct_folders():

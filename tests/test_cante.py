@@ -310,3 +310,27 @@ def test_cli_synth_on_own_lyrics_then_validate(tmp_path, my_lyrics, capsys):
         == 2
     )
     assert "held out for test" in capsys.readouterr().err
+
+
+def test_the_formant_range_is_drawn_from_recorded_and_checked(tmp_path, my_lyrics, capsys):
+    # a wider (here a single) formant shift reaches every clip and its settings, so a corpus
+    # rendered with the default range is rendered again, not mixed with the new one
+    out = tmp_path / "wide"
+    argv = ["data", "synth", "--lyrics", str(my_lyrics), "--out", str(out), "--n", "2"]
+    assert main([*argv, "--jobs", "1", "--formant-min", "1.3", "--formant-max", "1.3"]) == 0
+    rows = manifest.read_manifest(out / "manifest.jsonl")
+    assert len(rows) == 2 and all(r["formant_ratio"] == pytest.approx(1.3) for r in rows)
+    assert {r["synth_settings"] for r in rows} == {
+        synth.settings_id("sung", formant_ratio=(1.3, 1.3))
+    }
+    assert synth.settings_id("sung", formant_ratio=(1.3, 1.3)) != synth.settings_id("sung")
+    assert synth.settings_id("spoken", formant_ratio=(1.3, 1.3)) == synth.settings_id("spoken")
+    capsys.readouterr()
+
+    # a range upside down or beyond a human vocal tract: one line naming it, nothing written
+    for lo, hi in (("1.2", "1.0"), ("0.5", "1.1")):
+        bad = tmp_path / f"bad-{lo}"
+        assert main([*argv[:5], str(bad), "--formant-min", lo, "--formant-max", hi]) == 2
+        err = capsys.readouterr().err
+        assert f"{float(lo):g}-{float(hi):g}" in err and "0.7-1.4" in err
+        assert not bad.exists()

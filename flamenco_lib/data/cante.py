@@ -49,6 +49,9 @@ STYLES = ("sung", "a-capella", "spoken")
 HELDOUT_BASE_VOICE = "es-419"  # test-only base voice (Latin American Spanish); training uses "es"
 DEFAULT_N = 1200  # clips: builds in about 5 min on 2 cores (measured, see README)
 DEFAULT_REAL_N = None  # every utterance of the speech manifest
+# formant shift ratios a corpus may draw from: roughly the vocal tracts of adults and children
+# (1.15-1.2 from a man's to a woman's, about 1.35 to a child's); beyond them Praat's shift distorts
+FORMANT_RATIO_LIMITS = (0.7, 1.4)
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,11 @@ def plan_real_clips(
 
 
 def render(
-    clip: Clip, *, style: str = "sung", snr_db_range=synth.SNR_DB_RANGE
+    clip: Clip,
+    *,
+    style: str = "sung",
+    snr_db_range=synth.SNR_DB_RANGE,
+    formant_ratio=synth.FORMANT_RATIO,
 ) -> tuple[np.ndarray, dict]:
     """Render one planned clip in a style; returns (audio 16 kHz float32, metadata)."""
     if style not in STYLES:
@@ -210,6 +217,7 @@ def render(
             accompaniment=style == "sung",
             snr_db_range=snr_db_range,
             speech=speech,
+            formant_ratio=formant_ratio,
         )
     return audio, meta
 
@@ -239,7 +247,9 @@ def _row(clip: Clip, meta: dict, style: str, audio_rel: str, settings: str) -> d
     return row
 
 
-def _render_to_disk(clip_dict: dict, out: str, style: str, snr_db_range) -> tuple[str, str | None]:
+def _render_to_disk(
+    clip_dict: dict, out: str, style: str, snr_db_range, formant_ratio
+) -> tuple[str, str | None]:
     """Worker: render one clip into ``out/audio``; returns (id, error message or None)."""
     import soundfile as sf
 
@@ -247,13 +257,16 @@ def _render_to_disk(clip_dict: dict, out: str, style: str, snr_db_range) -> tupl
     wav = Path(out) / "audio" / f"{clip.id}.flac"
     side = wav.with_suffix(".json")
     try:
-        audio, meta = render(clip, style=style, snr_db_range=snr_db_range)
+        audio, meta = render(
+            clip, style=style, snr_db_range=snr_db_range, formant_ratio=formant_ratio
+        )
     except Exception as err:  # a bad copla or recording must not stop the corpus
         return clip.id, f"{type(err).__name__}: {err}"
     tmp = wav.with_name(wav.stem + ".tmp.flac")
     sf.write(tmp, audio, synth.SAMPLE_RATE, subtype="PCM_16")
     os.replace(tmp, wav)
-    row = _row(clip, meta, style, f"audio/{wav.name}", synth.settings_id(style, snr_db_range))
+    settings = synth.settings_id(style, snr_db_range, formant_ratio)
+    row = _row(clip, meta, style, f"audio/{wav.name}", settings)
     tmp = side.with_name(side.stem + ".tmp.json")
     tmp.write_text(json.dumps(row, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, side)
@@ -296,6 +309,7 @@ def build_synth_corpus(
     snr_db_range: tuple[float, float] = synth.SNR_DB_RANGE,
     splits: tuple[str, ...] | None = None,
     progress: bool = True,
+    formant_ratio: tuple[float, float] = synth.FORMANT_RATIO,
 ) -> dict:
     """Render a synthetic cante corpus into ``out`` (``audio/*.flac`` + ``manifest.jsonl``).
 
@@ -327,6 +341,9 @@ def build_synth_corpus(
         calibration set is only ever tested: ``("test",)``).
     progress : bool
         Show a progress bar.
+    formant_ratio : (float, float)
+        Range of the singer's formant shift ratio (vocal tract length), drawn per clip; each
+        within :data:`FORMANT_RATIO_LIMITS`.
 
     Returns
     -------
@@ -341,6 +358,13 @@ def build_synth_corpus(
     unknown = sorted(set(splits or ()) - set(SPLITS))
     if unknown:
         raise ManifestError(f"splits {unknown}: use some of {', '.join(SPLITS)}")
+    lo, hi = map(float, formant_ratio)
+    if not FORMANT_RATIO_LIMITS[0] <= lo <= hi <= FORMANT_RATIO_LIMITS[1]:
+        raise synth.SynthError(
+            f"formant ratio range {lo:g}-{hi:g}: give a low end no larger than the high one, both "
+            f"within {FORMANT_RATIO_LIMITS[0]:g}-{FORMANT_RATIO_LIMITS[1]:g} (1.0: the voice's "
+            f"own vocal tract; default {synth.FORMANT_RATIO[0]:g}-{synth.FORMANT_RATIO[1]:g})"
+        )
     out = Path(out)
     (out / "audio").mkdir(parents=True, exist_ok=True)
     if speech_manifest is not None:
@@ -352,7 +376,7 @@ def build_synth_corpus(
         )
     if splits:
         clips = [c for c in clips if c.split in splits]
-    settings = synth.settings_id(style, snr_db_range)
+    settings = synth.settings_id(style, snr_db_range, (lo, hi))
     todo = [c for c in clips if not _finished(out, c, style, settings)]
     failed: dict[str, str] = {}
     jobs = max(1, int(jobs or os.cpu_count() or 1))
@@ -363,7 +387,7 @@ def build_synth_corpus(
         unit="clip",
         disable=not progress,
     )
-    args = (str(out), style, tuple(snr_db_range))
+    args = (str(out), style, tuple(snr_db_range), (lo, hi))
     if jobs == 1 or len(todo) <= 1:
         for c in todo:
             cid, err = _render_to_disk(asdict(c), *args)

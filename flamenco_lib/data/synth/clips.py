@@ -15,6 +15,7 @@ from .palos import palo_key
 from .settings import (
     DEFAULT_TEMPO_BPM,
     FINAL_EXTRA,
+    FORMANT_RATIO,
     FRAME_S,
     MAX_CLIP_S,
     PALO_TEMPO_BPM,
@@ -91,6 +92,7 @@ def render_clip(
     accompaniment: bool = True,
     snr_db_range: tuple[float, float] = SNR_DB_RANGE,
     speech: np.ndarray | None = None,
+    formant_ratio: tuple[float, float] = FORMANT_RATIO,
 ) -> tuple[np.ndarray, dict]:
     """One synthetic cante clip: sung text -> espeak-ng -> singing -> guitar, palmas, reverb, mix.
 
@@ -111,6 +113,8 @@ def render_clip(
     speech : np.ndarray, shape = (n_samples,), optional
         Recorded 16 kHz speech of ``lines`` to sing instead of espeak-ng's (then sung as is:
         no quejío or repeat is added and ``text`` equals ``text_canonical``).
+    formant_ratio : (float > 0, float > 0)
+        Range of the singer's formant shift (vocal tract length; :func:`sing`).
 
     Returns
     -------
@@ -150,7 +154,13 @@ def render_clip(
         stretch = (1 + k * (STRETCH[0] - 1), 1 + k * (STRETCH[1] - 1))
         extra = (1 + k * (FINAL_EXTRA[0] - 1), 1 + k * (FINAL_EXTRA[1] - 1))
         sung, smeta = sing(
-            speech, palo=palo, rng=_stage_rng(seed, 2), sr=sr, stretch=stretch, final_extra=extra
+            speech,
+            palo=palo,
+            rng=_stage_rng(seed, 2),
+            sr=sr,
+            stretch=stretch,
+            final_extra=extra,
+            formant_ratio=formant_ratio,
         )
         if len(sung) <= MAX_CLIP_S * sr:
             break

@@ -116,7 +116,11 @@ QUEJIOS = ("Ay", "Ay, ay", "Ayyy")
 SNR_DB_RANGE = (5.0, 10.0)  # dB: voice over guitar, palmas and reverb
 
 
-def settings_id(style: str, snr_db_range: tuple[float, float] = SNR_DB_RANGE) -> str:
+def settings_id(
+    style: str,
+    snr_db_range: tuple[float, float] = SNR_DB_RANGE,
+    formant_ratio: tuple[float, float] = FORMANT_RATIO,
+) -> str:
     """A short hash of every generator setting that shapes a clip of this style.
 
     Written into each clip's metadata, so that a rerun of ``data synth`` after the generator
@@ -135,7 +139,7 @@ def settings_id(style: str, snr_db_range: tuple[float, float] = SNR_DB_RANGE) ->
             melisma_min_s=MELISMA_MIN_S,
             patterns=MELISMA_PATTERNS,
             consonant_db=CONSONANT_DB,
-            formant_ratio=FORMANT_RATIO,
+            formant_ratio=tuple(map(float, formant_ratio)),
             glide=(GLIDE_MAX_S, MELISMA_GLIDE_S),
             max_clip_s=MAX_CLIP_S,
         )
