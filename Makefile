@@ -49,6 +49,8 @@ corpora: $(STAMP)
 	$(PY) -m flamenco_lib data synth --out data/corpora/cante-acapella --style a-capella --splits test
 	$(PY) -m flamenco_lib data synth --out data/corpora/cante-real --speech data/corpora/speech/manifest.jsonl
 	$(PY) -m flamenco_lib data synth --out data/corpora/cante-drascula --speech data/corpora/speech-drascula/manifest.jsonl
+	$(PY) -m flamenco_lib data synth --out data/corpora/cante-real-wide --speech data/corpora/speech/manifest.jsonl --splits train --formant-min 0.8 --formant-max 1.25
+	$(PY) -m flamenco_lib data synth --out data/corpora/cante-drascula-wide --speech data/corpora/speech-drascula/manifest.jsonl --splits train --formant-min 0.8 --formant-max 1.25
 	$(PY) -m flamenco_lib data songs --out data/corpora/songs
 
 ## make stages: stage 1, its spoken control and stage 2 on the profile that fits (PROFILE=smoke|cpu|gpu)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .data.corpus import TRAINING_VOICES_FORMANT_RATIO
 from .grid import config_file
 from .paths import results_dir
 
@@ -40,9 +41,9 @@ _REAL_SPOKEN = (
 # The training speakers sung with a wider formant shift than the generator's (0.80-1.25 against
 # 0.88-1.15: more vocal tracts from the same few voices, e.g. a man's voice shifted towards a
 # woman's): sung manifest -> (the speech it sings, the formant range). The same clips, seeds and
-# melodies as the corpora of `make corpora`, only the ratio differs; run_ablations renders their
-# training split when an ablation needs them.
-WIDE_FORMANTS = (0.80, 1.25)
+# melodies as cante-drascula and cante-real, only the ratio differs; `make corpora` builds them
+# (chosen: configs/stage1.yaml trains on them), run_ablations renders them when missing.
+WIDE_FORMANTS = TRAINING_VOICES_FORMANT_RATIO
 SUNG_CORPORA: dict[str, tuple[str, tuple[float, float]]] = {
     "data/corpora/cante-drascula-wide/manifest.jsonl": (_REAL_SPOKEN[0], WIDE_FORMANTS),
     "data/corpora/cante-real-wide/manifest.jsonl": (_REAL_SPOKEN[1], WIDE_FORMANTS),
@@ -124,9 +125,11 @@ ABLATIONS: dict[str, dict] = {
         "lora": {"r": 32, "alpha": 64},
         "lr": 1.0e-3,
     },
-    # a broader voice perturbation: the chosen recipe with the training speakers sung with a
-    # wider formant shift (SUNG_CORPORA), one generator setting changed: do more vocal tracts
-    # from the same seven voices carry the gain over to speakers no model trains on?
+    # a broader voice perturbation: the recipe with the training speakers sung with a wider
+    # formant shift (SUNG_CORPORA), one generator setting changed: do more vocal tracts from the
+    # same few voices carry the gain over to speakers no model trains on? (Every dev set a little
+    # better, none beyond noise, real speech back at zero-shot's level: configs/stage1.yaml since
+    # 2026-12-06, README "Real voices".)
     "real sung 30% (formants 0.80-1.25) + real speech 15%, all layers trained": {
         "train": _sources(0.55, sung=0.3, spoken=0.15, sung_from=tuple(SUNG_CORPORA)),
         "cached_layers": 0,

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -117,7 +117,8 @@ plotting.set_style()
 # | `speech` | real Spanish read speech (asterisk prompts, one es-MX speaker) | stage 2 (the offline stand-in for Common Voice); the **forgetting** check |
 # | `speech-drascula` | real Spanish speech of ten characters of the game Drascula (Castilian, 8-bit recordings), **split by speaker** | stage 2; the forgetting check on speakers no model trains on (`real_speech`) |
 # | `cante-real` | the asterisk speech, sung by the same transform | stage 1: a real voice sung |
-# | `cante-drascula` | the Drascula speech, sung by the same transform | stage 1 (its training characters); the **real-voice test set** (`real_sung`): did a model learn singing, or only the synthetic voices? |
+# | `cante-drascula` | the Drascula speech, sung by the same transform | the **real-voice test set** (`real_sung`): did a model learn singing, or only the synthetic voices? |
+# | `cante-real-wide`, `cante-drascula-wide` | the training splits of the two above, sung again with a wider range of vocal tracts (formant shift 0.80-1.25 against 0.88-1.15; the same clips otherwise) | stages 1-3: real voices sung (chosen on the dev speakers, notebook 07) |
 # | `songs` | whole synthetic songs (coplas sung line by line between guitar falsetas), one row per sung line with its times, its copla and the line before it | stage 3's **verses** (notebook 09's prompt grid); whole recordings (notebook 11) |
 #
 # `build_corpora` builds each corpus whose manifest is missing, with the same calls as
@@ -413,10 +414,12 @@ for row in said.head(n_examples).itertuples(index=False):
 # %% [markdown]
 # ## Summary
 #
-# - Seven offline corpora, one manifest format: `cante` (sung with guitar: stage 1 and the
+# - Ten offline corpora, one manifest format: `cante` (sung with guitar: stage 1 and the
 #   cante test), `cante-spoken` (the control), `cante-acapella` (the calibration), `speech` and
 #   `speech-drascula` (real speech: stage 2 and forgetting), `cante-real` and `cante-drascula`
-#   (real voices sung: stage 1, and the real-voice test on speakers no model trains on).
+#   (real voices sung: the real-voice test on speakers no model trains on) and their training
+#   splits sung with a wider range of vocal tracts (`-wide`: what the stages train on), and
+#   `songs` (whole songs: stage 3's verses, notebook 11).
 # - The splits never share a lyric, and the test split holds out the `es-419` voice: a test
 #   score measures new words and, for half of the clips, a new voice.
 # - Singing doubles the duration of a clip, moves the pitch in held notes with vibrato and

@@ -203,8 +203,9 @@ pd.DataFrame(
 # them): the model it starts from, the training sources with their mixing weights, the
 # optimiser and its schedule, steps, batch, precision, `cached_layers`, evaluation and the
 # output folder, with overrides per profile. `configs/stage1.yaml` trains on the sung cante
-# corpus (70% of the batch slots) and real voices sung (30%: `cante-drascula` and
-# `cante-real`); `configs/stage1_spoken.yaml` is the same file pointed at `cante-spoken` and
+# corpus (55% of the batch slots), real voices sung (30%: `cante-drascula-wide` and
+# `cante-real-wide`, the training speakers sung with a wider range of vocal tracts than the
+# generator's) and the same voices as recorded (15%); `configs/stage1_spoken.yaml` is the same file pointed at `cante-spoken` and
 # the same real voices as recorded. Both are evaluated during training on the *sung* dev clips. Here
 # they are as this profile resolves them (the smoke profile: 4 steps of batch 2 on 8 clips, just
 # enough to run every line; the control only when `CONTROL`).

@@ -12,10 +12,16 @@ import nbformat
 import numpy as np
 import pytest
 import soundfile as sf
+import yaml
 
-from flamenco_lib import evaluation
+from flamenco_lib import evaluation, grid
 from flamenco_lib.data import speech, stats
-from flamenco_lib.data.corpus import OFFLINE_CORPORA, build_corpora, build_speech_corpus
+from flamenco_lib.data.corpus import (
+    OFFLINE_CORPORA,
+    TRAINING_VOICES_FORMANT_RATIO,
+    build_corpora,
+    build_speech_corpus,
+)
 from flamenco_lib.text import normalize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,6 +183,25 @@ def test_build_speech_corpus_keeps_n_evenly_spaced_prompts_with_their_splits(cor
     assert [r["id"] for r in _rows(corpora["cante-real"])] and all(
         r["copla_id"] in {s["id"] for s in rows} for r in _rows(corpora["cante-real"])
     )
+
+
+def test_the_training_voices_are_sung_again_with_a_wider_range_of_vocal_tracts(corpora):
+    # the -wide corpora: the training split of each real-voice corpus, the same clips, each
+    # formant ratio drawn from the wider range; the dev and test splits (the real-voice test sets)
+    # exist only with the generator's range, and the stages train on the wide ones
+    lo, hi = TRAINING_VOICES_FORMANT_RATIO
+    for name in ("cante-drascula", "cante-real"):
+        default = {r["id"]: r for r in _rows(corpora[name])}
+        wide = _rows(corpora[f"{name}-wide"])
+        train = [i for i, r in default.items() if r["split"] == "train"]
+        assert train and [r["id"] for r in wide] == train
+        assert all(lo <= r["formant_ratio"] <= hi for r in wide)
+        assert all(r["clip_seed"] == default[r["id"]]["clip_seed"] for r in wide)
+        for stage in ("stage1", "stage2", "stage3"):
+            cfg = yaml.safe_load(grid.config_file(stage).read_text(encoding="utf-8"))
+            manifests = {Path(src["manifest"]).parent.name for src in cfg["train"]}
+            assert f"{name}-wide" in manifests and name not in manifests, (stage, manifests)
+    assert ("real_sung", "corpora/cante-drascula/manifest.jsonl", "test") in grid.TEST_SETS
 
 
 def test_build_corpora_leaves_finished_corpora_alone(corpora):

@@ -141,6 +141,11 @@ def build_speech_corpus(
     return write_manifest(rows, out / "manifest.jsonl")
 
 
+# The training speakers' real voices are sung for training with a wider formant shift than the
+# generator's (0.80-1.25 against 0.88-1.15: more vocal tracts from the same few voices), chosen on
+# the dev speakers (python -m flamenco_lib ablate, README "Real voices"); their dev and test
+# splits, the real-voice test sets, keep the generator's range.
+TRAINING_VOICES_FORMANT_RATIO = (0.80, 1.25)
 # The offline corpora (DESIGN.md, "Offline first"), by folder name under data/corpora.
 OFFLINE_CORPORA = {
     "speech": "real Spanish read speech (asterisk prompts): stage 2 and the forgetting check",
@@ -150,6 +155,8 @@ OFFLINE_CORPORA = {
     "cante-real": "the asterisk speaker sung: real-voice training (its test split: a seen speaker)",
     "speech-drascula": "real speech of 10 characters, split by speaker: held-out speakers' speech",
     "cante-drascula": "those voices sung: real-voice training and the held-out real-voice test",
+    "cante-drascula-wide": "their training split sung with a wider range of vocal tracts: stages 1-3",
+    "cante-real-wide": "the asterisk speaker's training split sung likewise: stages 1-3",
     "songs": "whole synthetic songs, one row per sung line with the line before it: stage 3's verses",
 }
 
@@ -204,6 +211,14 @@ def build_corpora(
     for name, speech_corpus in (("cante-real", "speech"), ("cante-drascula", "speech-drascula")):
         build_synth_corpus(
             root / name, speech_manifest=out[speech_corpus], jobs=jobs, progress=progress
+        )
+        build_synth_corpus(
+            root / f"{name}-wide",
+            speech_manifest=out[speech_corpus],
+            splits=("train",),
+            formant_ratio=TRAINING_VOICES_FORMANT_RATIO,
+            jobs=jobs,
+            progress=progress,
         )
     build_song_corpus(root / "songs", n=n_songs or DEFAULT_SONGS, progress=progress)
     return out
