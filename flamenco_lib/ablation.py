@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .data.corpus import TRAINING_VOICES_FORMANT_RATIO
+from .data.corpus import TRAINING_VOICES_FORMANT_RATIO, WIDE_SUNG_CORPORA
 from .grid import config_file
 from .paths import results_dir
 
@@ -45,8 +45,8 @@ _REAL_SPOKEN = (
 # (chosen: configs/stage1.yaml trains on them), run_ablations renders them when missing.
 WIDE_FORMANTS = TRAINING_VOICES_FORMANT_RATIO
 SUNG_CORPORA: dict[str, tuple[str, tuple[float, float]]] = {
-    "data/corpora/cante-drascula-wide/manifest.jsonl": (_REAL_SPOKEN[0], WIDE_FORMANTS),
-    "data/corpora/cante-real-wide/manifest.jsonl": (_REAL_SPOKEN[1], WIDE_FORMANTS),
+    f"data/corpora/{name}/manifest.jsonl": (f"data/corpora/{speech}/manifest.jsonl", WIDE_FORMANTS)
+    for name, speech in sorted(WIDE_SUNG_CORPORA.items())  # cante-drascula-wide, cante-real-wide
 }
 
 
@@ -196,24 +196,15 @@ def run_ablations(
 
 
 def _build_sung_corpora(change: dict, *, progress: bool) -> None:
-    """Render (or finish) the training split of the :data:`SUNG_CORPORA` an ablation trains on;
-    a corpus already rendered with the same settings is kept."""
-    from .data.cante import build_synth_corpus
+    """Render (or finish) the :data:`SUNG_CORPORA` an ablation trains on, as ``make corpora``
+    does (:func:`flamenco_lib.data.corpus.build_wide_sung_corpus`), in the data folder."""
+    from .data.corpus import build_wide_sung_corpus
     from .paths import data_dir
-
-    def under_data(p: str) -> Path:  # config paths under data/ follow FLAMENCO_DATA
-        return data_dir().joinpath(*Path(p).parts[1:])
 
     for source in change.get("train", []):
         if source["manifest"] in SUNG_CORPORA:
-            speech, formants = SUNG_CORPORA[source["manifest"]]
-            build_synth_corpus(
-                under_data(source["manifest"]).parent,
-                speech_manifest=under_data(speech),
-                splits=("train",),
-                formant_ratio=formants,
-                progress=progress,
-            )
+            name = Path(source["manifest"]).parent.name
+            build_wide_sung_corpus(data_dir() / "corpora", name, progress=progress)
 
 
 def ablation_table(names: list[str] | None = None, *, root: Path | None = None) -> pd.DataFrame:

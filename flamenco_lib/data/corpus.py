@@ -146,6 +146,8 @@ def build_speech_corpus(
 # the dev speakers (python -m flamenco_lib ablate, README "Real voices"); their dev and test
 # splits, the real-voice test sets, keep the generator's range.
 TRAINING_VOICES_FORMANT_RATIO = (0.80, 1.25)
+# those corpora (their training splits only) -> the speech corpus each sings
+WIDE_SUNG_CORPORA = {"cante-real-wide": "speech", "cante-drascula-wide": "speech-drascula"}
 # The offline corpora (DESIGN.md, "Offline first"), by folder name under data/corpora.
 OFFLINE_CORPORA = {
     "speech": "real Spanish read speech (asterisk prompts): stage 2 and the forgetting check",
@@ -212,16 +214,28 @@ def build_corpora(
         build_synth_corpus(
             root / name, speech_manifest=out[speech_corpus], jobs=jobs, progress=progress
         )
-        build_synth_corpus(
-            root / f"{name}-wide",
-            speech_manifest=out[speech_corpus],
-            splits=("train",),
-            formant_ratio=TRAINING_VOICES_FORMANT_RATIO,
-            jobs=jobs,
-            progress=progress,
-        )
+        build_wide_sung_corpus(root, f"{name}-wide", jobs=jobs, progress=progress)
     build_song_corpus(root / "songs", n=n_songs or DEFAULT_SONGS, progress=progress)
     return out
+
+
+def build_wide_sung_corpus(
+    root: str | Path, name: str, *, jobs: int | None = None, progress: bool = True
+) -> Path:
+    """Render (or finish) ``root/name``, one of :data:`WIDE_SUNG_CORPORA`: the training split of
+    its speech corpus under ``root`` sung with :data:`TRAINING_VOICES_FORMANT_RATIO`; returns
+    its manifest. A corpus already rendered with the same settings is kept."""
+    from .cante import build_synth_corpus
+
+    root = Path(root)
+    return build_synth_corpus(
+        root / name,
+        speech_manifest=root / WIDE_SUNG_CORPORA[name] / "manifest.jsonl",
+        splits=("train",),
+        formant_ratio=TRAINING_VOICES_FORMANT_RATIO,
+        jobs=jobs,
+        progress=progress,
+    )["manifest"]
 
 
 def _decode(batch: dict) -> dict:
