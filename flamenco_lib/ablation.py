@@ -134,6 +134,14 @@ ABLATIONS: dict[str, dict] = {
         "train": _sources(0.55, sung=0.3, spoken=0.15, sung_from=tuple(SUNG_CORPORA)),
         "cached_layers": 0,
     },
+    # speaking rate, the other broader perturbation the real-voices issue names: configs/stage1.yaml
+    # (the row above) with every clip played at a speed drawn from 0.9-1.1 (Kaldi's range), its
+    # rate, pitch and formants moved together: pseudo-speakers from the few real ones
+    "formants 0.80-1.25, speed 0.9-1.1": {
+        "train": _sources(0.55, sung=0.3, spoken=0.15, sung_from=tuple(SUNG_CORPORA)),
+        "cached_layers": 0,
+        "speed_perturb": [0.9, 1.1],
+    },
 }
 # (column key, manifest relative to the data folder, split): choose on these, never on test
 DEV_SETS = (

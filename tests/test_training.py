@@ -95,6 +95,47 @@ def test_voice_span_and_timestamp_slots():
     assert abs(np.mean(many) - 0.2) < 0.01
 
 
+def _peak_hz(x: np.ndarray, sr: int = 16000) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x)), n=8 * len(x)))
+    return float(np.argmax(spec) * sr / (8 * len(x)))
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1, 1.2])
+def test_speed_perturbation_moves_rate_and_pitch_together(factor):
+    sr, f0 = 16000, 300.0
+    t = np.arange(2 * sr) / sr
+    tone = (0.5 * np.sin(2 * np.pi * f0 * t)).astype(np.float32)
+    out, used = batches.perturb_speed(tone, factor)
+    assert used == pytest.approx(factor, abs=1 / sr) and out.dtype == np.float32
+    assert abs(len(out) - len(tone) / factor) <= 2  # played faster: shorter...
+    assert _peak_hz(out) == pytest.approx(f0 * factor, rel=2e-3)  # ...and higher
+
+
+def test_speed_perturbation_keeps_a_slowed_clip_within_30_s():
+    sr = 16000
+    clip = np.zeros(29 * sr, dtype=np.float32)
+    clip[::97] = 0.1
+    out, used = batches.perturb_speed(clip, 0.9)
+    assert used == pytest.approx(29 / 30, abs=1e-4) and len(out) <= 30 * sr + 1
+    same, one = batches.perturb_speed(clip, 1.0)
+    assert one == 1.0 and same is clip
+    # a clip already over 30 s is not sped up to fit: only slowing is limited
+    long = np.zeros(31 * sr, dtype=np.float32)
+    assert batches.perturb_speed(long, 0.9)[1] == 1.0
+
+
+def test_speed_factors_are_a_function_of_seed_and_step():
+    a = batches.speed_factors(0, 5, 8, (0.9, 1.1))
+    assert a == batches.speed_factors(0, 5, 8, [0.9, 1.1]) and len(a) == 8
+    assert a != batches.speed_factors(0, 6, 8, (0.9, 1.1))
+    assert all(0.9 <= f <= 1.1 for f in a)
+    assert batches.speed_factors(0, 5, 8, None) == [1.0] * 8
+    many = batches.speed_factors(3, 0, 20000, (0.9, 1.1))
+    assert abs(np.mean(many) - 1.0) < 0.002 and min(many) < 0.901 and max(many) > 1.099
+    assert batches.voice_span({"start": 3.0, "end": 5.5}, 1.25) == (0.0, 2.0)
+    assert batches.voice_span({"source": "synth-sung", "duration_s": 28.5}, 0.9) == (0.0, 30.0)
+
+
 def test_batches_are_a_function_of_seed_and_step():
     a = training.batch_indices(0, 17, [1.0, 1.0], [10, 20], 8)
     assert a == training.batch_indices(0, 17, [1.0, 1.0], [10, 20], 8)
@@ -173,6 +214,76 @@ def test_bad_config_names_the_key(tmp_path, tiny_corpus, change, needle):
     with pytest.raises(training.ConfigError, match=needle) as info:
         training.load_config(path)
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "value,needle",
+    [
+        ([0.5, 1.0], "speed_perturb must be \\[low, high\\] with 0.8 <= low <= high <= 1.25"),
+        ([1.1, 0.9], "speed_perturb must be"),
+        ([0.9, 1.1, 1.2], "speed_perturb must be"),
+        ("fast", "speed_perturb must be"),
+        ([0.9, True], "speed_perturb must be"),
+    ],
+)
+def test_speed_perturb_config_names_the_range(tmp_path, tiny_corpus, value, needle):
+    path = _smoke(tmp_path, tiny_corpus, speed_perturb=value, cached_layers=0)
+    with pytest.raises(training.ConfigError, match=needle) as info:
+        training.load_config(path)
+    assert str(path) in str(info.value) and "got" in str(info.value)
+
+
+def test_speed_perturb_needs_the_audio_not_cached_activations(tmp_path, tiny_corpus):
+    path = _smoke(tmp_path, tiny_corpus, speed_perturb=[0.9, 1.1], cached_layers=2)
+    with pytest.raises(training.ConfigError, match="set cached_layers: 0"):
+        training.load_config(path)
+    cfg = training.load_config(
+        _smoke(tmp_path, tiny_corpus, speed_perturb=[1, 1.1], cached_layers=0)
+    )
+    assert cfg.speed_perturb == [1.0, 1.1] and isinstance(cfg.speed_perturb[0], float)
+    assert training.load_config(_smoke(tmp_path, tiny_corpus)).speed_perturb is None
+
+
+@pytest.mark.model
+def test_a_speed_perturbed_stage_trains_on_the_clips_played_at_the_drawn_speeds(
+    tmp_path, tiny_corpus, monkeypatch
+):
+    """Each clip of a step reaches the feature extractor played at its slot's drawn speed, and its
+    timestamped label ends where the voice ends in the played clip."""
+    from flamenco_lib.audio import load_audio
+    from flamenco_lib.training import loop
+
+    fed, timed = [], []
+    real_features, real_collate = loop._features, loop.collate_labels
+    monkeypatch.setattr(
+        loop, "_features", lambda p, audios: fed.append(audios) or real_features(p, audios)
+    )
+    monkeypatch.setattr(
+        loop, "collate_labels", lambda *a, **kw: timed.append(kw["times"]) or real_collate(*a, **kw)
+    )
+    cfg = training.load_config(
+        _smoke(
+            tmp_path,
+            tiny_corpus,
+            steps=2,
+            cached_layers=0,
+            speed_perturb=[0.85, 1.2],
+            timestamp_share=1.0,
+            eval=None,
+        )
+    )
+    training.train_stage(cfg, progress=False)
+    from flamenco_lib.data.manifest import read_manifest
+
+    rows = [r for r in read_manifest(tiny_corpus) if r["split"] == "train"]
+    assert len(fed) == 2
+    for step, (audios, times) in enumerate(zip(fed, timed)):
+        speeds = batches.speed_factors(0, step, 2, [0.85, 1.2])
+        pairs = training.batch_indices(0, step, [1.0], [len(rows)], 2)
+        for (_, i), audio, span, f in zip(pairs, audios, times, speeds):
+            n = len(load_audio(rows[i]["audio_path"]))
+            assert abs(len(audio) - n / f) <= 2 + n * 1e-4, (len(audio), n, f)
+            assert span[1] == pytest.approx(rows[i]["duration_s"] / f, rel=1e-3)
 
 
 def test_profiles_override_and_project_configs_are_valid(tmp_path, tiny_corpus):

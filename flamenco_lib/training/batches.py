@@ -8,6 +8,9 @@ and batches that are a pure function of (seed, step).
 - :func:`voice_span`, :func:`timestamp_slots` — where a clip's voice is, and which slots of a
   step's batch are labelled with timestamps (``timestamp_share`` of a stage config), so that a
   fine-tuned model still predicts timestamps (long-form decoding needs them).
+- :func:`speed_factors`, :func:`perturb_speed` — speed perturbation (``speed_perturb`` of a stage
+  config): each slot's clip played faster or slower, its voice a little higher or lower, a
+  factor drawn per slot as a pure function of (seed, step).
 - :class:`ActivationCache` — the frozen lower encoder's output, one file per clip, computed only
   for the clips the run's batches draw.
 - :func:`batch_indices` — each slot draws a source by its weight and an item uniformly from it
@@ -93,19 +96,21 @@ def collate_labels(
     return {"decoder_input_ids": dec, "labels": lab}
 
 
-def voice_span(row: dict) -> tuple[float, float] | None:
+def voice_span(row: dict, speed: float = 1.0) -> tuple[float, float] | None:
     """Where the voice is in a manifest row's clip, in seconds from the clip's start, when the
     manifest says so: a segment cut from a longer recording at a sung line's start and end
     (``start``/``end``: the line fills the segment), or a synthetic clip, which the voice fills
     from its first to its last sample (``duration_s``). None for whole real recordings, whose
-    silences nobody measured. Spans end at 30 s at the latest."""
+    silences nobody measured. ``speed``: the clip was played that many times as fast
+    (:func:`perturb_speed`), so the span is that many times shorter. Spans end at 30 s at the
+    latest."""
     if row.get("start") is not None and row.get("end") is not None:
         span = float(row["end"]) - float(row["start"])
     elif str(row.get("source") or "").startswith("synth") and row.get("duration_s"):
         span = float(row["duration_s"])
     else:
         return None
-    return (0.0, min(span, MAX_TIME_S)) if span > 0 else None
+    return (0.0, min(span / speed, MAX_TIME_S)) if span > 0 else None
 
 
 def timestamp_slots(seed: int, step: int, batch_size: int, share: float) -> list[bool]:
@@ -116,6 +121,41 @@ def timestamp_slots(seed: int, step: int, batch_size: int, share: float) -> list
         return [False] * batch_size
     rng = np.random.default_rng([int(seed), int(step), 13])  # 7: batches, 11: prompt drops
     return (rng.random(batch_size) < share).tolist()
+
+
+# the widest speed perturbation a config may ask for: Kaldi's recipes use 0.9-1.1 (Ko et al.,
+# "Audio augmentation for speech recognition", 2015); beyond about 0.8-1.25 a voice no longer
+# sounds like a human one
+SPEED_LIMITS = (0.8, 1.25)
+
+
+def speed_factors(
+    seed: int, step: int, batch_size: int, speed: tuple[float, float] | None
+) -> list[float]:
+    """The speed factor of each slot of a step's global batch, drawn uniformly from ``speed`` =
+    (low, high); all 1.0 when ``speed`` is None. A pure function of (seed, step), like
+    :func:`batch_indices`: a resumed run perturbs its batches exactly as an uninterrupted one."""
+    if not speed:
+        return [1.0] * batch_size
+    rng = np.random.default_rng([int(seed), int(step), 17])  # 7, 11, 13: batches, prompts, times
+    return rng.uniform(float(speed[0]), float(speed[1]), batch_size).tolist()
+
+
+def perturb_speed(audio: np.ndarray, factor: float, sr: int = 16000) -> tuple[np.ndarray, float]:
+    """Speed perturbation: the clip played ``factor`` times as fast (resampled as if it had been
+    recorded at ``factor * sr``): shorter and higher for a factor above 1, its rate, pitch and
+    formants moved together, as a tape played at another speed. A slowed clip is kept within
+    Whisper's 30 s window (the factor raised as far as needed, never above 1), so that its label
+    still covers all of it. Returns (audio, the factor used)."""
+    if factor < 1.0:
+        factor = min(1.0, max(factor, len(audio) / (MAX_TIME_S * sr)))
+    if factor == 1.0:
+        return audio, 1.0
+    import librosa
+
+    orig = round(sr * factor)  # whole hertz: the factor used is orig / sr
+    out = librosa.resample(audio, orig_sr=orig, target_sr=sr, res_type="soxr_hq")
+    return out.astype(np.float32, copy=False), orig / sr
 
 
 def _features(processor, audios: list[np.ndarray]) -> torch.Tensor:

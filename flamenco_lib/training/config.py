@@ -84,6 +84,7 @@ class StageConfig:
     lora: dict | None = (
         None  # LoRA adapters (peft) instead of training the weights: {r, alpha, dropout, target_modules}
     )
+    speed_perturb: list | None = None  # [low, high]: each clip played at a speed drawn from it
     source_file: str | None = None
 
 
@@ -247,6 +248,7 @@ def _check(cfg: StageConfig, file: str) -> None:
         raise ConfigError(
             f"{file}: freeze_decoder must be true or false, got {cfg.freeze_decoder!r}"
         )
+    _check_speed(cfg, file)
     if cfg.precision not in PRECISIONS:
         raise ConfigError(f"{file}: precision must be one of {PRECISIONS}, got {cfg.precision!r}")
     if cfg.precision == "auto":
@@ -274,6 +276,34 @@ def _check(cfg: StageConfig, file: str) -> None:
         final = Path(cfg.model) / "final"  # a previous stage's output_dir means its final model
         if (final / "config.json").exists():
             cfg.model = str(final)
+
+
+def _check_speed(cfg: StageConfig, file: str) -> None:
+    """``speed_perturb``: None, or [low, high] within :data:`~.batches.SPEED_LIMITS`, on a stage
+    that reads audio (``cached_layers: 0``: cached activations cannot be played faster)."""
+    from .batches import SPEED_LIMITS
+
+    v = cfg.speed_perturb
+    if v is None:
+        return
+    lo_lim, hi_lim = SPEED_LIMITS
+    ok = (
+        isinstance(v, (list, tuple))
+        and len(v) == 2
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+        and lo_lim <= v[0] <= v[1] <= hi_lim
+    )
+    if not ok:
+        raise ConfigError(
+            f"{file}: speed_perturb must be [low, high] with {lo_lim} <= low <= high <= {hi_lim} "
+            f"(e.g. [0.9, 1.1]), got {v!r}"
+        )
+    if cfg.cached_layers:
+        raise ConfigError(
+            f"{file}: speed_perturb changes each clip's audio, so the encoder's lower layers "
+            f"cannot be cached; set cached_layers: 0 (got {cfg.cached_layers}) or drop speed_perturb"
+        )
+    cfg.speed_perturb = [float(v[0]), float(v[1])]
 
 
 def auto_precision(cpuinfo: str | None = None) -> str:

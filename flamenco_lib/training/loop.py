@@ -41,6 +41,8 @@ from .batches import (
     batch_indices,
     collate_labels,
     drawn_items,
+    perturb_speed,
+    speed_factors,
     timestamp_slots,
     voice_span,
 )
@@ -325,14 +327,17 @@ def _train_stage(cfg: StageConfig, *, resume: bool, stop_after: int | None, prog
     if cfg.soft_prompt:
         soft, trainable = _soft_prompt(cfg, model, tok, words)
 
-    def inputs_of(pairs):
+    def inputs_of(pairs, speeds):
+        """A batch's encoder inputs, and the speed factor each clip was played at."""
         rows = [sources[s][i] for s, i in pairs]
         if store is not None:
-            return torch.from_numpy(np.stack([store.get(r) for r in rows]).astype(np.float32))
+            x = np.stack([store.get(r) for r in rows]).astype(np.float32)
+            return torch.from_numpy(x), [1.0] * len(rows)
         from ..audio import load_audio
 
         audios = [load_audio(r["audio_path"], start=r.get("start"), end=r.get("end")) for r in rows]
-        return _features(processor, audios)
+        played = [perturb_speed(a, f) for a, f in zip(audios, speeds)]
+        return _features(processor, [a for a, _ in played]), [f for _, f in played]
 
     upper = UpperWhisper(model, k, soft=soft, tokenizer=tok)
     params = [p for p in upper.parameters() if p.requires_grad]
@@ -389,16 +394,16 @@ def _train_stage(cfg: StageConfig, *, resume: bool, stop_after: int | None, prog
         texts = [r[cfg.label_field] or r["text"] for r in rows_b]
         timed = timestamp_slots(cfg.seed, step, cfg.batch_size, cfg.timestamp_share)
         timed = timed[rank * per_rank : (rank + 1) * per_rank]
+        speeds = speed_factors(cfg.seed, step, cfg.batch_size, cfg.speed_perturb)
+        x, speeds = inputs_of(pairs, speeds[rank * per_rank : (rank + 1) * per_rank])
         lab = collate_labels(
             tok,
             texts,
             language=cfg.language,
             prompts=prompts_of(rows_b, step=step),
-            times=[voice_span(r) if t else None for r, t in zip(rows_b, timed)],
+            times=[voice_span(r, f) if t else None for r, t, f in zip(rows_b, timed, speeds)],
         )
-        loss_all = _step(
-            acc, wrapped, optimizer, params, cfg, inputs_of(pairs).to(acc.device), lab, step
-        )
+        loss_all = _step(acc, wrapped, optimizer, params, cfg, x.to(acc.device), lab, step)
         losses.append(loss_all)
         done = step + 1
         bar.update()
