@@ -165,18 +165,20 @@ def _train(args) -> int:
 def _ablate(args) -> int:
     from transformers.utils import logging as hf_logging
 
-    from .ablation import ABLATIONS, run_ablations
+    from .ablation import ABLATIONS, CHAIN_ABLATIONS, run_ablations, run_chain_ablations
+    from .errors import FlamencoError
     from .paths import default_profile
     from .results import to_markdown
 
     if args.list:
-        for name, change in ABLATIONS.items():
+        for name, change in (CHAIN_ABLATIONS if args.chain else ABLATIONS).items():
             print(f"{name}\t{change}")
         return 0
     hf_logging.set_verbosity_error()
+    run = run_chain_ablations if args.chain else run_ablations
     try:
-        table = run_ablations(args.names, profile=args.profile or default_profile())
-    except ValueError as err:
+        table = run(args.names, profile=args.profile or default_profile())
+    except (ValueError, FlamencoError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(to_markdown(table.round(1)))
@@ -337,10 +339,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_train)
 
     p = sub.add_parser(
-        "ablate", help="stage-1 ablations: train each change, score it on the dev speakers"
+        "ablate", help="stage ablations: train each change, score it on the dev speakers"
     )
     p.add_argument("names", nargs="*", help="ablations to run (default all; --list names them)")
     p.add_argument("--list", action="store_true", help="print the ablations and their changes")
+    p.add_argument(
+        "--chain",
+        action="store_true",
+        help="changes to stages 2 and 3, trained from the project's stage 1 (make stage1 first)",
+    )
     p.add_argument("--profile", choices=["smoke", "cpu", "gpu"], help="default: cpu without CUDA")
     p.set_defaults(func=_ablate)
 

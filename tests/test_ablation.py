@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -138,3 +139,49 @@ def test_an_ablation_trains_and_is_scored_on_the_dev_speakers(tmp_path, monkeypa
     assert any("cante-drascula" in m for m in manifests)  # the ablation's sources were used
     trained = training.load_config(grid.config_file("stage1"), profile="smoke")
     assert (out / "final" / "config.json").exists() and trained.output_dir != str(out)
+
+
+def test_chain_ablations_change_stages_2_and_3_only(capsys):
+    for name, change in ablation.CHAIN_ABLATIONS.items():
+        assert change and set(change) <= {"stage2", "stage3"}, name
+        for stage, keys in change.items():  # keys a stage config has, none that moves the chain
+            assert keys and not set(keys) & {"model", "output_dir", "eval"}, (name, stage)
+            assert set(keys) <= {f.name for f in dataclasses.fields(training.StageConfig)}
+            try:  # valid values (the corpora may not be built here: the only error allowed)
+                training.load_config(grid.config_file(stage), overrides=keys)
+            except training.ConfigError as err:
+                assert "not found; build it first" in str(err), err
+    assert main(["ablate", "--chain", "stage 2 at lr 1"]) == 2
+    assert "no chain ablation 'stage 2 at lr 1'" in capsys.readouterr().err
+
+
+@pytest.mark.model
+def test_a_chain_ablation_trains_stages_2_and_3_from_stage_1(tmp_path, monkeypatch, base, capsys):
+    from flamenco_lib.pipeline import run_stage
+
+    monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path / "data"))
+    build_corpora(tmp_path / "data" / "corpora", n=6, n_speech=40, progress=False)
+    name = next(iter(ablation.CHAIN_ABLATIONS))
+    # stage 1 first: without it, one line saying so
+    assert main(["ablate", "--chain", name, "--profile", "smoke"]) == 2
+    assert "is not trained yet" in capsys.readouterr().err
+    model = str(base[0])
+    run_stage(
+        grid.config_file("stage1"), profile="smoke", overrides={"model": model}, progress=False
+    )
+    table = ablation.run_chain_ablations(
+        [name], profile="smoke", max_items=2, base=model, progress=False
+    )
+    assert list(table["model"]) == ["zero-shot", "stage 1 (configs)", name]
+    out = tmp_path / "data" / "checkpoints" / "ablations" / "smoke" / ablation.slug(name)
+    for stage, start in (("stage2", "checkpoints/smoke/stage1"), ("stage3", f"{out}/stage2")):
+        saved = json.loads((out / stage / "run_stage.json").read_text(encoding="utf-8"))
+        settings = saved["settings"]
+        assert settings["model"].rstrip("/").endswith(f"{Path(start).name}/final"), settings[
+            "model"
+        ]
+        for key, value in ablation.CHAIN_ABLATIONS[name].get(stage, {}).items():
+            assert settings[key] == value, (stage, key)
+        assert (out / stage / "final" / "config.json").exists()
+    # the configs' own stages 2 and 3 are not touched
+    assert not (tmp_path / "data" / "checkpoints" / "smoke" / "stage2").exists()
