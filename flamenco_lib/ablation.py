@@ -192,12 +192,8 @@ def run_ablations(
 
     Raises ``ValueError`` for a name not in :data:`ABLATIONS`."""
     from .pipeline import run_stage
-    from .results import evaluate_stages
 
-    names = list(ABLATIONS) if not names else names
-    unknown = [n for n in names if n not in ABLATIONS]
-    if unknown:
-        raise ValueError(f"no ablation {unknown[0]!r}; choose from {', '.join(ABLATIONS)}")
+    names = _known(names, ABLATIONS, "ablation")
     rows = [("zero-shot", base)]
     for name in names:
         _build_sung_corpora(ABLATIONS[name], progress=progress)
@@ -211,11 +207,7 @@ def run_ablations(
         logger.info("ablation %s: %s", name, json.dumps(ABLATIONS[name]))
         run_stage(config_file("stage1"), profile=profile, overrides=overrides, progress=progress)
         rows.append((name, out.removeprefix("data/")))
-    sets = DEV_SETS
-    if profile == "smoke":  # the tiny smoke corpora have no dev split (as in the smoke configs)
-        sets = tuple((key, manifest, "train") for key, manifest, _ in DEV_SETS)
-    evaluate_stages(rows, sets, max_items=max_items, root=ablation_dir(), progress=progress)
-    return ablation_table([r[0] for r in rows])
+    return _score_on_dev(rows, profile=profile, max_items=max_items, progress=progress)
 
 
 def run_chain_ablations(
@@ -234,14 +226,8 @@ def run_chain_ablations(
     and :class:`flamenco_lib.pipeline.StageNotTrained` when stage 1 is not trained yet."""
     from .paths import data_dir
     from .pipeline import run_stage
-    from .results import evaluate_stages
 
-    names = list(CHAIN_ABLATIONS) if not names else names
-    unknown = [n for n in names if n not in CHAIN_ABLATIONS]
-    if unknown:
-        raise ValueError(
-            f"no chain ablation {unknown[0]!r}; choose from {', '.join(CHAIN_ABLATIONS)}"
-        )
+    names = _known(names, CHAIN_ABLATIONS, "chain ablation")
     smoke = profile == "smoke"
     refs = [
         (name, f"checkpoints/{'smoke/' if smoke else ''}{Path(folder).name}")
@@ -257,8 +243,24 @@ def run_chain_ablations(
             run_stage(config_file(stage), profile=profile, overrides=overrides, progress=progress)
             model = f"{out}/{stage}"
         rows.append((name, model.removeprefix("data/")))
+    return _score_on_dev(rows, profile=profile, max_items=max_items, progress=progress)
+
+
+def _known(names: list[str] | None, table: dict, what: str) -> list[str]:
+    """``names`` (all of ``table`` when empty); ``ValueError`` naming the first unknown one."""
+    names = list(table) if not names else names
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise ValueError(f"no {what} {unknown[0]!r}; choose from {', '.join(table)}")
+    return names
+
+
+def _score_on_dev(rows: list, *, profile: str, max_items: int | None, progress: bool):
+    """Evaluate ``rows`` ((name, model folder) pairs) on :data:`DEV_SETS`; their table."""
+    from .results import evaluate_stages
+
     sets = DEV_SETS
-    if smoke:  # the tiny smoke corpora have no dev split
+    if profile == "smoke":  # the tiny smoke corpora have no dev split (as in the smoke configs)
         sets = tuple((key, manifest, "train") for key, manifest, _ in DEV_SETS)
     evaluate_stages(rows, sets, max_items=max_items, root=ablation_dir(), progress=progress)
     return ablation_table([r[0] for r in rows])
