@@ -185,3 +185,7 @@ def test_a_chain_ablation_trains_stages_2_and_3_from_stage_1(tmp_path, monkeypat
         assert (out / stage / "final" / "config.json").exists()
     # the configs' own stages 2 and 3 are not touched
     assert not (tmp_path / "data" / "checkpoints" / "smoke" / "stage2").exists()
+    # what notebook 08 draws: the same rows, one per (model, dev set) scored
+    runs = ablation.chain_runs()
+    assert set(runs["model"]) == set(table["model"])
+    assert len(runs) == sum(table[f"{k}_wer"].notna().sum() for k, _, _ in ablation.DEV_SETS)

@@ -95,6 +95,8 @@ def test_experiment_notebooks_train_evaluate_and_draw_in_the_smoke_folder(tmp_pa
     # each stage trained once: later notebooks reuse it
     assert "stage1: training, not trained yet" in text["07_stage1_flamenco.ipynb"]
     assert "stage1: up to date, not trained again" in text["08_stage2_common_voice.ipynb"]
+    # no chain ablation is trained by the notebooks: notebook 08 says which command makes them
+    assert "ablate --chain" in text["08_stage2_common_voice.ipynb"]
     assert "stage2: up to date, not trained again" in text["09_stage3_prompts.ipynb"]
     assert "token for token: True" in text["09_stage3_prompts.ipynb"]
 
