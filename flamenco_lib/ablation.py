@@ -363,3 +363,25 @@ def chain_runs(root: Path | None = None) -> pd.DataFrame:
     every chain ablation evaluated so far (notebook 08)."""
     names = ["zero-shot", *(name for name, _ in CHAIN_REFERENCES), *CHAIN_ABLATIONS]
     return ablation_runs(names, root=root)
+
+
+def show_dev_runs(
+    runs: pd.DataFrame, *, name: str | None, title: str, caption: str, message: str
+) -> bool:
+    """Draw dev runs (:func:`ablation_runs`, :func:`chain_runs`) beside each other with their
+    intervals, save the figure ``name`` (None: not saved) and print their table; or, when none was run, log
+    ``message`` (which command makes them). Notebooks 07 and 08. Returns whether it drew."""
+    import matplotlib.pyplot as plt
+
+    from . import plotting
+    from .notebook import show_or_explain
+    from .results import to_markdown
+
+    def draw(table):
+        _, ax = plt.subplots(figsize=(10, 3.6))
+        return plotting.plot_stage_comparison(table, ax=ax, title=title)
+
+    drawn = show_or_explain(runs, draw, name=name, caption=caption, message=message)
+    if drawn:
+        print(to_markdown(ablation_table(list(runs["model"].unique())).round(1)))
+    return drawn

@@ -412,22 +412,16 @@ for row in said.sample(min(n_examples, len(said)), random_state=seed).itertuples
 # %%
 from flamenco_lib import ablation
 
-dev = ablation.ablation_runs()
-if notebook.show_or_explain(
-    dev,
-    lambda table: plotting.plot_stage_comparison(
-        table,
-        ax=plt.subplots(figsize=(10, 3.6))[1],
-        title="Stage-1 ablations on the dev sets (speakers no model trains on)",
-    ),
+ablation.show_dev_runs(
+    ablation.ablation_runs(),
     name="07-ablations",
+    title="Stage-1 ablations on the dev sets (speakers no model trains on)",
     caption=(
         "Dev WER (%) of zero-shot whisper-base and of each stage-1 ablation: synthetic cante dev lyrics, "
         "the Drascula dev speakers sung and as recorded, with 95% intervals."
     ),
     message="no ablation results yet: run `python -m flamenco_lib ablate` (about an hour on 2 cores)",
-):
-    print(results.to_markdown(ablation.ablation_table().round(1)))
+)
 
 # %% [markdown]
 # ## Summary

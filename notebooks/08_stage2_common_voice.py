@@ -273,27 +273,19 @@ for key, _, _ in grid.TEST_SETS:
 # from five speakers.
 
 # %%
-import matplotlib.pyplot as plt
-
 from flamenco_lib import ablation
 
-chain = ablation.chain_runs()
-if notebook.show_or_explain(
-    chain,
-    lambda table: plotting.plot_stage_comparison(
-        table,
-        ax=plt.subplots(figsize=(10, 3.6))[1],
-        title="Stages 2 and 3 on the dev sets (speakers no model trains on)",
-    ),
+ablation.show_dev_runs(
+    ablation.chain_runs(),
     name="08-chain-ablations",
+    title="Stages 2 and 3 on the dev sets (speakers no model trains on)",
     caption=(
         "Dev WER (%) of zero-shot whisper-base, the configs' stages 1-3 and stage 3 after each change to "
         "stages 2 and 3: synthetic cante dev lyrics, the Drascula dev speakers sung and as recorded, "
         "with 95% intervals."
     ),
     message="no chain ablation results yet: run `python -m flamenco_lib ablate --chain` (about 40 minutes on 2 cores)",
-):
-    print(results.to_markdown(ablation.ablation_table(list(chain["model"].unique())).round(1)))
+)
 
 # %% [markdown]
 # ## Summary

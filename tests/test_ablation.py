@@ -189,3 +189,8 @@ def test_a_chain_ablation_trains_stages_2_and_3_from_stage_1(tmp_path, monkeypat
     runs = ablation.chain_runs()
     assert set(runs["model"]) == set(table["model"])
     assert len(runs) == sum(table[f"{k}_wer"].notna().sum() for k, _, _ in ablation.DEV_SETS)
+    capsys.readouterr()
+    kw = {"name": None, "title": "t", "caption": "c", "message": "run ablate --chain"}
+    assert ablation.show_dev_runs(runs, **kw)
+    assert f"| {name} |" in capsys.readouterr().out
+    assert not ablation.show_dev_runs(runs.iloc[:0], **kw)
