@@ -254,9 +254,9 @@ def test_a_speed_perturbed_stage_trains_on_the_clips_played_at_the_drawn_speeds(
     from flamenco_lib.training import loop
 
     fed, timed = [], []
-    real_features, real_collate = loop._features, loop.collate_labels
+    real_features, real_collate = batches._features, loop.collate_labels
     monkeypatch.setattr(
-        loop, "_features", lambda p, audios: fed.append(audios) or real_features(p, audios)
+        batches, "_features", lambda p, audios: fed.append(audios) or real_features(p, audios)
     )
     monkeypatch.setattr(
         loop, "collate_labels", lambda *a, **kw: timed.append(kw["times"]) or real_collate(*a, **kw)

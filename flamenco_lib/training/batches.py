@@ -123,12 +123,6 @@ def timestamp_slots(seed: int, step: int, batch_size: int, share: float) -> list
     return (rng.random(batch_size) < share).tolist()
 
 
-# the widest speed perturbation a config may ask for: Kaldi's recipes use 0.9-1.1 (Ko et al.,
-# "Audio augmentation for speech recognition", 2015); beyond about 0.8-1.25 a voice no longer
-# sounds like a human one
-SPEED_LIMITS = (0.8, 1.25)
-
-
 def speed_factors(
     seed: int, step: int, batch_size: int, speed: tuple[float, float] | None
 ) -> list[float]:
@@ -156,6 +150,18 @@ def perturb_speed(audio: np.ndarray, factor: float, sr: int = 16000) -> tuple[np
     orig = round(sr * factor)  # whole hertz: the factor used is orig / sr
     out = librosa.resample(audio, orig_sr=orig, target_sr=sr, res_type="soxr_hq")
     return out.astype(np.float32, copy=False), orig / sr
+
+
+def played_features(
+    processor, rows: list[dict], speeds: list[float]
+) -> tuple[torch.Tensor, list[float]]:
+    """The log-Mel features of the clips of ``rows`` (each its segment ``start``-``end``), each
+    played at its speed (:func:`perturb_speed`); returns them and the speeds used."""
+    from ..audio import load_audio
+
+    audios = [load_audio(r["audio_path"], start=r.get("start"), end=r.get("end")) for r in rows]
+    played = [perturb_speed(a, f) for a, f in zip(audios, speeds)]
+    return _features(processor, [a for a, _ in played]), [f for _, f in played]
 
 
 def _features(processor, audios: list[np.ndarray]) -> torch.Tensor:

@@ -22,6 +22,10 @@ from ..errors import FlamencoError
 from ..paths import PROFILES, project_root
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+# the widest speed perturbation a config may ask for (``speed_perturb``): Kaldi's recipes use
+# 0.9-1.1 (Ko et al., "Audio augmentation for speech recognition", 2015); beyond about 0.8-1.25
+# a voice no longer sounds like a human one
+SPEED_LIMITS = (0.8, 1.25)
 
 
 LORA_DEFAULTS = {
@@ -279,10 +283,8 @@ def _check(cfg: StageConfig, file: str) -> None:
 
 
 def _check_speed(cfg: StageConfig, file: str) -> None:
-    """``speed_perturb``: None, or [low, high] within :data:`~.batches.SPEED_LIMITS`, on a stage
+    """``speed_perturb``: None, or [low, high] within :data:`SPEED_LIMITS`, on a stage
     that reads audio (``cached_layers: 0``: cached activations cannot be played faster)."""
-    from .batches import SPEED_LIMITS
-
     v = cfg.speed_perturb
     if v is None:
         return

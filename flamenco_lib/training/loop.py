@@ -37,11 +37,10 @@ import torch
 
 from .batches import (
     ActivationCache,
-    _features,
     batch_indices,
     collate_labels,
     drawn_items,
-    perturb_speed,
+    played_features,
     speed_factors,
     timestamp_slots,
     voice_span,
@@ -333,11 +332,7 @@ def _train_stage(cfg: StageConfig, *, resume: bool, stop_after: int | None, prog
         if store is not None:
             x = np.stack([store.get(r) for r in rows]).astype(np.float32)
             return torch.from_numpy(x), [1.0] * len(rows)
-        from ..audio import load_audio
-
-        audios = [load_audio(r["audio_path"], start=r.get("start"), end=r.get("end")) for r in rows]
-        played = [perturb_speed(a, f) for a, f in zip(audios, speeds)]
-        return _features(processor, [a for a, _ in played]), [f for _, f in played]
+        return played_features(processor, rows, speeds)
 
     upper = UpperWhisper(model, k, soft=soft, tokenizer=tok)
     params = [p for p in upper.parameters() if p.requires_grad]
