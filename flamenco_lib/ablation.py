@@ -66,6 +66,13 @@ def _sources(
 # the conv stem and encoder layers 0-1 frozen and cached (the recipes before)
 _K2 = {"cached_layers": 2}
 
+# configs/stage1.yaml's recipe since 2026-12-06 (the wider-formants row below): real voices sung
+# 30% from the -wide corpora, real speech 15%, every layer trained; the rows after it build on it
+_RECIPE = {
+    "train": _sources(0.55, sung=0.3, spoken=0.15, sung_from=tuple(SUNG_CORPORA)),
+    "cached_layers": 0,
+}
+
 # name -> keys replacing configs/stage1.yaml's (its cpu profile); one change at a time from the
 # recipes: synthetic only (the old stage 1), real sung 30%, real sung 30% + real speech 15%, each
 # with layers 0-1 frozen, and the last with every layer trained (configs/stage1.yaml today)
@@ -130,17 +137,13 @@ ABLATIONS: dict[str, dict] = {
     # same few voices carry the gain over to speakers no model trains on? (Every dev set a little
     # better, none beyond noise, real speech back at zero-shot's level: configs/stage1.yaml since
     # 2026-12-06, README "Real voices".)
-    "real sung 30% (formants 0.80-1.25) + real speech 15%, all layers trained": {
-        "train": _sources(0.55, sung=0.3, spoken=0.15, sung_from=tuple(SUNG_CORPORA)),
-        "cached_layers": 0,
-    },
+    "real sung 30% (formants 0.80-1.25) + real speech 15%, all layers trained": _RECIPE,
     # how far the model moves, once more: LoRA as above on configs/stage1.yaml's recipe, at a
     # fifth of that rate (2e-4): a model that moves less than at 1e-3, which forgot real speech
     # (No: cante -0.1, real voices sung +2.6, real speech +1.1, within noise, and 787 s of
     # training against about 610; README "Real voices".)
     "formants 0.80-1.25, LoRA r 32, lr 2e-4": {
-        "train": _sources(0.55, sung=0.3, spoken=0.15, sung_from=tuple(SUNG_CORPORA)),
-        "cached_layers": 0,
+        **_RECIPE,
         "lora": {"r": 32, "alpha": 64},
         "lr": 2.0e-4,
     },
@@ -149,8 +152,7 @@ ABLATIONS: dict[str, dict] = {
     # rate, pitch and formants moved together: pseudo-speakers from the few real ones (No: real
     # voices sung +3.7, real speech +1.1, cante -1.2, none beyond noise; README "Real voices".)
     "formants 0.80-1.25, speed 0.9-1.1": {
-        "train": _sources(0.55, sung=0.3, spoken=0.15, sung_from=tuple(SUNG_CORPORA)),
-        "cached_layers": 0,
+        **_RECIPE,
         "speed_perturb": [0.9, 1.1],
     },
 }
