@@ -59,6 +59,7 @@ logger = logging.getLogger(__name__)
 SETTINGS = "run_stage.json"  # next to train_log.json: the fingerprint of the last run
 # config keys added after runs were fingerprinted, with the value those runs had (their default)
 ADDED_KEYS = {"freeze_decoder": False, "speed_perturb": None}
+ADDED_SOURCE_KEYS = {"balance": None}  # keys a training or eval source gained since
 
 
 def _mtime(path: Path) -> float:
@@ -160,6 +161,8 @@ def _portable_settings(settings: dict) -> dict:
         d.setdefault(key, value)
     for s in [*d.get("train", []), *([d["eval"]] if d.get("eval") else [])]:
         s["manifest"] = portable(s["manifest"])
+        for key, value in ADDED_SOURCE_KEYS.items():
+            s.setdefault(key, value)
     for key in ("output_dir", "model"):
         if key in d:
             d[key] = portable(d[key])

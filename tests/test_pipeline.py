@@ -96,10 +96,18 @@ def test_run_stage_trains_once_and_again_only_when_an_input_changed(stage, caplo
     saved = json.loads((out / pipeline.SETTINGS).read_text(encoding="utf-8"))
     for key in pipeline.ADDED_KEYS:
         del saved["settings"][key]
+    for source in saved["settings"]["train"]:
+        for key in pipeline.ADDED_SOURCE_KEYS:
+            del source[key]
     (out / pipeline.SETTINGS).write_text(json.dumps(saved), encoding="utf-8")
     assert pipeline.why_train(training.load_config(config, profile="smoke")) is None
     frozen = training.load_config(config, profile="smoke", overrides={"freeze_decoder": True})
     assert "settings" in pipeline.why_train(frozen)
+    raw = yaml.safe_load(config.read_text())
+    balanced = [{**s, "balance": "singer"} for s in raw["train"]]
+    assert "settings" in pipeline.why_train(
+        training.load_config(config, profile="smoke", overrides={"train": balanced})
+    )
 
     # contents decide, not times: a config rewritten with the same settings, a manifest touched
     config.write_text("# a new comment\n" + config.read_text())

@@ -362,6 +362,54 @@ def test_drawn_items_are_the_items_of_the_batches():
     assert len(need[0]) < sizes[0]  # 7 steps of 8 cannot draw every clip: those are never computed
 
 
+def test_batches_of_an_unbalanced_source_are_those_runs_before_balance_drew():
+    # a run trained (and fingerprinted) before sources could be balanced resumes on its batches
+    weights, sizes = [0.6, 0.4], [50, 7]
+    for step in (0, 5, 89):
+        rng = np.random.default_rng([3, step, 7])
+        src = rng.choice(2, size=8, p=np.asarray(weights) / sum(weights))
+        want = [(int(s), int(rng.integers(sizes[s]))) for s in src]
+        assert training.batch_indices(3, step, weights, sizes, 8) == want
+
+
+def test_a_balanced_source_draws_each_singer_equally_often():
+    rows = [{"id": f"p{i}", "singer": "protagonist"} for i in range(90)]
+    rows += [{"id": f"b{i}", "singer": "b"} for i in range(8)] + [{"id": "e0", "singer": "e"}]
+    ordered, size = training.grouped(rows, "singer")
+    assert size == (8, 1, 90) and [r["singer"] for r in ordered][8:10] == ["e", "protagonist"]
+    assert training.grouped(rows, None) == (rows, 99)
+    weights, sizes = [1.0, 1.0], [size, 5]
+    drawn = [
+        (s, i) for step in range(300) for s, i in training.batch_indices(0, step, weights, sizes, 8)
+    ]
+    singers = [ordered[i]["singer"] for s, i in drawn if s == 0]
+    shares = {v: singers.count(v) / len(singers) for v in ("protagonist", "b", "e")}
+    assert all(abs(share - 1 / 3) < 0.05 for share in shares.values()), shares  # not 90/99
+    assert {i for s, i in drawn if s == 0} >= set(range(9))  # every row of the rare singers
+    assert {i for s, i in drawn if s == 1} == set(range(5))  # the plain source as before
+    with pytest.raises(KeyError, match="'x1' has no field 'singer'"):
+        training.grouped([*rows, {"id": "x1"}], "singer")
+
+
+def test_read_sources_balances_a_source_by_its_field(tmp_path, tiny_corpus):
+    from flamenco_lib.data.manifest import read_manifest
+
+    source = {"manifest": str(tiny_corpus), "split": "train", "balance": "singer"}
+    cfg = training.load_config(_smoke(tmp_path, tiny_corpus, train=[source]))
+    (rows,), (size,) = training.read_sources(cfg)
+    singers = [r["singer"] for r in read_manifest(tiny_corpus) if r["split"] == "train"]
+    assert sorted(singers) == [r["singer"] for r in rows]
+    assert size == tuple(singers.count(v) for v in sorted(set(singers)))
+    missing = training.load_config(
+        _smoke(tmp_path, tiny_corpus, train=[{**source, "balance": "speaker"}])
+    )
+    with pytest.raises(training.ConfigError, match="has no field 'speaker'") as info:
+        training.read_sources(missing)
+    assert str(tmp_path / "smoke.yaml") in str(info.value) and str(tiny_corpus) in str(info.value)
+    with pytest.raises(training.ConfigError, match=r"train\[0\]\.balance must name a manifest"):
+        training.load_config(_smoke(tmp_path, tiny_corpus, train=[{**source, "balance": 3}]))
+
+
 @pytest.mark.model
 def test_activation_cache_computes_each_clip_once_per_frozen_prefix(tmp_path, tiny_corpus, base):
     from flamenco_lib.data.manifest import read_manifest

@@ -18,7 +18,14 @@ Notebooks: ``07_stage1_flamenco.ipynb``, ``08_stage2_common_voice.ipynb``, ``09_
 """
 
 from ..tokens import label_ids, prefix_ids
-from .batches import ActivationCache, batch_indices, collate_labels, drawn_items
+from .batches import (
+    ActivationCache,
+    batch_indices,
+    collate_labels,
+    drawn_items,
+    grouped,
+    read_sources,
+)
 from .config import (
     LORA_DEFAULTS,
     PRECISIONS,
@@ -45,6 +52,8 @@ __all__ = [
     "collate_labels",
     "deterministic_kernels",
     "drawn_items",
+    "grouped",
+    "read_sources",
     "encoder_prefix",
     "encoder_suffix",
     "freeze_lower",

@@ -13,9 +13,12 @@ and batches that are a pure function of (seed, step).
   factor drawn per slot as a pure function of (seed, step).
 - :class:`ActivationCache` — the frozen lower encoder's output, one file per clip, computed only
   for the clips the run's batches draw.
+- :func:`read_sources` — the training rows of a stage's sources.
 - :func:`batch_indices` — each slot draws a source by its weight and an item uniformly from it
   (with replacement): a resumed run sees exactly the batches an uninterrupted run sees, and stage
-  2's replay share is just a weight.
+  2's replay share is just a weight. A source with ``balance: singer`` (:func:`grouped`) draws a
+  singer first, each equally often, then one of that singer's rows: a corpus where one voice has
+  most of the lines still trains on every voice.
 
 Notebooks: ``07_stage1_flamenco.ipynb``, ``09_stage3_prompts.ipynb`` (labels with a prompt).
 """
@@ -31,6 +34,7 @@ import torch
 
 from ..paths import cache_dir
 from ..tokens import MAX_TIME_S, label_ids, prefix_ids, timestamp_id
+from .config import ConfigError, StageConfig
 from .model_parts import encoder_prefix, prefix_key
 
 
@@ -239,8 +243,47 @@ class ActivationCache:
         return np.load(self.path(row))
 
 
+def read_sources(cfg: StageConfig) -> tuple[list[list[dict]], list]:
+    """The rows of each training source (its split, at most ``max_items``) in the order batches
+    draw them from, and each source's size for :func:`batch_indices` (:func:`grouped`).
+    ``ConfigError`` naming the config and the manifest for an empty source or a row without the
+    source's ``balance`` field."""
+    from ..data.manifest import read_manifest
+
+    sources, sizes = [], []
+    for s in cfg.train:
+        rows = [r for r in read_manifest(s.manifest) if r["split"] == s.split]
+        if s.max_items is not None:
+            rows = rows[: s.max_items]
+        if not rows:
+            raise ConfigError(f"{cfg.source_file}: {s.manifest} has no rows in split {s.split!r}")
+        try:
+            rows, size = grouped(rows, s.balance)
+        except KeyError as e:
+            raise ConfigError(f"{cfg.source_file}: balance: {s.manifest}: {e.args[0]}") from None
+        sources.append(rows)
+        sizes.append(size)
+    return sources, sizes
+
+
+def grouped(rows: list[dict], key: str | None) -> tuple[list[dict], int | tuple[int, ...]]:
+    """A source's rows in the order :func:`batch_indices` draws them from, and its size there:
+    ``len(rows)`` (``key`` None: every row equally often), or, with ``key`` a manifest field
+    (``singer``), the rows sorted by its value (stable) and the number of rows of each value, so
+    that each value is drawn equally often whatever its share of the rows. ``KeyError`` naming the
+    first row without the field."""
+    if key is None:
+        return rows, len(rows)
+    for r in rows:
+        if key not in r:
+            raise KeyError(f"row {r.get('id', '?')!r} has no field {key!r}")
+    ordered = sorted(rows, key=lambda r: str(r[key]))
+    values = [str(r[key]) for r in ordered]
+    return ordered, tuple(values.count(v) for v in dict.fromkeys(values))
+
+
 def drawn_items(
-    seed: int, steps: range, weights: list[float], sizes: list[int], batch_size: int
+    seed: int, steps: range, weights: list[float], sizes: list, batch_size: int
 ) -> list[set[int]]:
     """For each source, the items that the batches of ``steps`` draw (:func:`batch_indices`):
     the only clips a run needs, so the only ones whose activations it computes."""
@@ -252,12 +295,21 @@ def drawn_items(
 
 
 def batch_indices(
-    seed: int, step: int, weights: list[float], sizes: list[int], batch_size: int
+    seed: int, step: int, weights: list[float], sizes: list, batch_size: int
 ) -> list[tuple[int, int]]:
     """The global batch of one step: ``batch_size`` (source, item) pairs, a pure function of
     (seed, step) — each slot draws a source with probability proportional to its weight, then an
-    item uniformly. Resuming at any step reproduces the batches exactly."""
+    item uniformly; where a source's size is a tuple of group sizes (:func:`grouped`), a group
+    uniformly, then an item of it. Resuming at any step reproduces the batches exactly."""
     rng = np.random.default_rng([int(seed), int(step), 7])
     p = np.asarray(weights, dtype=float) / np.sum(weights)
     src = rng.choice(len(sizes), size=batch_size, p=p)
-    return [(int(s), int(rng.integers(sizes[s]))) for s in src]
+    out = []
+    for s in src:
+        size = sizes[s]
+        if isinstance(size, tuple):
+            g = int(rng.integers(len(size)))
+            out.append((int(s), sum(size[:g]) + int(rng.integers(size[g]))))
+        else:
+            out.append((int(s), int(rng.integers(size))))
+    return out

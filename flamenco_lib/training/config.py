@@ -46,6 +46,7 @@ class Source:
     split: str = "train"
     weight: float = 1.0
     max_items: int | None = None
+    balance: str | None = None  # a manifest field (singer): each of its values drawn equally often
 
 
 @dataclass
@@ -124,6 +125,10 @@ def _source(d, where: str, file: str) -> Source:
     s = Source(**d)
     if not (isinstance(s.weight, (int, float)) and s.weight > 0):
         raise ConfigError(f"{file}: {where}.weight must be a positive number, got {s.weight!r}")
+    if s.balance is not None and not (isinstance(s.balance, str) and s.balance):
+        raise ConfigError(
+            f"{file}: {where}.balance must name a manifest field (e.g. singer), got {s.balance!r}"
+        )
     return s
 
 

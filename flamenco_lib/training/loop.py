@@ -4,7 +4,7 @@ The run, as a sequence of named steps (:func:`_train_stage`):
 
 1. an ``Accelerator`` for the stage's precision and processes (:func:`_accelerator`);
 2. the starting model, with what does not train frozen (:func:`_load_model`);
-3. the training rows of every source (:func:`_read_sources`) and the prompts of a batch
+3. the training rows of every source (:func:`read_sources`) and the prompts of a batch
    (:class:`_Prompts`), or a soft prompt in the prompt slot (:func:`_soft_prompt`);
 4. the optimiser, restored from the newest checkpoint when resuming (:func:`_resume`);
 5. the cached activations of the clips the remaining steps draw, and no others;
@@ -41,6 +41,7 @@ from .batches import (
     collate_labels,
     drawn_items,
     played_features,
+    read_sources,
     speed_factors,
     timestamp_slots,
     voice_span,
@@ -178,21 +179,6 @@ def _load_model(cfg: StageConfig, device):
     return model, processor, peft_model, trainable, total
 
 
-def _read_sources(cfg: StageConfig) -> list[list[dict]]:
-    """The rows of each training source (its split, at most ``max_items``)."""
-    from ..data.manifest import read_manifest
-
-    sources = []
-    for s in cfg.train:
-        rows = [r for r in read_manifest(s.manifest) if r["split"] == s.split]
-        if s.max_items is not None:
-            rows = rows[: s.max_items]
-        if not rows:
-            raise ConfigError(f"{cfg.source_file}: {s.manifest} has no rows in split {s.split!r}")
-        sources.append(rows)
-    return sources
-
-
 @dataclass
 class _Prompts:
     """The text prompts of a batch (stage 3); during training each is dropped with probability
@@ -302,8 +288,8 @@ def _train_stage(cfg: StageConfig, *, resume: bool, stop_after: int | None, prog
     tok, k = processor.tokenizer, cfg.cached_layers
 
     # data: rows of every source; inputs are cached activations (k > 0) or features on the fly
-    sources = _read_sources(cfg)
-    sizes, weights = [len(r) for r in sources], [s.weight for s in cfg.train]
+    sources, sizes = read_sources(cfg)
+    weights = [s.weight for s in cfg.train]
     store = ActivationCache(model, k, precision=cfg.precision) if k > 0 else None
     words = P.lexicon(  # lyrics only: a recording sung (source "...-real") has a palo too
         [
