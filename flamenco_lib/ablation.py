@@ -73,6 +73,12 @@ _RECIPE = {
     "cached_layers": 0,
 }
 
+
+def _balance(train: list[dict]) -> list[dict]:
+    """``train`` with each Drascula source drawn by character (``balance: singer``)."""
+    return [{**s, "balance": "singer"} if "drascula" in s["manifest"] else s for s in train]
+
+
 # name -> keys replacing configs/stage1.yaml's (its cpu profile); one change at a time from the
 # recipes: synthetic only (the old stage 1), real sung 30%, real sung 30% + real speech 15%, each
 # with layers 0-1 frozen, and the last with every layer trained (configs/stage1.yaml today)
@@ -155,15 +161,43 @@ ABLATIONS: dict[str, dict] = {
         **_RECIPE,
         "speed_perturb": [0.9, 1.1],
     },
+    # which voices the real share teaches: 74% of the Drascula training lines are the
+    # protagonist's; with `balance: singer` each training character is drawn equally often
+    # (sung and spoken), so the real share is four Castilian voices, not mostly one
+    "formants 0.80-1.25, Drascula characters balanced": {
+        **_RECIPE,
+        "train": _balance(_RECIPE["train"]),
+    },
 }
+
+
+def _config_train(stage: str) -> list[dict]:
+    """The training sources of ``configs/<stage>.yaml`` as the chain ablations were measured
+    against them: without ``balance`` (the configs draw the Drascula characters equally often
+    since 2026-12-06, the row "stages 2-3, Drascula characters balanced")."""
+    import yaml
+
+    train = yaml.safe_load(config_file(stage).read_text(encoding="utf-8"))["train"]
+    return [{k: v for k, v in s.items() if k != "balance"} for s in train]
+
+
+def _stage2_train(asterisk: float, drascula: float, cante: float, sung: float) -> list[dict]:
+    """Stage 2's sources with these weights: the asterisk speaker's and the Drascula training
+    characters' speech, the replay of synthetic cante and of each real-voices sung corpus
+    (``sung`` each); a source of weight 0 left out."""
+    weights = {
+        _REAL_SPOKEN[1]: asterisk,
+        _REAL_SPOKEN[0]: drascula,
+        _CANTE: cante,
+        **{m: sung for m in SUNG_CORPORA},
+    }
+    return [{"manifest": m, "weight": w} for m, w in weights.items() if w > 0]
 
 
 def _swap_speech(stage: str) -> list[dict]:
     """The training sources of ``configs/<stage>.yaml`` with the Drascula characters' speech
     replaced by the asterisk speaker's (its weight added to hers)."""
-    import yaml
-
-    train = yaml.safe_load(config_file(stage).read_text(encoding="utf-8"))["train"]
+    train = _config_train(stage)
     drascula = [s for s in train if s["manifest"] == _REAL_SPOKEN[0]]
     out = [dict(s) for s in train if s["manifest"] != _REAL_SPOKEN[0]]
     for s in out:
@@ -191,14 +225,7 @@ CHAIN_ABLATIONS: dict[str, dict[str, dict]] = {
     # asterisk speaker (es-MX, telephone band), whose test prompts stage 2 mostly adapts to
     # (No: real speech of the dev speakers worse beyond noise, +4.4 [+1.2, +8.0].)
     "stage 2 without the asterisk speaker's speech": {
-        "stage2": {
-            "train": [
-                {"manifest": "data/corpora/speech-drascula/manifest.jsonl", "weight": 0.7},
-                {"manifest": "data/corpora/cante/manifest.jsonl", "weight": 0.2},
-                {"manifest": "data/corpora/cante-drascula-wide/manifest.jsonl", "weight": 0.05},
-                {"manifest": "data/corpora/cante-real-wide/manifest.jsonl", "weight": 0.05},
-            ]
-        }
+        "stage2": {"train": _stage2_train(asterisk=0, drascula=0.7, cante=0.2, sung=0.05)}
     },
     # the other way round: the asterisk speaker's speech only (70%), none of the Drascula
     # training characters (the more of their speech stage 2 learnt, the worse the held-out
@@ -210,6 +237,16 @@ CHAIN_ABLATIONS: dict[str, dict[str, dict]] = {
     "stages 2-3 without the Drascula characters' speech": {
         "stage2": {"train": _swap_speech("stage2")},
         "stage3": {"train": _swap_speech("stage3")},
+    },
+    # which voices stage 2 learns: its Drascula speech (35%) is 74% the protagonist's; each
+    # training character drawn equally often in stages 2 and 3, as `balance: singer` does
+    "stages 2-3, Drascula characters balanced": {
+        stage: {"train": _balance(_config_train(stage))} for stage in ("stage2", "stage3")
+    },
+    # how much of stage 2 is the narrow offline speech: half of it (35% instead of 70%), the
+    # replay of stage 1's sung mix in its proportions for the rest
+    "stage 2 with half the speech (35%)": {
+        "stage2": {"train": _stage2_train(asterisk=0.175, drascula=0.175, cante=0.43, sung=0.11)}
     },
 }
 # the models a chain ablation is read against, as evaluate_stages names them
