@@ -163,7 +163,8 @@ ABLATIONS: dict[str, dict] = {
     },
     # which voices the real share teaches: 74% of the Drascula training lines are the
     # protagonist's; with `balance: singer` each training character is drawn equally often
-    # (sung and spoken), so the real share is four Castilian voices, not mostly one
+    # (sung and spoken), so the real share is four Castilian voices, not mostly one (No: real
+    # voices sung +2.4, real speech +2.4, cante -2.2, none beyond noise; stages 2-3 do balance.)
     "formants 0.80-1.25, Drascula characters balanced": {
         **_RECIPE,
         "train": _balance(_RECIPE["train"]),
@@ -240,11 +241,14 @@ CHAIN_ABLATIONS: dict[str, dict[str, dict]] = {
     },
     # which voices stage 2 learns: its Drascula speech (35%) is 74% the protagonist's; each
     # training character drawn equally often in stages 2 and 3, as `balance: singer` does
+    # (Chosen, 2026-12-06: cante -0.1, real voices sung -2.6, real speech -1.1 against the
+    # configs' stage 3, every set the right way, none beyond noise; the configs do so since.)
     "stages 2-3, Drascula characters balanced": {
         stage: {"train": _balance(_config_train(stage))} for stage in ("stage2", "stage3")
     },
     # how much of stage 2 is the narrow offline speech: half of it (35% instead of 70%), the
-    # replay of stage 1's sung mix in its proportions for the rest
+    # replay of stage 1's sung mix in its proportions for the rest (No: real speech worse beyond
+    # noise, +5.7 [+1.1, +10.1]; less of the offline speech does not keep general Spanish.)
     "stage 2 with half the speech (35%)": {
         "stage2": {"train": _stage2_train(asterisk=0.175, drascula=0.175, cante=0.43, sung=0.11)}
     },
