@@ -936,3 +936,47 @@ def test_config_paths_under_data_follow_the_data_folder(tmp_path, monkeypatch, t
     assert cfg.train[0].manifest == str(data / "corpora" / "mine" / "manifest.jsonl")
     assert cfg.output_dir == str(data / "checkpoints" / "x")
     assert cfg.model == str(data / "checkpoints" / "stage1" / "final")
+
+
+def test_a_checkpoint_that_finds_no_room_is_one_error_and_keeps_the_one_before(
+    tmp_path, monkeypatch
+):
+    import collections
+    import errno
+
+    from flamenco_lib import errors
+    from flamenco_lib.training import loop
+
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    first = loop._save_checkpoint(tmp_path, 10, model, optimizer, [])
+    before = (first / "trainable.pt").read_bytes()
+    usage = collections.namedtuple("usage", "total used free")
+
+    def full(*a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 508612736")
+
+    monkeypatch.setattr(loop.torch, "save", full)
+    monkeypatch.setattr(errors.shutil, "disk_usage", lambda p: usage(10**12, 10**12, 2 * 10**6))
+    with pytest.raises(
+        errors.DiskFullError, match="no room to write the checkpoint of step 20"
+    ) as e:
+        loop._save_checkpoint(tmp_path, 20, model, optimizer, [])
+    assert str(tmp_path) in str(e.value) and "make clean-cache" in str(e.value)
+    assert isinstance(e.value, errors.FlamencoError)
+    # the checkpoint before is untouched and nothing half-written is left
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]
+    assert (first / "trainable.pt").read_bytes() == before
+
+    # with room left, the same error is not a full disk: it passes unchanged
+    monkeypatch.setattr(errors.shutil, "disk_usage", lambda p: usage(10**12, 0, 10**11))
+    with pytest.raises(RuntimeError, match="unexpected pos") as e:
+        loop._save_checkpoint(tmp_path, 30, model, optimizer, [])
+    assert not isinstance(e.value, errors.DiskFullError)
+
+    def nospace(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(loop.torch, "save", nospace)  # the system says so: whatever is left
+    with pytest.raises(errors.DiskFullError, match="step 40"):
+        loop._save_checkpoint(tmp_path, 40, model, optimizer, [])

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import room_to_write
 from .batches import (
     ActivationCache,
     batch_indices,
@@ -72,9 +73,10 @@ def _save_checkpoint(out: Path, step: int, model, optimizer, log: list, *, keep:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     state = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
-    torch.save(state, tmp / "trainable.pt")
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step, "log": log}, indent=1))
+    with room_to_write(out, f"the checkpoint of step {step}", cleanup=tmp):
+        torch.save(state, tmp / "trainable.pt")
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step, "log": log}, indent=1))
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
     for old in _checkpoints(out)[:-keep]:
@@ -263,10 +265,11 @@ def _save_final(out: Path, model, processor, peft_model, soft) -> Path:
     if peft_model is not None:  # fold the adapters into the weights: a plain Whisper folder
         model = peft_model.merge_and_unload()
     model.eval()
-    model.save_pretrained(tmp)
-    processor.save_pretrained(tmp)
-    if soft is not None:
-        soft.save(tmp)
+    with room_to_write(out, "the final model", cleanup=tmp):
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        if soft is not None:
+            soft.save(tmp)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     return final
