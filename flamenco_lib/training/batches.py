@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -278,8 +279,7 @@ def grouped(rows: list[dict], key: str | None) -> tuple[list[dict], int | tuple[
         if key not in r:
             raise KeyError(f"row {r.get('id', '?')!r} has no field {key!r}")
     ordered = sorted(rows, key=lambda r: str(r[key]))
-    values = [str(r[key]) for r in ordered]
-    return ordered, tuple(values.count(v) for v in dict.fromkeys(values))
+    return ordered, tuple(Counter(str(r[key]) for r in ordered).values())  # in sorted order
 
 
 def drawn_items(
