@@ -31,7 +31,7 @@ LOG_FLOOR = 1e-10  # power floor before log10
 DYNAMIC_RANGE = 8.0  # log10 units (80 dB) kept below the loudest bin
 
 # Files that libsndfile cannot read are decoded by ffmpeg; raw codecs need their format named.
-_FFMPEG_RAW_FORMATS = {".g722": "g722", ".sln": "s16le", ".sln16": "s16le"}
+_FFMPEG_RAW_FORMATS = {".g722": "g722", ".gsm": "gsm", ".sln": "s16le", ".sln16": "s16le"}
 
 
 class AudioError(FlamencoError, ValueError):
@@ -53,7 +53,7 @@ def load_audio(
     """Read an audio file as mono float32 at ``sr`` Hz, optionally a segment of it.
 
     wav, flac, ogg and mp3 are read with libsndfile (``soundfile``); anything else that ffmpeg
-    decodes (m4a, opus in webm, raw G.722 ``.g722`` prompts, ...) goes through ffmpeg.
+    decodes (m4a, opus in webm, raw G.722 ``.g722`` and GSM 6.10 ``.gsm`` prompts, ...) goes through ffmpeg.
     Channels are averaged; the signal is resampled with soxr (``librosa.resample``).
 
     Parameters
@@ -204,8 +204,8 @@ def _decode_ffmpeg(path: Path, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, int]:
         )
     cmd = [ffmpeg, "-nostdin", "-v", "error", "-threads", "0"]
     raw = _FFMPEG_RAW_FORMATS.get(path.suffix.lower())
-    if raw == "g722":
-        cmd += ["-f", "g722"]
+    if raw in ("g722", "gsm"):  # headerless: ffmpeg is told the codec
+        cmd += ["-f", raw]
     elif raw == "s16le":
         cmd += [
             "-f",
