@@ -16,7 +16,7 @@ import yaml
 from flamenco_lib import evaluation, paths, training
 from flamenco_lib.data import cante
 from flamenco_lib.paths import project_root
-from flamenco_lib.training import batches
+from flamenco_lib.training import batches, model_parts
 
 
 @pytest.fixture(scope="module")
@@ -980,3 +980,56 @@ def test_a_checkpoint_that_finds_no_room_is_one_error_and_keeps_the_one_before(
     monkeypatch.setattr(loop.torch, "save", nospace)  # the system says so: whatever is left
     with pytest.raises(errors.DiskFullError, match="step 40"):
         loop._save_checkpoint(tmp_path, 40, model, optimizer, [])
+
+
+def test_wise_ft_keeps_a_share_of_the_fine_tuning():
+    base = {"w": torch.zeros(3), "b": torch.ones(2, dtype=torch.bfloat16)}
+    tuned = {"w": torch.tensor([1.0, -2.0, 4.0]), "b": torch.full((2,), 3.0, dtype=torch.bfloat16)}
+    for alpha, want_w, want_b in ((1.0, [1.0, -2.0, 4.0], 3.0), (0.0, [0.0] * 3, 1.0),
+                                  (0.75, [0.75, -1.5, 3.0], 2.5)):  # fmt: skip
+        mixed = model_parts.wise_ft(tuned, base, alpha)
+        torch.testing.assert_close(mixed["w"], torch.tensor(want_w))
+        assert mixed["b"].dtype == torch.bfloat16 and mixed["b"].tolist() == [want_b] * 2
+    with pytest.raises(ValueError, match="differ in names or shapes"):
+        model_parts.wise_ft({"w": torch.zeros(4)}, {"w": torch.zeros(3)}, 0.5)
+
+
+@pytest.mark.parametrize(
+    "value,needle",
+    [
+        ({"model": "base"}, "wise_ft must be a mapping"),
+        ({"model": "base", "alpha": 0}, "0 < alpha <= 1"),
+        ({"model": "base", "alpha": 1.5}, "0 < alpha <= 1"),
+        ({"model": "", "alpha": 0.8}, "wise_ft must be"),
+        (0.8, "wise_ft must be"),
+    ],
+)
+def test_wise_ft_config_names_what_it_needs(tmp_path, tiny_corpus, value, needle):
+    path = _smoke(tmp_path, tiny_corpus, wise_ft=value)
+    with pytest.raises(training.ConfigError, match=needle) as info:
+        training.load_config(path)
+    assert str(path) in str(info.value)
+    with pytest.raises(training.ConfigError, match="soft_prompt stage trains none"):
+        training.load_config(
+            _smoke(tmp_path, tiny_corpus, soft_prompt=4, wise_ft={"model": "base", "alpha": 0.8})
+        )
+
+
+@pytest.mark.model
+def test_wise_ft_stage_saves_the_weights_moved_back_toward_the_base(tmp_path, tiny_corpus, base):
+    # the same run twice (same seed, same batches): once as trained, once moved halfway back
+    runs = {}
+    for name, wise in (("plain", None), ("wise", {"model": "base", "alpha": 0.5})):
+        (tmp_path / name).mkdir()
+        extra = {"wise_ft": wise} if wise else {}
+        cfg = training.load_config(_smoke(tmp_path / name, tiny_corpus, steps=2, **extra))
+        training.train_stage(cfg, progress=False)
+        runs[name] = _trainable(tmp_path / name / "out" / "final")
+    _, model, _ = base
+    orig = {n: p.detach() for n, p in model.named_parameters()}
+    plain, wise = runs["plain"], runs["wise"]
+    for key in ("model.encoder.layers.5.fc1.weight", "model.decoder.embed_tokens.weight"):
+        assert not torch.equal(plain[key], orig[key])  # trained (the embedding is the output too)
+        torch.testing.assert_close(wise[key], orig[key] + 0.5 * (plain[key] - orig[key]))
+    frozen = "model.encoder.layers.0.fc1.weight"  # cached_layers 4: never trained, so unmoved
+    torch.testing.assert_close(wise[frozen], orig[frozen], rtol=0, atol=0)

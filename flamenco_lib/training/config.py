@@ -90,6 +90,7 @@ class StageConfig:
         None  # LoRA adapters (peft) instead of training the weights: {r, alpha, dropout, target_modules}
     )
     speed_perturb: list | None = None  # [low, high]: each clip played at a speed drawn from it
+    wise_ft: dict | None = None  # {model, alpha}: the final weights moved back toward ``model``
     source_file: str | None = None
 
 
@@ -258,6 +259,7 @@ def _check(cfg: StageConfig, file: str) -> None:
             f"{file}: freeze_decoder must be true or false, got {cfg.freeze_decoder!r}"
         )
     _check_speed(cfg, file)
+    _check_wise_ft(cfg, file)
     if cfg.precision not in PRECISIONS:
         raise ConfigError(f"{file}: precision must be one of {PRECISIONS}, got {cfg.precision!r}")
     if cfg.precision == "auto":
@@ -311,6 +313,33 @@ def _check_speed(cfg: StageConfig, file: str) -> None:
             f"cannot be cached; set cached_layers: 0 (got {cfg.cached_layers}) or drop speed_perturb"
         )
     cfg.speed_perturb = [float(v[0]), float(v[1])]
+
+
+def _check_wise_ft(cfg: StageConfig, file: str) -> None:
+    """``wise_ft``: None, or ``{model, alpha}`` with 0 < alpha <= 1 (the share of the fine-tuning
+    kept: :func:`flamenco_lib.training.model_parts.wise_ft`) on a stage whose weights train."""
+    v = cfg.wise_ft
+    if v is None:
+        return
+    alpha = v.get("alpha") if isinstance(v, dict) else None
+    if (
+        not isinstance(v, dict)
+        or set(v) != {"model", "alpha"}
+        or not (isinstance(v["model"], str) and v["model"])
+        or isinstance(alpha, bool)
+        or not (isinstance(alpha, (int, float)) and 0 < alpha <= 1)
+    ):
+        raise ConfigError(
+            f"{file}: wise_ft must be a mapping {{model: base, alpha: 0.8}} with 0 < alpha <= 1 "
+            f"(the share of the fine-tuning kept), got {v!r}"
+        )
+    if cfg.soft_prompt:
+        raise ConfigError(
+            f"{file}: wise_ft moves trained weights back, but a soft_prompt stage trains none; "
+            "drop wise_ft"
+        )
+    model = _resolve_path(v["model"], project_root())
+    cfg.wise_ft = {"model": model if Path(model).exists() else v["model"], "alpha": float(alpha)}
 
 
 def auto_precision(cpuinfo: str | None = None) -> str:

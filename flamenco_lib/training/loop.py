@@ -9,7 +9,8 @@ The run, as a sequence of named steps (:func:`_train_stage`):
 4. the optimiser, restored from the newest checkpoint when resuming (:func:`_resume`);
 5. the cached activations of the clips the remaining steps draw, and no others;
 6. the steps (:func:`_step`), logged, evaluated and checkpointed as the config says;
-7. the final model, processor and generation config in ``<output_dir>/final`` (:func:`_save_final`).
+7. the final model, processor and generation config in ``<output_dir>/final`` (:func:`_save_final`),
+   its weights moved back toward whisper-base's first where ``wise_ft`` says so.
 
 **Evaluation during training** calls the evaluation runner (:mod:`flamenco_lib.evaluation`) on the
 full model with the generation config saved with the checkpoint (language and task set there), so
@@ -48,7 +49,7 @@ from .batches import (
     voice_span,
 )
 from .config import ConfigError, StageConfig
-from .model_parts import UpperWhisper, add_lora, freeze_lower
+from .model_parts import UpperWhisper, add_lora, freeze_lower, move_back
 
 logger = logging.getLogger(__name__)
 
@@ -256,14 +257,19 @@ def _step(acc, wrapped, optimizer, params, cfg: StageConfig, x, labels: dict, st
     return acc.gather(loss.detach().reshape(1)).mean().item()
 
 
-def _save_final(out: Path, model, processor, peft_model, soft) -> Path:
+def _save_final(out: Path, model, processor, peft_model, soft, wise=None) -> Path:
     """The final model, processor and generation config (and soft prompt) in ``out/final``,
-    written to a temporary folder and renamed."""
+    written to a temporary folder and renamed; with ``wise`` (``{model, alpha}``) the weights
+    first moved back toward that model's (:func:`move_back`)."""
     final = out / "final"
     tmp = out / ".tmp-final"
     shutil.rmtree(tmp, ignore_errors=True)
     if peft_model is not None:  # fold the adapters into the weights: a plain Whisper folder
         model = peft_model.merge_and_unload()
+    if wise:
+        from ..models import load_whisper
+
+        move_back(model, load_whisper(wise["model"], device="cpu")[0], wise["alpha"])
     model.eval()
     with room_to_write(out, "the final model", cleanup=tmp):
         model.save_pretrained(tmp)
@@ -427,7 +433,7 @@ def _train_stage(cfg: StageConfig, *, resume: bool, stop_after: int | None, prog
         "log": log,
     }
     if acc.is_main_process:
-        final = _save_final(out, model, processor, peft_model, soft)
+        final = _save_final(out, model, processor, peft_model, soft, cfg.wise_ft)
         e = run_eval(cfg.steps)
         if e:
             log.append(e)

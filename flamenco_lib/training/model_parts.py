@@ -135,3 +135,25 @@ def freeze_lower(model, k: int, *, decoder: bool = False) -> tuple[int, int]:
     model.model.encoder.embed_positions.requires_grad_(False)  # sinusoidal, never trained
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, sum(p.numel() for p in model.parameters())
+
+
+def wise_ft(tuned: dict, base: dict, alpha: float) -> dict:
+    """A weight-space ensemble (WiSE-FT; Wortsman et al., "Robust fine-tuning of zero-shot
+    models", CVPR 2022): ``base + alpha * (tuned - base)``, weight by weight, in ``tuned``'s dtypes.
+    ``alpha`` is the share of the fine-tuning kept: 1 the fine-tuned model, 0 the model it started
+    from. ``ValueError`` when the two are not the same architecture."""
+    if set(tuned) != set(base) or any(tuned[k].shape != base[k].shape for k in tuned):
+        raise ValueError("wise_ft: the fine-tuned and the base weights differ in names or shapes")
+    return {
+        k: (b.float() + alpha * (tuned[k].float() - b.float())).to(tuned[k].dtype)
+        for k, b in base.items()
+    }
+
+
+def move_back(model, base_model, alpha: float) -> None:
+    """``model``'s weights replaced, in place, by :func:`wise_ft` of them and ``base_model``'s
+    (each tied weight once: Whisper's output projection is its token embedding)."""
+    base = dict(base_model.named_parameters())
+    with torch.no_grad():
+        for name, p in model.named_parameters():  # tied weights are listed once
+            p.copy_(wise_ft({name: p}, {name: base[name].to(p.device)}, alpha)[name])
