@@ -304,10 +304,10 @@ for key, _, _ in grid.TEST_SETS:
 # Drascula characters equally often (section 2) moved every dev set the right way, within
 # noise, and the configs do so since; no change tried brought the real speech back to stage
 # 1's level: the offline stand-in for Common Voice is two narrow kinds of text from five
-# speakers. What gave part of it back costs no training: stage 3's final weights moved back a
-# fifth of the way to whisper-base's (`wise_ft` in `configs/stage3.yaml`, `base + 0.8 *
-# (trained - base)`; `scripts/wise_ft_dev.py` scored the fractions on these dev sets): the dev
-# speakers' real speech 1.8 points better, the cante and the sung voices as before.
+# speakers. Moving stage 3's final weights back a fifth of the way to whisper-base's
+# (`wise_ft: {model: base, alpha: 0.8}` in a config, a weight-space ensemble) gave it back, on
+# these dev speakers and on the test speakers, but took with it what stage 3 learnt from the
+# previous line (notebook 09's grid): not adopted (README, "Real voices").
 
 # %%
 from flamenco_lib import ablation

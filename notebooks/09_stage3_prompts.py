@@ -232,10 +232,7 @@ print(
 # typical mistake, so that the model learns to ignore a wrong letra) or the line sung before it
 # (`previous`). The prompt is **dropped with probability 0.3** (`prompt_drop`): Whisper itself
 # was trained with and without previous text, and a model that only ever saw prompts would
-# depend on them. When the steps are done, the weights are moved back a fifth of the way to
-# whisper-base's before they are saved (`wise_ft: {model: base, alpha: 0.8}`: `base + 0.8 *
-# (trained - base)`, weight by weight, a *weight-space ensemble*), which gave the real speech of
-# voices no stage trains on part of what stages 2 and 3 had cost it (notebook 08, section 6).
+# depend on them.
 #
 # `configs/stage3_soft.yaml` freezes the whole model and trains only `k` vectors in the prompt
 # slot, started from the embeddings of the lexicon's last tokens (`flamenco_lib.soft_prompt`).
