@@ -307,7 +307,8 @@ for key, _, _ in grid.TEST_SETS:
 # speakers. Moving stage 3's final weights back a fifth of the way to whisper-base's
 # (`wise_ft: {model: base, alpha: 0.8}` in a config, a weight-space ensemble) gave it back, on
 # these dev speakers and on the test speakers, but took with it what stage 3 learnt from the
-# previous line (notebook 09's grid): not adopted (README, "Real voices").
+# previous line (notebook 09's grid), and so did its decoder moved back alone, on the dev
+# verses; stage 2 moved back cost the sung voices: not adopted (README, "Real voices").
 
 # %%
 from flamenco_lib import ablation

@@ -16,6 +16,7 @@ voices unchanged: ``configs/stage3.yaml`` moves its final weights so since (``wi
 trained that way is already moved: an alpha given here compounds with its 0.8.
 
 Usage: .venv/bin/python scripts/wise_ft_dev.py [--stage stage3] [--alphas 0.5,0.7]
+       [--part all|encoder|decoder]   (--part: move only the encoder's or the decoder's weights)
 Writes data/calibration/wise-ft/ (weights and runs) and prints a table. About 3 minutes per model
 on 2 cores with bf16.
 """
@@ -35,8 +36,11 @@ from flamenco_lib.results import evaluate_stages, results_table
 from flamenco_lib.training.model_parts import wise_ft
 
 
-def interpolate(base_dir: Path, tuned_dir: Path, alpha: float, out: Path) -> Path:
-    """Write ``base + alpha * (tuned - base)``, weight by weight, with ``tuned_dir``'s config
+def interpolate(
+    base_dir: Path, tuned_dir: Path, alpha: float, out: Path, part: str = "all"
+) -> Path:
+    """Write ``base + alpha * (tuned - base)``, weight by weight (only the weights of ``part``,
+    ``encoder`` or ``decoder``, unless ``all``; the others as tuned), with ``tuned_dir``'s config
     and tokenizer files, into ``out``; kept when it is newer than the tuned weights (a stage
     trained again is interpolated again)."""
     done, source = out / "model.safetensors", tuned_dir / "model.safetensors"
@@ -44,10 +48,17 @@ def interpolate(base_dir: Path, tuned_dir: Path, alpha: float, out: Path) -> Pat
         return out
     base = load_file(str(base_dir / "model.safetensors"))
     tuned = load_file(str(tuned_dir / "model.safetensors"))
+    moved = [k for k in tuned if part == "all" or k.startswith(f"model.{part}.")]
     try:
-        mixed = {k: v.contiguous() for k, v in wise_ft(tuned, base, alpha).items()}
+        if set(tuned) != set(base):
+            raise ValueError
+        mixed = {
+            **tuned,
+            **wise_ft({k: tuned[k] for k in moved}, {k: base[k] for k in moved}, alpha),
+        }
     except ValueError:
         raise SystemExit(f"{tuned_dir}: not the same architecture as {base_dir}") from None
+    mixed = {k: v.contiguous() for k, v in mixed.items()}
     out.mkdir(parents=True, exist_ok=True)
     for f in tuned_dir.iterdir():
         if f.is_file() and f.name != "model.safetensors":
@@ -60,16 +71,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--stage", default="stage3", help="a folder under data/checkpoints")
     ap.add_argument("--alphas", default="0.5,0.7", help="shares of the fine-tuning kept, a,b,...")
+    ap.add_argument("--part", default="all", choices=("all", "encoder", "decoder"))
     args = ap.parse_args()
     tuned = data_dir() / "checkpoints" / args.stage / "final"
     if not (tuned / "model.safetensors").exists():
         raise SystemExit(f"{tuned}: not trained yet; run `make stages` (or `make report`) first")
     base = Path(resolve("base"))
     root = data_dir() / "calibration" / "wise-ft"
-    rows = [("zero-shot", "base"), (args.stage, str(tuned))]
+    name = Path(args.stage).name
+    rows = [("zero-shot", "base"), (name, str(tuned))]
+    part = "" if args.part == "all" else f"{args.part} "
     for alpha in (float(a) for a in args.alphas.split(",")):
-        out = interpolate(base, tuned, alpha, root / "models" / f"{args.stage}-alpha{alpha}")
-        rows.append((f"{args.stage}, alpha {alpha}", str(out)))
+        folder = root / "models" / f"{name}-{part.strip() or 'all'}-alpha{alpha}"
+        out = interpolate(base, tuned, alpha, folder, args.part)
+        rows.append((f"{name}, {part}alpha {alpha}", str(out)))
     evaluate_stages(rows, DEV_SETS, max_items=DEV_ITEMS, root=root / "results")
     table = results_table([(r[0],) for r in rows], DEV_SETS, root=root / "results")
     keep = ["model"] + [c for c in table.columns if c.endswith(("_wer", "_wer_lo", "_wer_hi"))]
