@@ -12,8 +12,9 @@ Measured (README, "Real voices"): on the chain of 2026-12-05, stage 3 with alpha
 set beyond noise and alpha 0.5 gave real speech back (39.4 -> 36.3, zero-shot 35.9) at 6 points of
 cante and 3 of the real voices sung: not adopted. On the chain of 2026-12-06 (wider formants, the
 Drascula characters balanced) alpha 0.8 gave real speech 1.8 points back with cante and the sung
-voices unchanged: ``configs/stage3.yaml`` moves its final weights so since (``wise_ft``). A stage 3
-trained that way is already moved: an alpha given here compounds with its 0.8.
+voices unchanged; adopted in ``configs/stage3.yaml`` (``wise_ft``), it also took stage 3's gain
+from its previous-line prompt on the test verses, and so did the decoder alone at 0.6 on the dev
+verses: undone. A stage trained with ``wise_ft`` is already moved: an alpha given here compounds.
 
 Usage: .venv/bin/python scripts/wise_ft_dev.py [--stage stage3] [--alphas 0.5,0.7]
        [--part all|encoder|decoder]   (--part: move only the encoder's or the decoder's weights)
@@ -48,17 +49,14 @@ def interpolate(
         return out
     base = load_file(str(base_dir / "model.safetensors"))
     tuned = load_file(str(tuned_dir / "model.safetensors"))
-    moved = [k for k in tuned if part == "all" or k.startswith(f"model.{part}.")]
     try:
-        if set(tuned) != set(base):
-            raise ValueError
-        mixed = {
-            **tuned,
-            **wise_ft({k: tuned[k] for k in moved}, {k: base[k] for k in moved}, alpha),
-        }
+        moved = wise_ft(tuned, base, alpha)
     except ValueError:
         raise SystemExit(f"{tuned_dir}: not the same architecture as {base_dir}") from None
-    mixed = {k: v.contiguous() for k, v in mixed.items()}
+    mixed = {  # the weights of `part` moved, the others as tuned
+        k: (moved[k] if part == "all" or k.startswith(f"model.{part}.") else v).contiguous()
+        for k, v in tuned.items()
+    }
     out.mkdir(parents=True, exist_ok=True)
     for f in tuned_dir.iterdir():
         if f.is_file() and f.name != "model.safetensors":

@@ -931,11 +931,13 @@ def test_config_paths_under_data_follow_the_data_folder(tmp_path, monkeypatch, t
         model="data/checkpoints/stage1",
         train=[{"manifest": "data/corpora/mine/manifest.jsonl"}],
         output_dir="data/checkpoints/x",
+        wise_ft={"model": "data/checkpoints/stage1", "alpha": 0.8},
     )
     cfg = training.load_config(path)
     assert cfg.train[0].manifest == str(data / "corpora" / "mine" / "manifest.jsonl")
     assert cfg.output_dir == str(data / "checkpoints" / "x")
     assert cfg.model == str(data / "checkpoints" / "stage1" / "final")
+    assert cfg.wise_ft == {"model": cfg.model, "alpha": 0.8}  # resolved as `model` is
 
 
 def test_a_checkpoint_that_finds_no_room_is_one_error_and_keeps_the_one_before(

@@ -111,6 +111,16 @@ def _resolve_path(p: str, base: Path) -> str:
     return str(base / q)
 
 
+def _resolve_model(name: str, root: Path) -> str:
+    """A model as a config names it: a folder (resolved as :func:`_resolve_path`; a previous
+    stage's ``output_dir`` means its final model), else a size or hub id, unchanged."""
+    path = _resolve_path(name, root)
+    if not Path(path).exists():
+        return name
+    final = Path(path) / "final"
+    return str(final) if (final / "config.json").exists() else path
+
+
 def _source(d, where: str, file: str) -> Source:
     if isinstance(d, str):
         d = {"manifest": d}
@@ -282,11 +292,7 @@ def _check(cfg: StageConfig, file: str) -> None:
     cfg.output_dir = _resolve_path(cfg.output_dir, root)
     if cfg.catalogue:
         cfg.catalogue = _resolve_path(cfg.catalogue, root)
-    if Path(_resolve_path(cfg.model, root)).exists():
-        cfg.model = _resolve_path(cfg.model, root)
-        final = Path(cfg.model) / "final"  # a previous stage's output_dir means its final model
-        if (final / "config.json").exists():
-            cfg.model = str(final)
+    cfg.model = _resolve_model(cfg.model, root)
 
 
 def _check_speed(cfg: StageConfig, file: str) -> None:
@@ -338,8 +344,7 @@ def _check_wise_ft(cfg: StageConfig, file: str) -> None:
             f"{file}: wise_ft moves trained weights back, but a soft_prompt stage trains none; "
             "drop wise_ft"
         )
-    model = _resolve_path(v["model"], project_root())
-    cfg.wise_ft = {"model": model if Path(model).exists() else v["model"], "alpha": float(alpha)}
+    cfg.wise_ft = {"model": _resolve_model(v["model"], project_root()), "alpha": float(alpha)}
 
 
 def auto_precision(cpuinfo: str | None = None) -> str:
