@@ -40,8 +40,15 @@ def unpacked() -> Path:
     sounds = folder / "root" / "usr" / "share" / "asterisk" / "sounds" / "es"
     if not sounds.is_dir():
         folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["apt-get", "download", PACKAGE], cwd=folder, check=True)
-        deb = next(folder.glob(f"{PACKAGE}_*.deb"))
+        have = any(folder.glob(f"{PACKAGE}_*.deb"))
+        if not have and subprocess.run(["apt-get", "download", PACKAGE], cwd=folder).returncode:
+            raise SystemExit(
+                f"could not download {PACKAGE} with apt-get (a Debian machine with its mirror is "
+                f"needed); or put its .deb in {folder} and run again"
+            )
+        deb = min(folder.glob(f"{PACKAGE}_*.deb"), default=None)
+        if deb is None:
+            raise SystemExit(f"{folder}: no {PACKAGE}_*.deb after apt-get download")
         subprocess.run(["dpkg-deb", "-x", str(deb), str(folder / "root")], check=True)
     return sounds
 
