@@ -471,7 +471,12 @@ def test_deterministic_kernels_are_asked_for_while_training_only():
 
 
 @pytest.mark.model
-def test_resume_reaches_the_same_model_and_the_logged_wer_is_evaluates(tmp_path, tiny_corpus):
+def test_resume_reaches_the_same_model_and_the_logged_wer_is_evaluates(
+    tmp_path, tiny_corpus, monkeypatch
+):
+    # an activation cache of this test's own: the project's data/cache is shared by other tests
+    # and earlier sessions (a clip's key is its path and size, and pytest reuses tmp paths)
+    monkeypatch.setattr(batches, "cache_dir", lambda: tmp_path / "cache")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     a = training.train_stage(
@@ -484,13 +489,12 @@ def test_resume_reaches_the_same_model_and_the_logged_wer_is_evaluates(tmp_path,
     b = training.train_stage(cfg_b, resume=True, progress=False)
     # the activation cache holds the clips the 4 batches drew, not the whole training split
     from flamenco_lib.data.manifest import read_manifest
-    from flamenco_lib.paths import cache_dir
 
     train_rows = [r for r in read_manifest(tiny_corpus) if r["split"] == "train"]
     drawn = training.drawn_items(0, range(4), [1.0], [len(train_rows)], 2)[0]
     from flamenco_lib.models import load_whisper
 
-    store = training.ActivationCache(load_whisper("base")[0], 4, cache_dir() / "activations")
+    store = training.ActivationCache(load_whisper("base")[0], 4, tmp_path / "cache" / "activations")
     assert len(drawn) < len(train_rows)
     assert {i for i, r in enumerate(train_rows) if store.path(r).exists()} == drawn
 
