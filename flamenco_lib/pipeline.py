@@ -58,7 +58,12 @@ logger = logging.getLogger(__name__)
 
 SETTINGS = "run_stage.json"  # next to train_log.json: the fingerprint of the last run
 # config keys added after runs were fingerprinted, with the value those runs had (their default)
-ADDED_KEYS = {"freeze_decoder": False, "speed_perturb": None, "wise_ft": None}
+ADDED_KEYS = {
+    "freeze_decoder": False,
+    "speed_perturb": None,
+    "wise_ft": None,
+    "spec_augment": None,
+}
 ADDED_SOURCE_KEYS = {"balance": None}  # keys a training or eval source gained since
 
 

@@ -286,6 +286,94 @@ def test_a_speed_perturbed_stage_trains_on_the_clips_played_at_the_drawn_speeds(
             assert span[1] == pytest.approx(rows[i]["duration_s"] / f, rel=1e-3)
 
 
+def test_spec_augment_masks_bands_within_each_clip_as_transformers_draws_them():
+    from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices
+
+    x = torch.rand(4, 80, 3000) + 1.0  # no zero anywhere before masking
+    frames = [300, 1000, 3000, 40]
+    spec = {"time": 0.2, "freq": 0.2}
+    y = batches.spec_augment(x, frames, spec, seed=0, step=3)
+    assert not torch.equal(x, y) and (x > 0).all()  # a new tensor; x unchanged
+    for i, n in enumerate(frames):
+        assert torch.equal(y[i, :, n:], x[i, :, n:])  # the padding is never masked
+        zero = y[i, :, :n] == 0
+        cols, rows = zero.all(0), zero.all(1)  # masked frames, masked Mel channels
+        assert torch.equal(zero, cols[None, :] | rows[:, None])  # only whole bands
+        assert cols.any() or n < 50  # 0.2 of a clip's frames: about 0.2 * n / 10 masks
+    # a pure function of (seed, step, slot): a rank's slice draws what the whole batch draws
+    again = batches.spec_augment(x[2:], frames[2:], spec, seed=0, step=3, first=2)
+    assert torch.equal(again, y[2:])
+    assert not torch.equal(batches.spec_augment(x, frames, spec, seed=0, step=4), y)
+    assert batches.spec_augment(x, frames, None, seed=0, step=3) is x
+    # on average the share asked for is masked, as transformers' SpecAugment (wav2vec2, Whisper)
+    ones = torch.ones(800, 80, 1000)
+    ours = batches.spec_augment(ones, [1000] * 800, {"time": 0.05, "freq": 0.1}, seed=1, step=0)
+    np.random.seed(0)  # transformers draws from numpy's global generator
+    hf_time = np.mean([_compute_mask_indices((8, 1000), 0.05, 10).mean() for _ in range(300)])
+    hf_freq = np.mean([_compute_mask_indices((8, 80), 0.1, 10).mean() for _ in range(300)])
+    assert (ours == 0).all(1).float().mean().item() == pytest.approx(hf_time, abs=0.004)
+    assert (ours == 0).all(2).float().mean().item() == pytest.approx(hf_freq, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"time": 0.6}, {"time": -0.1}, {"times": 0.1}, {}, {"freq": True}, [0.05, 0.1], "yes"],
+)
+def test_spec_augment_config_names_what_it_wants(tmp_path, tiny_corpus, value):
+    path = _smoke(tmp_path, tiny_corpus, spec_augment=value, cached_layers=0)
+    with pytest.raises(training.ConfigError, match="spec_augment must be a mapping") as info:
+        training.load_config(path)
+    assert str(path) in str(info.value) and "got" in str(info.value)
+
+
+def test_spec_augment_needs_the_features_not_cached_activations(tmp_path, tiny_corpus):
+    path = _smoke(tmp_path, tiny_corpus, spec_augment={"time": 0.05}, cached_layers=2)
+    with pytest.raises(training.ConfigError, match="set cached_layers: 0") as info:
+        training.load_config(path)
+    assert str(path) in str(info.value)
+    cfg = training.load_config(
+        _smoke(tmp_path, tiny_corpus, spec_augment={"freq": 0}, cached_layers=0)
+    )
+    assert cfg.spec_augment == {"freq": 0.0} and isinstance(cfg.spec_augment["freq"], float)
+    assert training.load_config(_smoke(tmp_path, tiny_corpus)).spec_augment is None
+
+
+@pytest.mark.model
+def test_a_spec_augmented_stage_trains_on_the_masked_features(
+    tmp_path, tiny_corpus, monkeypatch, base
+):
+    """What reaches the model is each step's clips' features masked as spec_augment draws them
+    for that step (and not the features unmasked)."""
+    from flamenco_lib.training import loop
+
+    seen = []
+    real_step = loop._step
+    monkeypatch.setattr(
+        loop,
+        "_step",
+        lambda acc, w, o, p, cfg, x, *a: (
+            seen.append(x.clone()) or real_step(acc, w, o, p, cfg, x, *a)
+        ),
+    )
+    spec = {"time": 0.3, "freq": 0.3}
+    cfg = training.load_config(
+        _smoke(tmp_path, tiny_corpus, steps=2, cached_layers=0, spec_augment=spec, eval=None)
+    )
+    training.train_stage(cfg, progress=False)
+    from flamenco_lib.data.manifest import read_manifest
+
+    rows = [r for r in read_manifest(tiny_corpus) if r["split"] == "train"]
+    processor = base[2]
+    assert len(seen) == 2
+    for step, x in enumerate(seen):
+        pairs = training.batch_indices(0, step, [1.0], [len(rows)], 2)
+        feats, _, frames = batches.played_features(
+            processor, [rows[i] for _, i in pairs], [1.0, 1.0]
+        )
+        assert torch.equal(x, batches.spec_augment(feats, frames, spec, 0, step))
+        assert not torch.equal(x, feats) and (x == 0).all(1).any()
+
+
 def test_profiles_override_and_project_configs_are_valid(tmp_path, tiny_corpus):
     path = _smoke(tmp_path, tiny_corpus, profiles={"smoke": {"steps": 2, "eval": {"max_items": 1}}})
     cfg = training.load_config(path, profile="smoke")

@@ -11,6 +11,8 @@ and batches that are a pure function of (seed, step).
 - :func:`speed_factors`, :func:`perturb_speed` — speed perturbation (``speed_perturb`` of a stage
   config): each slot's clip played faster or slower, its voice a little higher or lower, a
   factor drawn per slot as a pure function of (seed, step).
+- :func:`spec_augment` — SpecAugment masks (``spec_augment`` of a stage config): bands of
+  log-Mel frames and of Mel channels set to zero within each clip, drawn per slot as well.
 - :class:`ActivationCache` — the frozen lower encoder's output, one file per clip, computed only
   for the clips the run's batches draw.
 - :func:`read_sources` — the training rows of a stage's sources.
@@ -159,14 +161,47 @@ def perturb_speed(audio: np.ndarray, factor: float, sr: int = 16000) -> tuple[np
 
 def played_features(
     processor, rows: list[dict], speeds: list[float]
-) -> tuple[torch.Tensor, list[float]]:
+) -> tuple[torch.Tensor, list[float], list[int]]:
     """The log-Mel features of the clips of ``rows`` (each its segment ``start``-``end``), each
-    played at its speed (:func:`perturb_speed`); returns them and the speeds used."""
+    played at its speed (:func:`perturb_speed`); returns them, the speeds used and each clip's
+    number of frames before the padding to 30 s."""
     from ..audio import load_audio
 
     audios = [load_audio(r["audio_path"], start=r.get("start"), end=r.get("end")) for r in rows]
     played = [perturb_speed(a, f) for a, f in zip(audios, speeds)]
-    return _features(processor, [a for a, _ in played]), [f for _, f in played]
+    frames = [min(len(a) // HOP, N_FRAMES) for a, _ in played]
+    return _features(processor, [a for a, _ in played]), [f for _, f in played], frames
+
+
+HOP, N_FRAMES = 160, 3000  # Whisper's log-Mel: 10 ms frames, 30 s windows
+SPEC_WIDTH = {"time": 10, "freq": 10}  # the width of one mask, frames / Mel channels (as HF's)
+
+
+def spec_augment(
+    x: torch.Tensor, frames: list[int], spec: dict | None, seed: int, step: int, first: int = 0
+) -> torch.Tensor:
+    """SpecAugment (Park et al., 2019) on a batch of log-Mel features ``x`` (batch, n_mels, 3000):
+    masks of :data:`SPEC_WIDTH` set to zero, in each clip's first ``frames`` frames only (not its
+    padding), so that ``spec["time"]`` of the frames and ``spec["freq"]`` of the Mel channels are
+    masked on average. A clip of n frames gets ``floor(p * n / width + u)`` masks, u uniform in
+    [0, 1) (as ``transformers``' ``_compute_mask_indices``), each at a uniform position; masks may
+    overlap. A pure function of (seed, step, slot): slot ``first + i`` of the step's global batch
+    is row i of ``x``. Returns a new tensor; ``x`` unchanged (the same tensor when ``spec`` is None)."""
+    if not spec:
+        return x
+    x = x.clone()
+    for i, n in enumerate(frames):
+        rng = np.random.default_rng([int(seed), int(step), first + i, 19])  # 17: speeds
+        for axis, size in (("time", n), ("freq", x.shape[1])):
+            w, p = SPEC_WIDTH[axis], float(spec.get(axis, 0.0))
+            if p <= 0 or size <= w:
+                continue
+            for start in rng.integers(0, size - w + 1, int(p * size / w + rng.random())):
+                if axis == "time":
+                    x[i, :, start : start + w] = 0.0
+                else:
+                    x[i, start : start + w, :n] = 0.0
+    return x
 
 
 def _features(processor, audios: list[np.ndarray]) -> torch.Tensor:

@@ -91,6 +91,7 @@ class StageConfig:
     )
     speed_perturb: list | None = None  # [low, high]: each clip played at a speed drawn from it
     wise_ft: dict | None = None  # {model, alpha}: the final weights moved back toward ``model``
+    spec_augment: dict | None = None  # {time, freq}: the share of frames / Mel channels masked
     source_file: str | None = None
 
 
@@ -269,6 +270,7 @@ def _check(cfg: StageConfig, file: str) -> None:
             f"{file}: freeze_decoder must be true or false, got {cfg.freeze_decoder!r}"
         )
     _check_speed(cfg, file)
+    _check_spec_augment(cfg, file)
     _check_wise_ft(cfg, file)
     if cfg.precision not in PRECISIONS:
         raise ConfigError(f"{file}: precision must be one of {PRECISIONS}, got {cfg.precision!r}")
@@ -319,6 +321,35 @@ def _check_speed(cfg: StageConfig, file: str) -> None:
             f"cannot be cached; set cached_layers: 0 (got {cfg.cached_layers}) or drop speed_perturb"
         )
     cfg.speed_perturb = [float(v[0]), float(v[1])]
+
+
+def _check_spec_augment(cfg: StageConfig, file: str) -> None:
+    """``spec_augment``: None, or ``{time, freq}`` (either may be left out), each a share in
+    [0, 0.5] (:func:`flamenco_lib.training.batches.spec_augment`), on a stage that reads log-Mel
+    features (``cached_layers: 0``: cached activations are past the features)."""
+    v = cfg.spec_augment
+    if v is None:
+        return
+    ok = (
+        isinstance(v, dict)
+        and v
+        and set(v) <= {"time", "freq"}
+        and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= 0.5
+            for x in v.values()
+        )
+    )
+    if not ok:
+        raise ConfigError(
+            f"{file}: spec_augment must be a mapping of time and/or freq to the share of frames "
+            f"and of Mel channels masked, each 0-0.5 (e.g. {{time: 0.05, freq: 0.1}}), got {v!r}"
+        )
+    if cfg.cached_layers:
+        raise ConfigError(
+            f"{file}: spec_augment masks the log-Mel features, which cached layers skip; set "
+            f"cached_layers: 0 (got {cfg.cached_layers}) or drop spec_augment"
+        )
+    cfg.spec_augment = {k: float(x) for k, x in v.items()}
 
 
 def _check_wise_ft(cfg: StageConfig, file: str) -> None:

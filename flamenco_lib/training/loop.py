@@ -44,6 +44,7 @@ from .batches import (
     drawn_items,
     played_features,
     read_sources,
+    spec_augment,
     speed_factors,
     timestamp_slots,
     voice_span,
@@ -321,13 +322,14 @@ def _train_stage(cfg: StageConfig, *, resume: bool, stop_after: int | None, prog
     if cfg.soft_prompt:
         soft, trainable = _soft_prompt(cfg, model, tok, words)
 
-    def inputs_of(pairs, speeds):
-        """A batch's encoder inputs, and the speed factor each clip was played at."""
+    def inputs_of(pairs, speeds, step):
+        """A batch's encoder inputs (SpecAugment-masked, if asked), and each clip's speed."""
         rows = [sources[s][i] for s, i in pairs]
         if store is not None:
             x = np.stack([store.get(r) for r in rows]).astype(np.float32)
             return torch.from_numpy(x), [1.0] * len(rows)
-        return played_features(processor, rows, speeds)
+        x, speeds, frames = played_features(processor, rows, speeds)
+        return spec_augment(x, frames, cfg.spec_augment, cfg.seed, step, rank * per_rank), speeds
 
     upper = UpperWhisper(model, k, soft=soft, tokenizer=tok)
     params = [p for p in upper.parameters() if p.requires_grad]
@@ -385,7 +387,7 @@ def _train_stage(cfg: StageConfig, *, resume: bool, stop_after: int | None, prog
         timed = timestamp_slots(cfg.seed, step, cfg.batch_size, cfg.timestamp_share)
         timed = timed[rank * per_rank : (rank + 1) * per_rank]
         speeds = speed_factors(cfg.seed, step, cfg.batch_size, cfg.speed_perturb)
-        x, speeds = inputs_of(pairs, speeds[rank * per_rank : (rank + 1) * per_rank])
+        x, speeds = inputs_of(pairs, speeds[rank * per_rank : (rank + 1) * per_rank], step)
         lab = collate_labels(
             tok,
             texts,
