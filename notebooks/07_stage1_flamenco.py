@@ -401,8 +401,8 @@ for row in said.sample(min(n_examples, len(said)), random_state=seed).itertuples
 # replayed as in stage 2, how far the model moves (learning rate, the layers trained, LoRA
 # adapters), a wider range of vocal tracts for the training speakers (the transform's formant
 # shift, `data synth --formant-min/--formant-max`), the speaking rate (speed perturbation,
-# `speed_perturb` in a stage config). Stages 2 and 3 are read on the same dev sets in notebook
-# 08, section 6.
+# `speed_perturb` in a stage config), and SpecAugment masks on the log-Mel features
+# (`spec_augment`). Stages 2 and 3 are read on the same dev sets in notebook 08, section 6.
 #
 # `ablation.ABLATIONS` lists the changes; `python -m flamenco_lib ablate` trains each (about
 # 10 minutes on 2 cores) into `data/checkpoints/ablations/` and scores it on the dev sets.

@@ -308,7 +308,9 @@ for key, _, _ in grid.TEST_SETS:
 # (`wise_ft: {model: base, alpha: 0.8}` in a config, a weight-space ensemble) gave it back, on
 # these dev speakers and on the test speakers, but took with it what stage 3 learnt from the
 # previous line (notebook 09's grid), and so did its decoder moved back alone, on the dev
-# verses; stage 2 moved back cost the sung voices: not adopted (README, "Real voices").
+# verses; stage 2 moved back toward whisper-base cost the sung voices, and moved halfway back
+# toward stage 1 it helped every dev set a little (within noise) but left stage 3 less to learn
+# from the previous line: not adopted (README, "Real voices").
 
 # %%
 from flamenco_lib import ablation
