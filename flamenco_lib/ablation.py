@@ -63,8 +63,7 @@ def _sources(
     return out
 
 
-# the conv stem and encoder layers 0-1 frozen and cached (the recipes before)
-_K2 = {"cached_layers": 2}
+_K2 = {"cached_layers": 2}  # the conv stem and encoder layers 0-1 frozen and cached (before)
 _R3015 = _sources(0.55, sung=0.3, spoken=0.15)  # real voices sung 30%, spoken 15%
 
 # configs/stage1.yaml's recipe since 2026-12-06 (the wider-formants row below): real voices sung
@@ -158,6 +157,8 @@ ABLATIONS: dict[str, dict] = {
 
 
 _WISE_08 = {"model": "base", "alpha": 0.8}  # a fifth of the way back to whisper-base
+START = "<the stage's starting model>"  # a wise_ft model: the chain's stage 1 for stage 2
+_HALF_TO_START = {"model": START, "alpha": 0.5}
 
 
 def _config_train(stage: str) -> list[dict]:
@@ -240,13 +241,10 @@ CHAIN_ABLATIONS: dict[str, dict[str, dict]] = {
         "stage2": {"train": _balance(_config_train("stage2")), "wise_ft": _WISE_08},
         "stage3": {"train": _balance(_config_train("stage3"))},
     },
-    # stage 2 moved back halfway toward stage 1, which read the dev speakers better than stage 2
-    # (No: cante -0.9, real voices sung -0.4, real speech -0.9, none beyond noise, but stage 3
-    # learnt less from it: its own previous line -2.2 [-7.4, +2.9] against stage 2 on the 71 dev
-    # verses, where the configs' chain reads -5.1 [-9.9, -0.3]; README "Real voices".)
-    "stage 2 moved back toward stage 1 (WiSE-FT 0.5)": {
-        "stage2": {"wise_ft": {"model": "data/checkpoints/stage1", "alpha": 0.5}}
-    },
+    # stage 2 moved back halfway toward stage 1, which read the dev speakers better (No: cante
+    # -0.9, real voices sung -0.4, real speech -0.9, within noise, but stage 3 learnt less: its own
+    # previous line -2.2 [-7.4, +2.9] against stage 2 on the 71 dev verses, the configs' -5.1.)
+    "stage 2 moved back toward stage 1 (WiSE-FT 0.5)": {"stage2": {"wise_ft": _HALF_TO_START}},
     # how much of stage 2 is the narrow offline speech: half of it (35% instead of 70%), the
     # replay of stage 1's sung mix in its proportions for the rest (No: real speech worse beyond
     # noise, +5.7 [+1.1, +10.1]; less of the offline speech does not keep general Spanish.)
@@ -350,6 +348,8 @@ def run_chain_ablations(
         for stage in ("stage2", "stage3"):
             overrides = {**CHAIN_ABLATIONS[name].get(stage, {}), "eval": None}
             overrides |= {"model": model, "output_dir": f"{out}/{stage}"}
+            if (overrides.get("wise_ft") or {}).get("model") == START:  # this profile's stage 1
+                overrides["wise_ft"] = {**overrides["wise_ft"], "model": model}
             logger.info("chain ablation %s, %s: %s", name, stage, json.dumps(overrides))
             run_stage(config_file(stage), profile=profile, overrides=overrides, progress=progress)
             model = f"{out}/{stage}"

@@ -194,3 +194,24 @@ def test_a_chain_ablation_trains_stages_2_and_3_from_stage_1(tmp_path, monkeypat
     assert ablation.show_dev_runs(runs, **kw)
     assert f"| {name} |" in capsys.readouterr().out
     assert not ablation.show_dev_runs(runs.iloc[:0], **kw)
+
+
+def test_a_chain_ablation_moves_stage_2_back_toward_the_stage_1_of_its_profile(
+    tmp_path, monkeypatch
+):
+    """``wise_ft: {model: START}`` in a chain ablation means the model the stage starts from: the
+    chain's stage 1 of the profile it runs on (smoke here), not the cpu profile's folder."""
+    from flamenco_lib import pipeline
+
+    monkeypatch.setenv("FLAMENCO_DATA", str(tmp_path / "data"))
+    seen = {}
+    monkeypatch.setattr(
+        pipeline, "run_stage", lambda cfg, **kw: seen.setdefault(Path(cfg).stem, kw["overrides"])
+    )
+    monkeypatch.setattr(ablation, "_score_on_dev", lambda rows, **kw: rows)
+    name = "stage 2 moved back toward stage 1 (WiSE-FT 0.5)"
+    ablation.run_chain_ablations([name], profile="smoke", progress=False)
+    assert seen["stage2"]["model"] == "data/checkpoints/smoke/stage1"
+    assert seen["stage2"]["wise_ft"] == {"model": "data/checkpoints/smoke/stage1", "alpha": 0.5}
+    assert "wise_ft" not in seen["stage3"]
+    assert ablation.CHAIN_ABLATIONS[name]["stage2"]["wise_ft"]["model"] == ablation.START

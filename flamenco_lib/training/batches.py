@@ -165,15 +165,14 @@ def played_features(
     """The log-Mel features of the clips of ``rows`` (each its segment ``start``-``end``), each
     played at its speed (:func:`perturb_speed`); returns them, the speeds used and each clip's
     number of frames before the padding to 30 s."""
-    from ..audio import load_audio
+    from ..audio import HOP_LENGTH, N_FRAMES, load_audio
 
     audios = [load_audio(r["audio_path"], start=r.get("start"), end=r.get("end")) for r in rows]
     played = [perturb_speed(a, f) for a, f in zip(audios, speeds)]
-    frames = [min(len(a) // HOP, N_FRAMES) for a, _ in played]
+    frames = [min(len(a) // HOP_LENGTH, N_FRAMES) for a, _ in played]
     return _features(processor, [a for a, _ in played]), [f for _, f in played], frames
 
 
-HOP, N_FRAMES = 160, 3000  # Whisper's log-Mel: 10 ms frames, 30 s windows
 SPEC_WIDTH = {"time": 10, "freq": 10}  # the width of one mask, frames / Mel channels (as HF's)
 
 

@@ -315,11 +315,12 @@ def _check_speed(cfg: StageConfig, file: str) -> None:
             f"{file}: speed_perturb must be [low, high] with {lo_lim} <= low <= high <= {hi_lim} "
             f"(e.g. [0.9, 1.1]), got {v!r}"
         )
-    if cfg.cached_layers:
-        raise ConfigError(
-            f"{file}: speed_perturb changes each clip's audio, so the encoder's lower layers "
-            f"cannot be cached; set cached_layers: 0 (got {cfg.cached_layers}) or drop speed_perturb"
-        )
+    _needs_features(
+        cfg,
+        file,
+        "speed_perturb",
+        "changes each clip's audio, so the encoder's lower layers cannot be cached",
+    )
     cfg.speed_perturb = [float(v[0]), float(v[1])]
 
 
@@ -344,12 +345,19 @@ def _check_spec_augment(cfg: StageConfig, file: str) -> None:
             f"{file}: spec_augment must be a mapping of time and/or freq to the share of frames "
             f"and of Mel channels masked, each 0-0.5 (e.g. {{time: 0.05, freq: 0.1}}), got {v!r}"
         )
+    _needs_features(
+        cfg, file, "spec_augment", "masks the log-Mel features, which cached layers skip"
+    )
+    cfg.spec_augment = {k: float(x) for k, x in v.items()}
+
+
+def _needs_features(cfg: StageConfig, file: str, key: str, why: str) -> None:
+    """A ``ConfigError`` when ``key`` (which works on each clip's audio or features: ``why``) is
+    asked of a stage whose lower layers are cached."""
     if cfg.cached_layers:
         raise ConfigError(
-            f"{file}: spec_augment masks the log-Mel features, which cached layers skip; set "
-            f"cached_layers: 0 (got {cfg.cached_layers}) or drop spec_augment"
+            f"{file}: {key} {why}; set cached_layers: 0 (got {cfg.cached_layers}) or drop {key}"
         )
-    cfg.spec_augment = {k: float(x) for k, x in v.items()}
 
 
 def _check_wise_ft(cfg: StageConfig, file: str) -> None:
